@@ -1,0 +1,217 @@
+"""Two-sample statistics on raw values and on binned counts (pure: numpy and scipy only).
+
+Raw functions take 1-D float arrays without NaN. Binned functions take two count vectors over the
+same bins (reference bins from `NumericBinning`), which is what sketches hold.
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> raw = two_sample_numeric(rng.normal(size=500), rng.normal(0.5, 1, size=500))
+>>> round(raw.ks_statistic, 2), raw.ks_p_value < 1e-6
+(0.21, True)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special, stats
+
+# Added to every bin share before PSI / JS so that an empty bin does not make PSI infinite; small
+# enough not to matter once a bin holds a handful of rows.
+SHARE_FLOOR = 1e-4
+
+
+@dataclass(frozen=True)
+class NumericComparison:
+    """KS and 1-Wasserstein between two numeric samples.
+
+    `*_error_bound` is 0 for raw values; for binned counts it bounds |binned - raw| (see docs/drift.md).
+    """
+
+    ks_statistic: float
+    ks_p_value: float
+    wasserstein: float
+    ks_error_bound: float = 0.0
+    wasserstein_error_bound: float = 0.0
+
+
+def ks_p_value(statistic: float, n_reference: int, n_current: int) -> float:
+    """Two-sided asymptotic KS p-value, as `scipy.stats.ks_2samp(method="asymp")` computes it."""
+    if n_reference == 0 or n_current == 0:
+        return 1.0
+    effective_n = n_reference * n_current / (n_reference + n_current)
+    return float(np.clip(stats.kstwo.sf(statistic, max(1, round(effective_n))), 0.0, 1.0))
+
+
+def two_sample_numeric(reference: np.ndarray, current: np.ndarray) -> NumericComparison:
+    """Exact KS statistic/p-value and 1-Wasserstein distance from one sort of each sample.
+
+    Agrees with `scipy.stats.ks_2samp` and `scipy.stats.wasserstein_distance` (tested).
+    """
+    ref = np.sort(np.asarray(reference, dtype=np.float64))
+    cur = np.sort(np.asarray(current, dtype=np.float64))
+    if ref.size == 0 or cur.size == 0:
+        return NumericComparison(0.0, 1.0, 0.0)
+    support = np.concatenate([ref, cur])
+    support.sort(kind="mergesort")
+    ref_cdf = np.searchsorted(ref, support, side="right") / ref.size
+    cur_cdf = np.searchsorted(cur, support, side="right") / cur.size
+    gaps = np.abs(ref_cdf - cur_cdf)
+    ks = float(gaps.max())
+    wasserstein = float(np.sum(gaps[:-1] * np.diff(support)))
+    if ref.size * cur.size <= 10_000:
+        # Small samples: the exact distribution, as scipy's default "auto" method does.
+        p_value = float(stats.ks_2samp(ref, cur, method="exact").pvalue)
+    else:
+        p_value = ks_p_value(ks, ref.size, cur.size)
+    return NumericComparison(ks, p_value, wasserstein)
+
+
+def two_sample_binned(
+    reference_counts: np.ndarray, current_counts: np.ndarray, edges: np.ndarray, low: float, high: float
+) -> NumericComparison:
+    """KS and Wasserstein from counts over right-closed bins `(edges[i-1], edges[i]]`.
+
+    The first bin starts at `low` and the last ends at `high` (the pooled min and max), and mass is
+    taken as spread evenly inside a bin. Bounds: the true KS lies in `[ks, ks + max_b max(r_b, c_b)]`
+    and the true Wasserstein within `sum_b width_b * (r_b + c_b)` of the estimate, where r_b, c_b are
+    the bin shares. Both bounds are returned.
+    """
+    ref = np.asarray(reference_counts, dtype=np.float64)
+    cur = np.asarray(current_counts, dtype=np.float64)
+    n_ref, n_cur = ref.sum(), cur.sum()
+    if n_ref == 0 or n_cur == 0:
+        return NumericComparison(0.0, 1.0, 0.0)
+    ref_share, cur_share = ref / n_ref, cur / n_cur
+    cdf_gap = np.cumsum(ref_share - cur_share)[:-1]  # at each inner edge
+    ks = float(np.abs(cdf_gap).max()) if cdf_gap.size else 0.0
+    bounds = np.concatenate([[min(low, edges[0])], edges, [max(high, edges[-1])]])
+    widths = np.diff(bounds)
+    # Linear CDFs inside a bin: the gap is linear too, so integrate |linear| exactly per bin.
+    gap_start = np.concatenate([[0.0], cdf_gap])
+    gap_end = np.concatenate([cdf_gap, [0.0]])
+    wasserstein = float(np.sum(widths * _mean_abs_linear(gap_start, gap_end)))
+    ks_bound = float(np.max(np.maximum(ref_share, cur_share)))
+    wasserstein_bound = float(np.sum(widths * (ref_share + cur_share)))
+    return NumericComparison(ks, ks_p_value(ks, int(n_ref), int(n_cur)), wasserstein, ks_bound, wasserstein_bound)
+
+
+def _mean_abs_linear(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Mean of |f| over [0, 1] for f linear from `start` to `end`."""
+    same_sign = start * end >= 0
+    total = np.abs(start) + np.abs(end)
+    crossing = np.divide(start**2 + end**2, 2 * total, out=np.zeros_like(total), where=total > 0)
+    return np.where(same_sign, total / 2, crossing)
+
+
+def shares(counts: np.ndarray) -> np.ndarray:
+    """Counts to shares with `SHARE_FLOOR` added, renormalised."""
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum()
+    share = counts / total if total > 0 else np.full(counts.shape, 1.0 / max(1, counts.size))
+    share = share + SHARE_FLOOR
+    return share / share.sum()
+
+
+def population_stability_index(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    """PSI = sum (c - r) * ln(c / r) over bins (shares floored at `SHARE_FLOOR`)."""
+    ref, cur = shares(reference_counts), shares(current_counts)
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def jensen_shannon_distance(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    """Jensen-Shannon distance (square root of the divergence, base 2, so in [0, 1]).
+
+    Same as `scipy.spatial.distance.jensenshannon(r, c, base=2)` on the raw shares (no floor).
+    """
+    ref = np.asarray(reference_counts, dtype=np.float64)
+    cur = np.asarray(current_counts, dtype=np.float64)
+    if ref.sum() == 0 or cur.sum() == 0:
+        return 0.0
+    ref, cur = ref / ref.sum(), cur / cur.sum()
+    middle = (ref + cur) / 2
+    divergence = (np.sum(special.rel_entr(ref, middle)) + np.sum(special.rel_entr(cur, middle))) / 2
+    return float(math.sqrt(max(0.0, divergence / math.log(2))))
+
+
+@dataclass(frozen=True)
+class ChiSquare:
+    statistic: float
+    p_value: float
+    dof: int
+    cramers_v: float
+
+
+def chi_square(reference_counts: np.ndarray, current_counts: np.ndarray, min_expected: float = 5.0) -> ChiSquare:
+    """Chi-square test of homogeneity on a 2 x k table, rare cells pooled first.
+
+    Cells whose expected count is under `min_expected` are pooled, rarest first, until every pooled
+    cell reaches it; that keeps the chi-square approximation honest for hundreds of sparse levels
+    (the source of false alarms in naive tests). Without pooling it equals
+    `scipy.stats.chi2_contingency(..., correction=False)`.
+    """
+    table = _pool_sparse_cells(np.asarray(reference_counts, float), np.asarray(current_counts, float), min_expected)
+    total = table.sum()
+    if table.shape[1] < 2 or total == 0 or np.any(table.sum(axis=1) == 0):
+        return ChiSquare(0.0, 1.0, 0, 0.0)
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / total
+    statistic = float(np.sum((table - expected) ** 2 / expected))
+    dof = table.shape[1] - 1
+    return ChiSquare(statistic, float(stats.chi2.sf(statistic, dof)), dof, math.sqrt(statistic / total))
+
+
+def _pool_sparse_cells(ref: np.ndarray, cur: np.ndarray, min_expected: float) -> np.ndarray:
+    keep = (ref + cur) > 0
+    ref, cur = ref[keep], cur[keep]
+    total = ref.sum() + cur.sum()
+    if total == 0:
+        return np.zeros((2, 0))
+    column_total = ref + cur
+    smallest_row_share = min(ref.sum(), cur.sum()) / total
+    order = np.argsort(column_total, kind="stable")  # rarest first
+    pooled_ref, pooled_cur, kept_ref, kept_cur = 0.0, 0.0, [], []
+    for i in order:
+        if column_total[i] * smallest_row_share >= min_expected:
+            kept_ref.append(ref[i])
+            kept_cur.append(cur[i])
+            continue
+        pooled_ref += ref[i]
+        pooled_cur += cur[i]
+        if (pooled_ref + pooled_cur) * smallest_row_share >= min_expected:
+            kept_ref.append(pooled_ref)
+            kept_cur.append(pooled_cur)
+            pooled_ref = pooled_cur = 0.0
+    if pooled_ref + pooled_cur > 0:
+        if kept_ref:  # a remainder too small on its own joins the last pooled cell
+            kept_ref[-1] += pooled_ref
+            kept_cur[-1] += pooled_cur
+        else:
+            kept_ref.append(pooled_ref)
+            kept_cur.append(pooled_cur)
+    return np.array([kept_ref, kept_cur])
+
+
+@dataclass(frozen=True)
+class ProportionShift:
+    """Two-proportion z-test plus Cohen's h effect size (|2 asin sqrt p1 - 2 asin sqrt p2|)."""
+
+    reference_rate: float
+    current_rate: float
+    p_value: float
+    cohens_h: float
+
+
+def proportion_shift(
+    reference_hits: int, reference_total: int, current_hits: int, current_total: int
+) -> ProportionShift:
+    """Did the rate of something (missing values, unseen categories) change between two windows?"""
+    if reference_total == 0 or current_total == 0:
+        return ProportionShift(0.0, 0.0, 1.0, 0.0)
+    p_ref, p_cur = reference_hits / reference_total, current_hits / current_total
+    pooled = (reference_hits + current_hits) / (reference_total + current_total)
+    variance = pooled * (1 - pooled) * (1 / reference_total + 1 / current_total)
+    p_value = 1.0 if variance <= 0 else float(2 * stats.norm.sf(abs(p_ref - p_cur) / math.sqrt(variance)))
+    cohens_h = abs(2 * math.asin(math.sqrt(p_ref)) - 2 * math.asin(math.sqrt(p_cur)))
+    return ProportionShift(p_ref, p_cur, p_value, cohens_h)
