@@ -1,1 +1,43 @@
-"""store."""
+"""The store: the only place SQL lives. SQLite (WAL) by default, PostgreSQL for scale-out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from driftgate.store.database import database_url, open_engine
+from driftgate.store.endpoints import EndpointRepo
+from driftgate.store.models import ModelRepo, VersionRecord
+from driftgate.store.predictions import PredictionRepo
+from driftgate.store.tokens import TokenRepo
+
+
+class Store:
+    """All repositories over one engine.
+
+    >>> store = Store.open(data_dir="/tmp/driftgate-doctest")
+    >>> store.dialect in ("sqlite", "postgresql")
+    True
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.models = ModelRepo(engine)
+        self.endpoints = EndpointRepo(engine)
+        self.tokens = TokenRepo(engine)
+        self.predictions = PredictionRepo(engine)
+
+    @classmethod
+    def open(cls, data_dir: str | Path | None = None, db: str | None = None) -> Store:
+        return cls(open_engine(database_url(data_dir, db)))
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+__all__ = ["Store", "VersionRecord"]

@@ -1,0 +1,96 @@
+"""The app factory: one `create_app(settings)` builds routes, services and their lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+from fastapi import FastAPI
+
+from driftgate import __version__
+from driftgate.api import errors
+from driftgate.api.auth import TokenCache
+from driftgate.api.limits import BodyLimit
+from driftgate.api.routes import endpoints, models, predict, review, system, v2
+from driftgate.api.services import Services
+from driftgate.records.recorder import LogBatch, Recorder
+from driftgate.serving.dataplane import DataPlane
+from driftgate.serving.metrics import ServingMetrics
+from driftgate.serving.runtime import ModelCache
+from driftgate.settings import Settings
+from driftgate.store import Store
+
+log = logging.getLogger("driftgate")
+
+
+def build_services(settings: Settings) -> Services:
+    store = Store.open(settings.data_dir, settings.db)
+    metrics = ServingMetrics()
+
+    def dropped(batch: LogBatch) -> None:
+        metrics.log_dropped.labels(batch.endpoint, str(batch.version), batch.role).inc(len(batch))
+
+    recorder = Recorder(
+        store.predictions.write,
+        flush_interval=settings.log_flush_interval,
+        batch_rows=settings.log_batch_rows,
+        max_rows=settings.log_max_queued_rows,
+        on_drop=dropped,
+    )
+    executor = ThreadPoolExecutor(max_workers=settings.model_threads, thread_name_prefix="driftgate-model")
+    cache = ModelCache(store, trust_pickle=settings.trust_pickle)
+    plane = DataPlane(store, cache, recorder, metrics, executor)
+    return Services(settings, store, plane, recorder, metrics, TokenCache(store), executor)
+
+
+async def _follow_store(svc: Services) -> None:
+    """Apply endpoint changes made by other replicas or the CLI."""
+    while True:
+        await asyncio.sleep(svc.settings.sync_interval)
+        try:
+            await svc.dataplane.sync()
+        except Exception:  # a store hiccup must not end the loop
+            log.exception("endpoint sync failed")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = build_services(settings)
+        app.state.services = svc
+        await svc.dataplane.load_all()
+        follower = asyncio.create_task(_follow_store(svc))
+        svc.ready = True
+        try:
+            yield
+        finally:
+            # Readiness drops first so load balancers stop sending; uvicorn has already let
+            # in-flight requests finish; then everything queued is written.
+            svc.ready = False
+            follower.cancel()
+            svc.recorder.close()
+            svc.executor.shutdown(wait=False, cancel_futures=True)
+            svc.store.close()
+
+    app = FastAPI(
+        title="driftgate",
+        version=__version__,
+        description="Serve, roll out, log and monitor ML models.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for module in (models, endpoints, predict, review, v2, system):
+        app.include_router(module.router)
+    app.include_router(v2.scored)
+    app.add_middleware(BodyLimit, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Entry point for `uvicorn --factory` worker processes: settings come through the environment."""
+    return create_app(Settings.from_env())

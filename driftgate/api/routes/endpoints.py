@@ -1,0 +1,70 @@
+"""Endpoint configuration routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from driftgate.api.auth import require
+from driftgate.api.services import services
+from driftgate.errors import BadRequest
+from driftgate.registry.registry import validate_name
+from driftgate.rollout.policy import VersionRef
+from driftgate.serving.dataplane import EndpointState, parse_config
+
+router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
+
+CONFIG_EXAMPLE = {"model": "fraud", "version": 1, "automation": "full", "timeout_ms": 2000}
+
+
+def describe(state: EndpointState) -> dict[str, Any]:
+    route = state.policy.route(None)
+    return {
+        "name": state.name,
+        "config": state.config.model_dump(),
+        "revision": state.revision,
+        "traffic": [
+            {"model": ref.model, "version": ref.version, "weight": 100 if ref == route.primary else 0}
+            for ref in state.policy.versions
+        ],
+        "rollout": None,
+        "schema": state.stable.schema.to_dict(),
+        "output": state.stable.output,
+    }
+
+
+@router.put("/{endpoint}", dependencies=[Depends(require("admin"))])
+async def put_endpoint(
+    request: Request, endpoint: str, body: dict[str, Any] = Body(..., examples=[CONFIG_EXAMPLE])
+) -> dict[str, Any]:
+    svc = services(request)
+    validate_name(endpoint)
+    config = parse_config(body)
+    version = await run_in_threadpool(svc.store.models.resolve, config.model, config.version)
+    stored = config.model_copy(update={"version": version}).model_dump()
+    # Load first: a version that cannot serve never reaches the store or the other replicas.
+    await run_in_threadpool(svc.dataplane.cache.get, VersionRef(config.model, version))
+    actor = request.headers.get("x-driftgate-actor", "api")
+    revision = await run_in_threadpool(svc.store.endpoints.put, endpoint, stored, actor=actor, reason="PUT")
+    state = await svc.dataplane.apply(endpoint, stored, revision)
+    return describe(state)
+
+
+@router.get("/{endpoint}", dependencies=[Depends(require("predict"))])
+async def get_endpoint(request: Request, endpoint: str) -> dict[str, Any]:
+    return describe(services(request).dataplane.state(endpoint))
+
+
+@router.get("", dependencies=[Depends(require("predict"))])
+async def list_endpoints(request: Request) -> dict[str, Any]:
+    plane = services(request).dataplane
+    return {"endpoints": [describe(plane.state(n)) for n in plane.endpoint_names()]}
+
+
+@router.get("/{endpoint}/history", dependencies=[Depends(require("admin"))])
+async def endpoint_history(request: Request, endpoint: str, limit: int = 100) -> dict[str, Any]:
+    if not 1 <= limit <= 10_000:
+        raise BadRequest(f"limit must be between 1 and 10000, got {limit}", field="limit")
+    return {"history": await run_in_threadpool(services(request).store.endpoints.history, endpoint, limit)}

@@ -1,0 +1,129 @@
+"""Scoring routes: native predict and the MLflow scoring protocol; feedback labels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from driftgate.api.auth import require
+from driftgate.api.services import services
+from driftgate.errors import BadRequest
+from driftgate.serving.protocols.mlflow import decode_mlflow, encode_mlflow
+from driftgate.serving.protocols.native import decode_native, encode_native
+
+router = APIRouter(prefix="/v1/endpoints", tags=["predict"], dependencies=[Depends(require("predict"))])
+
+JSON = "application/json"
+PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            JSON: {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "instances": {"type": "array", "items": {"type": "object"}},
+                        "dataframe_split": {
+                            "type": "object",
+                            "properties": {"columns": {"type": "array"}, "data": {"type": "array"}},
+                        },
+                    },
+                },
+                "example": {"instances": [{"amount": 12.5, "merchant": "online"}]},
+            }
+        },
+    }
+}
+MLFLOW_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            JSON: {"schema": {"type": "object"}, "example": {"dataframe_split": {"columns": ["x"], "data": [[1.0]]}}},
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.post("/{endpoint}/predict", openapi_extra=PREDICT_BODY)
+async def predict(request: Request, endpoint: str) -> Response:
+    plane = services(request).dataplane
+    names = plane.state(endpoint).stable.schema.names
+    decoded = decode_native(await request.body(), names)
+    result = await plane.predict(endpoint, decoded)
+    return Response(encode_native(result), media_type=JSON)
+
+
+@router.post("/{endpoint}/invocations", openapi_extra=MLFLOW_BODY)
+async def invocations(request: Request, endpoint: str) -> Response:
+    plane = services(request).dataplane
+    names = plane.state(endpoint).stable.schema.names
+    decoded = decode_mlflow(await request.body(), request.headers.get("content-type"), names)
+    result = await plane.predict(endpoint, decoded)
+    return Response(encode_mlflow(result), media_type=JSON)
+
+
+FEEDBACK_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            JSON: {
+                "schema": {
+                    "type": "object",
+                    "required": ["labels"],
+                    "properties": {
+                        "labels": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["id", "label"],
+                                "properties": {"id": {"type": "string"}, "label": {}},
+                            },
+                        }
+                    },
+                },
+                "example": {"labels": [{"id": "0190f...", "label": 1}]},
+            }
+        },
+    }
+}
+
+
+def parse_labels(body: bytes) -> list[tuple[str, Any]]:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    labels = doc.get("labels") if isinstance(doc, dict) else None
+    if not isinstance(labels, list):
+        raise BadRequest('expected {"labels": [{"id": "...", "label": value}, ...]}', field="labels")
+    out: list[tuple[str, Any]] = []
+    for i, item in enumerate(labels):
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or "label" not in item:
+            raise BadRequest(f"labels[{i}] must be an object with a string 'id' and a 'label'", field=f"labels[{i}]")
+        if isinstance(item["label"], dict | list):
+            raise BadRequest(f"labels[{i}].label must be a scalar (number, string or bool)", field=f"labels[{i}]")
+        out.append((item["id"], item["label"]))
+    return out
+
+
+@router.post("/{endpoint}/feedback", openapi_extra=FEEDBACK_BODY)
+async def feedback(request: Request, endpoint: str) -> dict[str, Any]:
+    svc = services(request)
+    labels = parse_labels(await request.body())
+    if not labels:
+        return {"accepted": 0, "unknown_ids": []}
+    # Last write wins within one request too.
+    latest = dict(labels)
+    ids = list(latest)
+    known = await run_in_threadpool(svc.store.predictions.known_ids, endpoint, ids)
+    if len(known) < len(ids):
+        # Rows may still sit in this process's log queue: write them, then look again.
+        await run_in_threadpool(svc.recorder.flush)
+        known = await run_in_threadpool(svc.store.predictions.known_ids, endpoint, ids)
+    accepted = [(pid, latest[pid]) for pid in ids if pid in known]
+    await run_in_threadpool(svc.store.predictions.add_labels, endpoint, accepted, "feedback")
+    return {"accepted": len(accepted), "unknown_ids": [pid for pid in ids if pid not in known]}

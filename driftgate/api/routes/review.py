@@ -1,0 +1,54 @@
+"""The human review queue: deferred predictions, and decisions stored as their labels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from driftgate.api.auth import require
+from driftgate.api.services import services
+from driftgate.errors import BadRequest, NotFound
+
+router = APIRouter(prefix="/v1/review", tags=["review"], dependencies=[Depends(require("admin"))])
+
+
+@router.get("")
+async def pending(request: Request, endpoint: str | None = None, limit: int = 100) -> dict[str, Any]:
+    if not 1 <= limit <= 10_000:
+        raise BadRequest(f"limit must be between 1 and 10000, got {limit}", field="limit")
+    svc = services(request)
+    await run_in_threadpool(svc.recorder.flush)
+    rows = await run_in_threadpool(svc.store.predictions.pending_review, endpoint, limit)
+    items = [
+        {
+            "id": r["id"],
+            "endpoint": r["endpoint"],
+            "model": r["model"],
+            "version": r["version"],
+            "time": r["ts"],
+            "inputs": r["inputs"],
+            "model_output": r["output"],
+            "confidence": max(r["probabilities"]) if r["probabilities"] else None,
+        }
+        for r in rows
+    ]
+    return {"items": items}
+
+
+class Decision(BaseModel):
+    label: int | float | str | bool = Field(description="The human's answer, stored as the prediction's label.")
+
+
+@router.post("/{prediction_id}")
+async def decide(request: Request, prediction_id: str, decision: Decision) -> dict[str, Any]:
+    svc = services(request)
+    row = await run_in_threadpool(svc.store.predictions.get, prediction_id)
+    if row is None:
+        raise NotFound(f"no prediction with id {prediction_id!r}", id=prediction_id)
+    await run_in_threadpool(
+        svc.store.predictions.add_labels, row["endpoint"], [(prediction_id, decision.label)], "review"
+    )
+    return {"id": prediction_id, "label": decision.label, "endpoint": row["endpoint"]}

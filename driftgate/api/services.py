@@ -1,0 +1,31 @@
+"""What the routes reach through `request.app.state.services`: built once per app."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from driftgate.api.auth import TokenCache
+from driftgate.records.recorder import Recorder
+from driftgate.serving.dataplane import DataPlane
+from driftgate.serving.metrics import ServingMetrics
+from driftgate.settings import Settings
+from driftgate.store import Store
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    dataplane: DataPlane
+    recorder: Recorder
+    metrics: ServingMetrics
+    tokens: TokenCache
+    executor: ThreadPoolExecutor
+    ready: bool = False
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services

@@ -1,0 +1,137 @@
+"""`driftgate.Client`: the Python client for a running driftgate server.
+
+>>> client = Client("http://127.0.0.1:8080")            # doctest: +SKIP
+>>> client.predict("fraud", [{"amount": 12.5, "merchant": "online"}])["predictions"]  # doctest: +SKIP
+[0]
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from driftgate.errors import DriftgateError
+
+
+class ServerError(DriftgateError):
+    """An error answer from the server; `status_code` is the HTTP status it sent."""
+
+    def __init__(self, status_code: int, body: dict[str, Any]) -> None:
+        super().__init__(str(body.get("error", body)), **{k: v for k, v in body.items() if k != "error"})
+        self.status_code = status_code
+
+
+class Client:
+    def __init__(self, url: str = "http://127.0.0.1:8080", token: str | None = None, timeout: float = 30.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check(self, response: httpx.Response) -> Any:
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = {"error": response.text}
+            raise ServerError(response.status_code, body if isinstance(body, dict) else {"error": body})
+        return response.json() if response.content else None
+
+    # ---- registry -------------------------------------------------------------------------------
+
+    def register_model(
+        self,
+        name: str,
+        artifact: str | Path | bytes,
+        format: str,
+        reference: Any = None,
+        target: str | None = None,
+        trust: bool = False,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        """Upload a version. `reference` is a path, bytes, or a pandas DataFrame (sent as Parquet)."""
+        data = artifact if isinstance(artifact, bytes) else Path(artifact).read_bytes()
+        files: dict[str, tuple[str, bytes]] = {"file": ("model", data)}
+        if reference is not None:
+            files["reference"] = _reference_file(reference)
+        form = {"format": format, "trust": str(trust).lower()}
+        if target:
+            form["target"] = target
+        if description:
+            form["description"] = description
+        return self._check(self.http.post(f"/v1/models/{name}/versions", data=form, files=files))
+
+    def models(self) -> dict[str, Any]:
+        return self._check(self.http.get("/v1/models"))
+
+    def model(self, name: str) -> dict[str, Any]:
+        return self._check(self.http.get(f"/v1/models/{name}"))
+
+    # ---- endpoints ------------------------------------------------------------------------------
+
+    def deploy(self, endpoint: str, model: str, version: int | str = "latest", **config: Any) -> dict[str, Any]:
+        body = {"model": model, "version": version, **config}
+        return self._check(self.http.put(f"/v1/endpoints/{endpoint}", json=body))
+
+    def endpoint(self, endpoint: str) -> dict[str, Any]:
+        return self._check(self.http.get(f"/v1/endpoints/{endpoint}"))
+
+    def predict(self, endpoint: str, rows: Any) -> dict[str, Any]:
+        """`rows`: a list of dicts, or a pandas DataFrame (sent as dataframe_split)."""
+        if hasattr(rows, "to_dict") and hasattr(rows, "columns"):
+            body: dict[str, Any] = {
+                "dataframe_split": {"columns": [str(c) for c in rows.columns], "data": rows.to_numpy().tolist()}
+            }
+        else:
+            body = {"instances": list(rows)}
+        content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+        return self._check(
+            self.http.post(
+                f"/v1/endpoints/{endpoint}/predict", content=content, headers={"content-type": "application/json"}
+            )
+        )
+
+    def feedback(self, endpoint: str, labels: dict[str, Any] | list[tuple[str, Any]]) -> dict[str, Any]:
+        pairs = labels.items() if isinstance(labels, dict) else labels
+        body = {"labels": [{"id": i, "label": label} for i, label in pairs]}
+        content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+        return self._check(
+            self.http.post(
+                f"/v1/endpoints/{endpoint}/feedback", content=content, headers={"content-type": "application/json"}
+            )
+        )
+
+    def review_queue(self, endpoint: str | None = None) -> list[dict[str, Any]]:
+        params = {"endpoint": endpoint} if endpoint else {}
+        return self._check(self.http.get("/v1/review", params=params))["items"]
+
+    def review(self, prediction_id: str, label: Any) -> dict[str, Any]:
+        return self._check(self.http.post(f"/v1/review/{prediction_id}", json={"label": label}))
+
+    def ready(self) -> bool:
+        try:
+            return self.http.get("/v2/health/ready").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+def _reference_file(reference: Any) -> tuple[str, bytes]:
+    if hasattr(reference, "to_parquet"):
+        buf = io.BytesIO()
+        reference.to_parquet(buf, index=False)
+        return ("reference.parquet", buf.getvalue())
+    if isinstance(reference, bytes):
+        return ("reference", reference)
+    path = Path(reference)
+    return (path.name, path.read_bytes())

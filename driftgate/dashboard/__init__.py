@@ -1,0 +1,1 @@
+"""The dashboard: static pages served by the API, no CDN."""

@@ -1,0 +1,248 @@
+"""Model formats: detect what an artifact is, refuse what is unsafe, load it behind one interface.
+
+Every loaded model is a `ModelAdapter`: `predict(frame)` returns the predictions and, for
+classifiers, the class probabilities (columns in the order of `classes`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import io
+import tempfile
+import types
+import zipfile
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from driftgate.errors import BadRequest, UnsupportedFormat, UntrustedArtifact
+
+FORMATS = ("sklearn", "onnx", "python", "mlflow")
+# Types in a skops file from these packages are data containers and estimators, not code we
+# did not already install; anything else (a user's class, a builtin like `eval`) needs trust.
+SAFE_SKOPS_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.slice", "collections.", "pandas.")
+
+
+class ModelAdapter(Protocol):
+    classes: list[Any] | None
+    feature_names: list[str] | None
+
+    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+
+def detect_kind(data: bytes, fmt: str) -> str:
+    """The artifact's own type, whatever the declared framework: skops, pickle, onnx, python, mlflow."""
+    if fmt not in FORMATS:
+        raise UnsupportedFormat(f"format must be one of {list(FORMATS)}, got {fmt!r}", field="format")
+    if fmt == "sklearn":
+        if _is_zip(data) and "schema.json" in zipfile.ZipFile(io.BytesIO(data)).namelist():
+            return "skops"
+        return "pickle"
+    if fmt == "python":
+        return "python"
+    if fmt == "mlflow":
+        if not _is_zip(data):
+            raise UnsupportedFormat("format 'mlflow' expects an MLflow model directory (zipped when uploaded)")
+        return "mlflow"
+    return "onnx"
+
+
+def load(data: bytes, kind: str, *, trust: bool = False) -> ModelAdapter:
+    if kind == "skops":
+        return SklearnModel(_load_skops(data, trust))
+    if kind == "pickle":
+        if not trust:
+            raise UntrustedArtifact(
+                "this sklearn artifact is a pickle/joblib file, and loading one runs arbitrary code; save it "
+                "with skops (skops.io.dump) or pass trust=True / --trust-pickle if you trust its origin",
+                field="file",
+            )
+        import joblib
+
+        return SklearnModel(joblib.load(io.BytesIO(data)))
+    if kind == "onnx":
+        return OnnxModel(data)
+    if kind == "python":
+        return PythonModel(_load_python(data))
+    if kind == "mlflow":
+        return MlflowModel(data)
+    raise UnsupportedFormat(f"unknown artifact kind {kind!r}")
+
+
+def _is_zip(data: bytes) -> bool:
+    return data[:4] == b"PK\x03\x04"
+
+
+def _load_skops(data: bytes, trust: bool) -> Any:
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(data=data)
+    unsafe = [t for t in untrusted if not t.startswith(SAFE_SKOPS_PREFIXES)]
+    if unsafe and not trust:
+        raise UntrustedArtifact(
+            f"the skops file contains types outside scikit-learn/numpy/scipy: {unsafe[:5]}; "
+            "pass trust=True / --trust-pickle if you trust them",
+            field="file",
+        )
+    return sio.loads(data, trusted=untrusted)
+
+
+def _load_python(data: bytes) -> Any:
+    """`module:Class`, or a Python source file followed by `\\n#driftgate-class: Class`."""
+    text = data.decode()
+    if "\n#driftgate-class: " in text:
+        source, cls_name = text.rsplit("\n#driftgate-class: ", 1)
+        module = types.ModuleType("driftgate_user_model")
+        exec(compile(source, "<registered model>", "exec"), module.__dict__)
+        return getattr(module, cls_name.strip())()
+    module_name, _, cls_name = text.strip().partition(":")
+    if not cls_name:
+        raise BadRequest(f"format 'python' expects 'module:Class', got {text.strip()!r}", field="file")
+    try:
+        return getattr(importlib.import_module(module_name), cls_name)()
+    except (ImportError, AttributeError) as exc:
+        raise BadRequest(f"cannot load python model {text.strip()!r}: {exc}", field="file") from None
+
+
+def python_artifact(spec: str) -> bytes:
+    """The stored form of a `module:Class` or `path/to/file.py:Class` spec (local registration only)."""
+    target, _, cls_name = spec.rpartition(":")
+    if target.endswith(".py") and Path(target).is_file():
+        return Path(target).read_bytes() + f"\n#driftgate-class: {cls_name}".encode()
+    return spec.encode()
+
+
+def _classes_of(model: Any) -> list[Any] | None:
+    classes = getattr(model, "classes_", None)
+    if classes is None or not hasattr(model, "predict_proba"):
+        return None
+    return [c.item() if isinstance(c, np.generic) else c for c in classes]
+
+
+class SklearnModel:
+    """A scikit-learn estimator or pipeline."""
+
+    def __init__(self, model: Any) -> None:
+        if not hasattr(model, "predict"):
+            raise BadRequest(f"the artifact holds a {type(model).__name__}, which has no predict()", field="file")
+        self.model = model
+        self.classes = _classes_of(model)
+        names = getattr(model, "feature_names_in_", None)
+        self.feature_names = [str(n) for n in names] if names is not None else None
+        final = model.steps[-1][1] if hasattr(model, "steps") else model
+        # For most classifiers predict() is argmax(predict_proba()); one call instead of two.
+        # SVC-style Platt scaling breaks that identity, so those get both calls.
+        self._argmax_ok = self.classes is not None and not hasattr(final, "probability")
+
+    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.classes is None:
+            return np.asarray(self.model.predict(frame)), None
+        proba = np.asarray(self.model.predict_proba(frame), dtype=np.float64)
+        if self._argmax_ok:
+            return np.asarray(self.model.classes_)[proba.argmax(axis=1)], proba
+        return np.asarray(self.model.predict(frame)), proba
+
+
+class PythonModel(SklearnModel):
+    """A user class with predict() and optionally predict_proba() and classes_."""
+
+
+class OnnxModel:
+    """An ONNX graph run by onnxruntime: one [n, d] input, or one [n, 1] input per feature."""
+
+    def __init__(self, data: bytes) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise UnsupportedFormat("format 'onnx' needs onnxruntime: pip install 'driftgate[onnx]'") from None
+        try:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1
+            self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise BadRequest(f"the artifact is not a loadable ONNX model: {exc}", field="file") from None
+        self.inputs = self.session.get_inputs()
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        single = len(self.inputs) == 1 and len(self.inputs[0].shape) == 2 and self.inputs[0].shape[1] != 1
+        self.single_tensor = single
+        self.feature_names = None if single else [i.name for i in self.inputs]
+        self.classes: list[Any] | None = None
+        if len(self.outputs) >= 2:
+            self.classes = []  # filled by the first prediction's probability map, or by set_classes()
+
+    def set_classes(self, classes: list[Any]) -> None:
+        self.classes = classes
+
+    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        feeds = self._feeds(frame)
+        results = self.session.run(None, feeds)
+        labels = np.asarray(results[0]).reshape(-1)
+        if len(results) < 2:
+            return labels, None
+        proba_out = results[1]
+        if isinstance(proba_out, list):  # ZipMap: a list of {class: probability}
+            keys = list(proba_out[0].keys()) if proba_out else (self.classes or [])
+            if not self.classes:
+                self.classes = [k.item() if isinstance(k, np.generic) else k for k in keys]
+            proba = np.array([[row[k] for k in keys] for row in proba_out], dtype=np.float64)
+        else:
+            proba = np.asarray(proba_out, dtype=np.float64)
+        return labels, proba
+
+    def _feeds(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        if self.single_tensor:
+            inp = self.inputs[0]
+            dtype = np.float64 if "double" in inp.type else np.float32
+            return {inp.name: frame.to_numpy(dtype=dtype)}
+        feeds = {}
+        for inp in self.inputs:
+            col = frame[inp.name].to_numpy()
+            if "string" in inp.type:
+                col = col.astype(str).astype(object)
+            elif "int64" in inp.type:
+                col = col.astype(np.int64)
+            elif "double" in inp.type:
+                col = col.astype(np.float64)
+            else:
+                col = col.astype(np.float32)
+            feeds[inp.name] = col.reshape(-1, 1)
+        return feeds
+
+
+class MlflowModel:
+    """An MLflow pyfunc model directory (zipped); needs the optional `mlflow` extra."""
+
+    def __init__(self, data: bytes) -> None:
+        if importlib.util.find_spec("mlflow") is None:
+            raise UnsupportedFormat("format 'mlflow' needs mlflow: pip install 'driftgate[mlflow]'")
+        import mlflow.pyfunc
+
+        folder = Path(tempfile.mkdtemp(prefix="driftgate-mlflow-"))
+        zipfile.ZipFile(io.BytesIO(data)).extractall(folder)
+        root = next((p.parent for p in folder.rglob("MLmodel")), None)
+        if root is None:
+            raise BadRequest("the MLflow artifact has no MLmodel file", field="file")
+        self.model = mlflow.pyfunc.load_model(str(root))
+        self.classes = None
+        schema = self.model.metadata.get_input_schema()
+        self.feature_names = schema.input_names() if schema is not None else None
+
+    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        out = self.model.predict(frame)
+        return np.asarray(out).reshape(len(frame), -1)[:, 0], None
+
+
+def zip_directory(path: Path) -> bytes:
+    """The upload form of a model directory (MLflow)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for file in sorted(path.rglob("*")):
+            if file.is_file():
+                zf.write(file, file.relative_to(path))
+    return buf.getvalue()
+
+
+__all__ = ["FORMATS", "ModelAdapter", "detect_kind", "load", "python_artifact", "zip_directory"]

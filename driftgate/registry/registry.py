@@ -1,0 +1,118 @@
+"""Registering model versions: check the artifact, infer the schema, store everything at once."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from driftgate.errors import BadRequest, DriftgateError
+from driftgate.registry import formats
+from driftgate.registry.reference import read_table, to_parquet
+from driftgate.registry.schema import InputSchema
+from driftgate.store import Store, VersionRecord
+
+# Rows of the reference data the new model must score before it is accepted.
+SANITY_ROWS = 16
+
+
+@dataclass
+class Registration:
+    """What a caller hands in to register a version."""
+
+    name: str
+    artifact: bytes
+    format: str
+    reference: bytes | None = None
+    reference_filename: str = ""
+    target: str | None = None
+    trust: bool = False
+    description: str | None = None
+    lineage: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def output_spec(model: formats.ModelAdapter, reference: pd.DataFrame | None, target: str | None) -> dict[str, Any]:
+    if model.classes is not None:
+        classes = model.classes
+        if not classes and reference is not None and target:
+            classes = sorted(pd.unique(reference[target]).tolist())
+        return {"kind": "classification", "classes": [_plain(c) for c in classes]}
+    return {"kind": "regression"}
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def validate_name(name: str) -> str:
+    if not name or len(name) > 200 or not all(c.isalnum() or c in "-_." for c in name):
+        raise BadRequest(f"model name must be 1-200 letters, digits, '-', '_' or '.', got {name!r}", field="name")
+    return name
+
+
+def register(store: Store, reg: Registration) -> VersionRecord:
+    validate_name(reg.name)
+    kind = formats.detect_kind(reg.artifact, reg.format)
+    model = formats.load(reg.artifact, kind, trust=reg.trust)
+    reference = read_table(reg.reference, reg.reference_filename) if reg.reference is not None else None
+    if reference is not None and reg.target and reg.target not in reference.columns:
+        raise BadRequest(
+            f"target {reg.target!r} is not a column of the reference data (columns: {list(reference.columns)})",
+            field="target",
+        )
+    schema = _schema(model, reference, reg.target)
+    if reference is not None:
+        _sanity_check(model, schema, reference)
+    record = {
+        "name": reg.name,
+        "format": reg.format,
+        "artifact_kind": kind,
+        "artifact_sha256": hashlib.sha256(reg.artifact).hexdigest(),
+        "input_schema": schema.to_dict(),
+        "output": output_spec(model, reference, reg.target),
+        "target": reg.target,
+        "reference_rows": 0 if reference is None else len(reference),
+        "lineage": {"trusted": reg.trust, **reg.lineage},
+        "metrics": reg.metrics,
+        "description": reg.description,
+    }
+    blob = to_parquet(reference) if reference is not None else None
+    return store.models.add_version(record, reg.artifact, blob)
+
+
+def _schema(model: formats.ModelAdapter, reference: pd.DataFrame | None, target: str | None) -> InputSchema:
+    if reference is not None:
+        features = reference.drop(columns=[target]) if target else reference
+        wanted = model.feature_names
+        if wanted is not None:
+            absent = [n for n in wanted if n not in features.columns]
+            if absent:
+                raise BadRequest(
+                    f"the model expects features {absent} that the reference data lacks", field="reference"
+                )
+            features = features[wanted]
+        return InputSchema.infer(features)
+    if model.feature_names:
+        return InputSchema.from_names(model.feature_names)
+    raise BadRequest(
+        "cannot tell which features the model takes: upload reference data (the training sample) with it",
+        field="reference",
+    )
+
+
+def _sanity_check(model: formats.ModelAdapter, schema: InputSchema, reference: pd.DataFrame) -> None:
+    sample = reference.head(SANITY_ROWS)
+    columns = {name: sample[name].tolist() for name in schema.names}
+    frame = schema.to_frame(columns, len(sample))
+    try:
+        model.predict(frame)
+    except DriftgateError:
+        raise
+    except Exception as exc:
+        raise BadRequest(
+            f"the model failed on the first reference rows: {type(exc).__name__}: {exc}", field="file"
+        ) from None

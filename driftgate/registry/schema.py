@@ -1,0 +1,186 @@
+"""Input schemas: inferred from reference data, compiled once, applied to every request.
+
+`InputSchema.to_frame` turns decoded request columns into the DataFrame the model expects,
+raising `InvalidInput` with the feature, the expectation and the offending value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from driftgate.errors import InvalidInput
+
+FeatureKind = Literal["numeric", "integer", "boolean", "categorical"]
+# Above this many distinct values a string column's categories are not enumerated.
+MAX_ENUMERATED_CATEGORIES = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSpec:
+    name: str
+    kind: FeatureKind
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    categories: tuple[str, ...] | None = None
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.kind != "categorical"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["categories"] = list(self.categories) if self.categories is not None else None
+        return out
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    """The features a model takes, in the order it takes them.
+
+    >>> s = InputSchema.infer(pd.DataFrame({"x": [1.0, 2.0], "c": ["a", "b"]}))
+    >>> [f.kind for f in s.features]
+    ['numeric', 'categorical']
+    """
+
+    features: tuple[FeatureSpec, ...]
+    unknown_categories: Literal["allow", "reject"] = "allow"
+    _by_name: dict[str, FeatureSpec] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {f.name: f for f in self.features})
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def feature(self, name: str) -> FeatureSpec:
+        return self._by_name[name]
+
+    @classmethod
+    def infer(cls, frame: pd.DataFrame) -> InputSchema:
+        return cls(tuple(_infer_feature(str(name), frame[name]) for name in frame.columns))
+
+    @classmethod
+    def from_names(cls, names: list[str]) -> InputSchema:
+        """A schema known only by names (a model without reference data): all numeric, nullable."""
+        return cls(tuple(FeatureSpec(n, "numeric", nullable=True) for n in names))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"features": [f.to_dict() for f in self.features], "unknown_categories": self.unknown_categories}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InputSchema:
+        feats = []
+        for f in data["features"]:
+            cats = f.get("categories")
+            feats.append(
+                FeatureSpec(
+                    name=f["name"],
+                    kind=f["kind"],
+                    nullable=bool(f.get("nullable", False)),
+                    min=f.get("min"),
+                    max=f.get("max"),
+                    categories=tuple(cats) if cats is not None else None,
+                )
+            )
+        return cls(tuple(feats), data.get("unknown_categories", "allow"))
+
+    def with_unknown_categories(self, policy: Literal["allow", "reject"]) -> InputSchema:
+        return InputSchema(self.features, policy)
+
+    def to_frame(self, columns: dict[str, Any], n_rows: int) -> pd.DataFrame:
+        """Check and convert request columns; extra columns are ignored."""
+        missing = [name for name in self._by_name if name not in columns]
+        if missing:
+            raise InvalidInput(
+                f"missing feature(s) {', '.join(repr(m) for m in missing)}; the model expects {self.names}",
+                missing=missing,
+            )
+        data = {f.name: self._convert(f, columns[f.name], n_rows) for f in self.features}
+        return pd.DataFrame(data, columns=self.names, copy=False)
+
+    def _convert(self, spec: FeatureSpec, values: Any, n_rows: int) -> np.ndarray:
+        if len(values) != n_rows:
+            raise InvalidInput(f"feature {spec.name!r}: expected {n_rows} values, got {len(values)}", feature=spec.name)
+        if spec.kind == "categorical":
+            return self._convert_categorical(spec, values)
+        return _convert_numeric(spec, values)
+
+    def _convert_categorical(self, spec: FeatureSpec, values: Any) -> np.ndarray:
+        arr = np.asarray(values, dtype=object)
+        nulls = pd.isna(arr)
+        if nulls.any() and not spec.nullable:
+            row = int(np.flatnonzero(nulls)[0])
+            raise InvalidInput(
+                f"feature {spec.name!r} is null at row {row}; the reference data had no missing values",
+                feature=spec.name,
+            )
+        bad = [] if all(type(v) is str for v in values) else [v for v in arr[~nulls] if isinstance(v, dict | list)]
+        if bad:
+            raise InvalidInput(
+                f"feature {spec.name!r} expects a category (string), got {type(bad[0]).__name__} {bad[0]!r}",
+                feature=spec.name,
+            )
+        if not nulls.any():
+            arr = arr.astype(str).astype(object)
+        if self.unknown_categories == "reject" and spec.categories is not None:
+            known = set(spec.categories)
+            unseen = [v for v in arr[~nulls] if v not in known]
+            if unseen:
+                raise InvalidInput(
+                    f"feature {spec.name!r}: unknown category {unseen[0]!r}; allowed: {list(spec.categories)[:20]}",
+                    feature=spec.name,
+                )
+        return arr
+
+
+def _convert_numeric(spec: FeatureSpec, values: Any) -> np.ndarray:
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+        arr = values.astype(np.float64, copy=False)
+    else:
+        try:
+            arr = np.asarray(values, dtype=np.float64)  # None becomes NaN
+        except (TypeError, ValueError):
+            row, value = _first_non_number(values)
+            raise InvalidInput(
+                f"feature {spec.name!r} expects a number, got {type(value).__name__} {value!r} at row {row}",
+                feature=spec.name,
+            ) from None
+    if arr.ndim != 1:
+        raise InvalidInput(f"feature {spec.name!r} expects one scalar per row, got nested values", feature=spec.name)
+    if not spec.nullable:
+        nan = np.isnan(arr)
+        if nan.any():
+            row = int(np.flatnonzero(nan)[0])
+            raise InvalidInput(
+                f"feature {spec.name!r} is null at row {row}; the reference data had no missing values",
+                feature=spec.name,
+            )
+    # Integer features stay float64 so that NaN stays representable; estimators accept both.
+    return arr
+
+
+def _first_non_number(values: Any) -> tuple[int, Any]:
+    for i, v in enumerate(values):
+        if v is None or isinstance(v, int | float | bool | np.number):
+            continue
+        return i, v
+    return 0, values
+
+
+def _infer_feature(name: str, column: pd.Series) -> FeatureSpec:
+    nullable = bool(column.isna().any())
+    if pd.api.types.is_bool_dtype(column):
+        return FeatureSpec(name, "boolean", nullable, 0.0, 1.0)
+    if pd.api.types.is_numeric_dtype(column):
+        kind: FeatureKind = "integer" if pd.api.types.is_integer_dtype(column) else "numeric"
+        lo, hi = column.min(), column.max()
+        return FeatureSpec(name, kind, nullable, None if pd.isna(lo) else float(lo), None if pd.isna(hi) else float(hi))
+    levels = column.dropna().astype(str).unique()
+    cats = tuple(sorted(levels)) if len(levels) <= MAX_ENUMERATED_CATEGORIES else None
+    return FeatureSpec(name, "categorical", nullable, categories=cats)

@@ -1,0 +1,75 @@
+"""Loaded model versions: the adapter, its compiled input schema and output description."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from driftgate.registry import formats
+from driftgate.registry.schema import InputSchema
+from driftgate.rollout.policy import VersionRef
+from driftgate.store import Store
+
+
+@dataclass
+class LoadedVersion:
+    ref: VersionRef
+    schema: InputSchema
+    output: dict[str, Any]
+    model: formats.ModelAdapter
+    format: str
+
+    @property
+    def classes(self) -> list[Any] | None:
+        return self.output.get("classes") if self.output.get("kind") == "classification" else None
+
+    def score(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        """Runs in a worker thread; the adapter's exceptions propagate to the data plane."""
+        return self.model.predict(frame)
+
+
+class ModelCache:
+    """Loads each version once per process; blocking, so call it from a worker thread."""
+
+    def __init__(self, store: Store, trust_pickle: bool = False) -> None:
+        self.store = store
+        self.trust_pickle = trust_pickle
+        self._loaded: dict[VersionRef, LoadedVersion] = {}
+        self._lock = threading.Lock()
+
+    def get(self, ref: VersionRef) -> LoadedVersion:
+        hit = self._loaded.get(ref)
+        if hit is not None:
+            return hit
+        with self._lock:
+            hit = self._loaded.get(ref)
+            if hit is None:
+                hit = self._load(ref)
+                self._loaded[ref] = hit
+        return hit
+
+    def _load(self, ref: VersionRef) -> LoadedVersion:
+        record = self.store.models.get(ref.model, ref.version)
+        blob = self.store.models.blob(ref.model, ref.version, "model")
+        if blob is None:
+            raise RuntimeError(f"artifact of {ref} is missing from the store")
+        # A version registered with trust keeps it: the registering admin vouched for the file.
+        trusted = bool(record.lineage.get("trusted")) or self.trust_pickle
+        model = formats.load(blob, record.artifact_kind, trust=trusted)
+        classes = record.output.get("classes")
+        if classes and hasattr(model, "set_classes"):
+            model.set_classes(classes)
+        return LoadedVersion(ref, InputSchema.from_dict(record.input_schema), record.output, model, record.format)
+
+    def loaded(self) -> list[VersionRef]:
+        return list(self._loaded)
+
+    def evict_unused(self, keep: set[VersionRef]) -> None:
+        with self._lock:
+            for ref in list(self._loaded):
+                if ref not in keep:
+                    del self._loaded[ref]

@@ -1,0 +1,55 @@
+"""Server settings: one object built by the CLI (or tests), passed to `create_app`."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ENV_VAR = "DRIFTGATE_SETTINGS"
+
+
+@dataclass
+class Settings:
+    data_dir: Path = Path(".driftgate")
+    """Where the embedded SQLite database lives (ignored for the store when `db` is set)."""
+    db: str | None = None
+    """SQLAlchemy URL of the store, e.g. postgresql+psycopg://user@host/db; SQLite under data_dir if unset."""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    """Worker processes; each is a full replica sharing the store."""
+    monitor_interval: float = 60.0
+    """Seconds between periodic monitor runs."""
+    webhook_allow: list[str] = field(default_factory=list)
+    """Hosts or CIDRs webhooks may reach although they are loopback, link-local or private."""
+    durable_log: bool = False
+    insecure: bool = False
+    """Allow serving on a non-loopback address without any token."""
+    trust_pickle: bool = False
+    """Load pickle/joblib artifacts registered without trust (not recommended)."""
+    max_body_bytes: int = 64 * 1024 * 1024
+    """Largest JSON request body; bigger ones get 413."""
+    max_upload_bytes: int = 1024 * 1024 * 1024
+    """Largest model/reference upload; bigger ones get 413."""
+    log_flush_interval: float = 0.2
+    """Seconds between prediction log flushes (kill -9 can lose at most this much)."""
+    log_batch_rows: int = 5000
+    log_max_queued_rows: int = 500_000
+    model_threads: int = 4
+    """Threads that run models off the event loop."""
+    sync_interval: float = 0.5
+    """Seconds between checks for endpoint changes made by other replicas."""
+
+    def to_env(self) -> str:
+        data = asdict(self)
+        data["data_dir"] = str(self.data_dir)
+        return json.dumps(data)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        data = json.loads(os.environ.get(ENV_VAR, "{}"))
+        if "data_dir" in data:
+            data["data_dir"] = Path(data["data_dir"])
+        return cls(**data)

@@ -1,0 +1,149 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations under `migrations/` create it.
+
+JSON columns hold small documents (schemas, configs, inputs); artifacts and reference data are
+stored as blobs so that replicas on other hosts need nothing but the database.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+models = Table(
+    "models",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("created_at", Float, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("format", String(32), nullable=False),
+    Column("artifact_kind", String(32), nullable=False),
+    Column("artifact_sha256", String(64), nullable=False),
+    Column("input_schema", JSON, nullable=False),
+    Column("output", JSON, nullable=False),
+    Column("target", String(200)),
+    Column("reference_rows", Integer, nullable=False, default=0),
+    Column("lineage", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("description", Text),
+    Column("created_at", Float, nullable=False),
+    ForeignKeyConstraint(["name"], ["models.name"]),
+)
+
+# Blobs live apart from version rows so listing versions never drags megabytes along.
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("kind", String(32), primary_key=True),  # "model" | "reference"
+    Column("data", LargeBinary, nullable=False),
+    ForeignKeyConstraint(["name", "version"], ["model_versions.name", "model_versions.version"]),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("alias", String(100), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    ForeignKeyConstraint(["name", "version"], ["model_versions.name", "model_versions.version"]),
+)
+
+endpoints = Table(
+    "endpoints",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("config", JSON, nullable=False),
+    # Bumped on every change; replicas poll max(revision) to pick changes up within a second.
+    Column("revision", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Who changed what, when and why: endpoint configs, rollouts, aliases.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("detail", JSON, nullable=False),
+    Index("ix_audit_subject_at", "subject", "at"),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("scope", String(32), nullable=False),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("endpoint", String(200), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("role", String(16), nullable=False),  # "primary" | "shadow"
+    Column("ts", Float, nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("output", JSON),
+    Column("probabilities", JSON),
+    Column("latency_ms", Float, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("error", Text),
+    Index("ix_predictions_endpoint_ts", "endpoint", "ts"),
+)
+
+labels = Table(
+    "labels",
+    metadata,
+    Column("prediction_id", String(32), primary_key=True),
+    Column("endpoint", String(200), nullable=False),
+    Column("label", JSON, nullable=False),
+    Column("source", String(32), nullable=False),  # "feedback" | "review"
+    Column("ts", Float, nullable=False),
+    Index("ix_labels_endpoint_ts", "endpoint", "ts"),
+)
+
+__all__ = [
+    "artifacts",
+    "audit_log",
+    "endpoints",
+    "labels",
+    "metadata",
+    "model_aliases",
+    "model_versions",
+    "models",
+    "predictions",
+    "tokens",
+]
