@@ -11,7 +11,7 @@ threshold=50, alpha=0.9999, scale=1.0)` reproduces River's defaults.
 >>> rng = np.random.default_rng(7)
 >>> stream = np.concatenate([rng.normal(0, 1, 5000), rng.normal(1, 1, 1000)])
 >>> PageHinkley().update_many(stream).tolist()
-[5045]
+[5032]
 """
 
 from __future__ import annotations
