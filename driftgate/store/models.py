@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from driftgate.errors import BadRequest, ModelNotFound
+from driftgate.errors import BadRequest, Conflict, ModelNotFound
 from driftgate.store import tables as t
 
 
@@ -52,15 +53,19 @@ class ModelRepo:
         self.engine = engine
 
     def add_version(
-        self, record: dict[str, Any], artifact: bytes, reference: bytes | None, attempts: int = 5
+        self, record: dict[str, Any], artifact: bytes, reference: bytes | None, attempts: int = 20
     ) -> VersionRecord:
-        """Store a new immutable version numbered max+1; concurrent registrations retry."""
+        """Store a new immutable version numbered max+1.
+
+        On PostgreSQL the model row is locked so concurrent registrations queue up; SQLite
+        serialises writers itself and a writer that loses the race retries.
+        """
         name = record["name"]
-        for _ in range(attempts):
+        self._ensure_model(name)
+        for attempt in range(attempts):
             try:
                 with self.engine.begin() as conn:
-                    if conn.execute(select(t.models.c.name).where(t.models.c.name == name)).first() is None:
-                        conn.execute(t.models.insert().values(name=name, created_at=time.time()))
+                    conn.execute(select(t.models.c.name).where(t.models.c.name == name).with_for_update())
                     current = conn.execute(
                         select(func.max(t.model_versions.c.version)).where(t.model_versions.c.name == name)
                     ).scalar()
@@ -73,9 +78,17 @@ class ModelRepo:
                             t.artifacts.insert().values(name=name, version=version, kind="reference", data=reference)
                         )
                 return self.get(name, version)
-            except IntegrityError:
-                continue  # another writer took this number; take the next one
-        raise RuntimeError(f"could not allocate a version number for model {name!r}")
+            except (IntegrityError, OperationalError):
+                time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))  # another writer won; try the next number
+        raise Conflict(f"could not allocate a version number for model {name!r}; retry the registration")
+
+    def _ensure_model(self, name: str) -> None:
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(select(t.models.c.name).where(t.models.c.name == name)).first() is None:
+                    conn.execute(t.models.insert().values(name=name, created_at=time.time()))
+        except IntegrityError:
+            pass  # created concurrently
 
     def get(self, name: str, version: int | str) -> VersionRecord:
         number = self.resolve(name, version)

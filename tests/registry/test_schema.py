@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from driftgate.errors import InvalidInput
+from driftgate.registry.schema import MAX_ENUMERATED_CATEGORIES, InputSchema
+
+
+@pytest.fixture
+def schema() -> InputSchema:
+    frame = pd.DataFrame(
+        {"x": [1.0, 2.5, np.nan], "n": [1, 2, 3], "c": ["a", "b", "a"], "flag": [True, False, True]}
+    )
+    return InputSchema.infer(frame)
+
+
+def test_inference(schema: InputSchema) -> None:
+    kinds = {f.name: (f.kind, f.nullable) for f in schema.features}
+    assert kinds == {
+        "x": ("numeric", True),
+        "n": ("integer", False),
+        "c": ("categorical", False),
+        "flag": ("boolean", False),
+    }
+    assert schema.feature("x").min == 1.0 and schema.feature("x").max == 2.5
+    assert schema.feature("c").categories == ("a", "b")
+
+
+def test_round_trip_through_dict(schema: InputSchema) -> None:
+    assert InputSchema.from_dict(schema.to_dict()) == schema
+
+
+def test_to_frame_orders_columns_and_ignores_extras(schema: InputSchema) -> None:
+    frame = schema.to_frame({"flag": [1], "c": ["z"], "n": [4], "x": [None], "extra": ["q"]}, 1)
+    assert list(frame.columns) == ["x", "n", "c", "flag"]
+    assert np.isnan(frame["x"].iloc[0])
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        ({"x": [1.0], "c": ["a"], "flag": [True]}, "missing feature(s) 'n'"),
+        ({"x": [1.0], "n": ["seven"], "c": ["a"], "flag": [True]}, "feature 'n' expects a number, got str 'seven'"),
+        ({"x": [1.0], "n": [None], "c": ["a"], "flag": [True]}, "feature 'n' is null at row 0"),
+        ({"x": [1.0], "n": [1], "c": [None], "flag": [True]}, "feature 'c' is null at row 0"),
+        ({"x": [1.0], "n": [1], "c": [{"a": 1}], "flag": [True]}, "feature 'c' expects a category"),
+        ({"x": [1.0, 2.0], "n": [1], "c": ["a"], "flag": [True]}, "feature 'x': expected 1 values, got 2"),
+        ({"x": [[1.0, 2.0]], "n": [1], "c": ["a"], "flag": [True]}, "feature 'x'"),
+    ],
+)
+def test_bad_input_names_the_feature(schema: InputSchema, columns: dict, message: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        schema.to_frame(columns, 1)
+    assert message in err.value.message
+    assert err.value.status_code == 422
+
+
+def test_unknown_category_policy(schema: InputSchema) -> None:
+    row = {"x": [1.0], "n": [1], "c": ["zebra"], "flag": [True]}
+    assert schema.to_frame(row, 1)["c"].iloc[0] == "zebra"
+    with pytest.raises(InvalidInput, match="unknown category 'zebra'"):
+        schema.with_unknown_categories("reject").to_frame(row, 1)
+
+
+def test_high_cardinality_is_not_enumerated() -> None:
+    frame = pd.DataFrame({"id": [f"u{i}" for i in range(MAX_ENUMERATED_CATEGORIES + 1)]})
+    assert InputSchema.infer(frame).feature("id").categories is None
