@@ -17,6 +17,7 @@ from driftgate.records.ids import new_ids
 from driftgate.records.recorder import LogBatch, Recorder
 from driftgate.registry.schema import InputSchema
 from driftgate.rollout.policy import SingleVersion, TrafficPolicy, VersionRef
+from driftgate.serving.batching import MicroBatcher
 from driftgate.serving.endpoint_config import EndpointConfig
 from driftgate.serving.metrics import ServingMetrics
 from driftgate.serving.result import DecodedRequest, PredictionResult
@@ -24,6 +25,9 @@ from driftgate.serving.runtime import LoadedVersion, ModelCache
 from driftgate.store import Store
 
 log = logging.getLogger("driftgate.serving")
+# Model calls per version at once: two keep a slow call from stalling the queue behind it,
+# more would mostly split batches that are better merged.
+MAX_CALLS_IN_FLIGHT = 2
 
 
 @dataclass
@@ -35,6 +39,7 @@ class EndpointState:
     versions: dict[VersionRef, LoadedVersion]
     # Each version's schema with this endpoint's unknown-category policy applied.
     schemas: dict[VersionRef, InputSchema]
+    batchers: dict[VersionRef, MicroBatcher]
 
     @property
     def stable(self) -> LoadedVersion:
@@ -88,7 +93,17 @@ class DataPlane:
         loop = asyncio.get_running_loop()
         versions = {ref: await loop.run_in_executor(self.executor, self.cache.get, ref) for ref in policy.versions}
         schemas = {ref: v.schema.with_unknown_categories(cfg.unknown_categories) for ref, v in versions.items()}
-        state = EndpointState(name, cfg, revision, policy, versions, schemas)
+        batchers = {
+            ref: MicroBatcher(
+                v.score,
+                self.executor,
+                max_rows=cfg.batching.max_batch_size,
+                max_wait_us=cfg.batching.max_wait_us,
+                max_in_flight=MAX_CALLS_IN_FLIGHT,
+            )
+            for ref, v in versions.items()
+        }
+        state = EndpointState(name, cfg, revision, policy, versions, schemas, batchers)
         self._endpoints[name] = state
         self._head_revision = max(self._head_revision, revision)
         return state
@@ -126,11 +141,8 @@ class DataPlane:
         labels = (endpoint, str(route.primary.version), "primary")
         started = time.perf_counter()
         ts = time.time()
-        loop = asyncio.get_running_loop()
         try:
-            preds, proba = await asyncio.wait_for(
-                loop.run_in_executor(self.executor, version.score, frame), st.config.timeout_ms / 1000
-            )
+            preds, proba = await asyncio.wait_for(st.batchers[route.primary].submit(frame), st.config.timeout_ms / 1000)
         except TimeoutError:
             self.metrics.requests.labels(*labels, "timeout").inc()
             self._log_failure(st, route.primary, ts, frame, "timeout", f"over {st.config.timeout_ms} ms")
