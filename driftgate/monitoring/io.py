@@ -1,0 +1,165 @@
+"""Stream CSV or Parquet files into profiles and window sketches, chunk by chunk (pyarrow).
+
+Not pure (pyarrow); the pure statistics live in `driftgate.monitoring.drift`. Memory stays at
+one batch plus a bounded row sample, whatever the file size:
+
+* pass 1 over the reference: exact category counts and a uniform row sample (bottom-k of random
+  keys, `edge_sample_rows` rows) whose quantiles give the numeric bin edges;
+* pass 2 over the reference and one pass over the current file: exact counts into sketches.
+
+The bin edges come from a sample, so they are only approximately the reference quantiles; the
+counts in them are exact, which is all the tests need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from driftgate.errors import InvalidInput, UnsupportedFormat
+from driftgate.monitoring.drift.binning import CategoricalBinning, FeatureKind, NumericBinning
+from driftgate.monitoring.drift.profile import FeatureSpec, ReferenceProfile
+from driftgate.monitoring.drift.sketches import CategoricalSketch, FeatureSketch, NumericSketch, WindowSketch
+
+BATCH_ROWS = 131_072
+
+
+def iter_batches(path: str | Path, batch_rows: int = BATCH_ROWS,
+                 schema: pa.Schema | None = None) -> Iterator[pa.RecordBatch]:
+    """Record batches of a `.parquet` / `.pq` or `.csv` file; `schema` pins CSV column types."""
+    path = Path(path)
+    if not path.exists():
+        raise InvalidInput(f"File {str(path)!r} does not exist: give the path of a CSV or Parquet file.")
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+    elif suffix in (".csv", ".txt"):
+        convert = pa_csv.ConvertOptions(column_types=schema) if schema is not None else None
+        reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=16 << 20),
+                                 convert_options=convert)
+        yield from reader
+    else:
+        raise UnsupportedFormat(f"File {path.name!r} must end in .csv or .parquet. Got {suffix!r} instead.")
+
+
+def file_schema(path: str | Path) -> pa.Schema:
+    return next(iter_batches(path)).schema
+
+
+def _kind(field_type: pa.DataType) -> FeatureKind:
+    is_number = pa.types.is_integer(field_type) or pa.types.is_floating(field_type)
+    return FeatureKind.NUMERIC if is_number else FeatureKind.CATEGORICAL
+
+
+def _floats(column: pa.Array) -> np.ndarray:
+    return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def _category_counts(column: pa.Array) -> tuple[list[str], list[int], int]:
+    counted = pc.value_counts(pc.cast(column, pa.string()))
+    values, counts = counted.field("values").to_pylist(), counted.field("counts").to_pylist()
+    present = [(value, count) for value, count in zip(values, counts, strict=True) if value is not None]
+    return [v for v, _ in present], [c for _, c in present], column.null_count
+
+
+def _values(column: pa.Array, kind: FeatureKind) -> np.ndarray:
+    if kind is FeatureKind.NUMERIC:
+        return _floats(column)
+    return np.asarray(pc.cast(column, pa.string()).to_pylist(), dtype=object)
+
+
+@dataclass
+class RowSample:
+    """Uniform sample of rows without replacement: the rows with the `size` smallest random keys."""
+
+    size: int
+    seed: int = 0
+    keys: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._rng = np.random.default_rng(self.seed)
+
+    def add(self, batch: dict[str, np.ndarray], rows: int) -> None:
+        keys = np.concatenate([self.keys, self._rng.random(rows)])
+        keep = np.argpartition(keys, self.size)[: self.size] if keys.size > self.size else np.arange(keys.size)
+        keep = keep[np.argsort(keys[keep])]  # key order: any prefix is itself a uniform sample
+        self.keys = keys[keep]
+        self.columns = {name: np.concatenate([self.columns.get(name, values[:0]), values])[keep]
+                        for name, values in batch.items()}
+
+    def head(self, rows: int) -> dict[str, np.ndarray]:
+        return {name: values[:rows] for name, values in self.columns.items()}
+
+
+def profile_file(path: str | Path, feature_types: dict[str, str] | None = None, n_bins: int = 100,
+                 max_levels: int = 10_000, sample_rows: int = 2_000, edge_sample_rows: int = 100_000,
+                 batch_rows: int = BATCH_ROWS) -> ReferenceProfile:
+    """Fit a `ReferenceProfile` from a file in two streaming passes."""
+    schema = file_schema(path)
+    kinds = {f.name: FeatureKind(feature_types[f.name]) if feature_types and f.name in feature_types
+             else _kind(f.type) for f in schema}
+    sample = RowSample(edge_sample_rows)
+    category_totals: dict[str, dict[str, int]] = {n: {} for n, k in kinds.items() if k is FeatureKind.CATEGORICAL}
+    for batch in iter_batches(path, batch_rows, schema):
+        numeric = {name: _floats(batch.column(name)) for name, kind in kinds.items() if kind is FeatureKind.NUMERIC}
+        categorical = {name: _values(batch.column(name), FeatureKind.CATEGORICAL) for name in category_totals}
+        sample.add({**numeric, **categorical}, batch.num_rows)
+        for name, totals in category_totals.items():
+            values, counts, _ = _category_counts(batch.column(name))
+            for value, count in zip(values, counts, strict=True):
+                totals[value] = totals.get(value, 0) + count
+    specs: dict[str, FeatureSpec] = {}
+    for name, kind in kinds.items():
+        if kind is FeatureKind.NUMERIC:
+            specs[name] = FeatureSpec(name, kind, NumericBinning.fit(sample.columns[name], n_bins))
+        else:
+            totals = category_totals[name]
+            binning = CategoricalBinning.fit(list(totals), list(totals.values()), max_levels)
+            specs[name] = FeatureSpec(name, kind, binning)
+    skeleton = ReferenceProfile(specs)
+    reference, _, _ = sketch_file(skeleton, path, sample_rows=0, batch_rows=batch_rows)
+    return ReferenceProfile.from_parts(specs, reference, sample.head(sample_rows))
+
+
+def sketch_batch(profile: ReferenceProfile, batch: pa.RecordBatch) -> WindowSketch:
+    """Count one Arrow record batch against the profile (categories via Arrow's value_counts)."""
+    features: dict[str, FeatureSketch] = {}
+    for name, spec in profile.specs.items():
+        if name not in batch.schema.names:
+            continue
+        column = batch.column(name)
+        if isinstance(spec.binning, NumericBinning):
+            features[name] = NumericSketch.of(spec.binning, _floats(column))
+        else:
+            values, counts, missing = _category_counts(column)
+            features[name] = CategoricalSketch.of_counts(spec.binning, values, counts, missing)
+    return WindowSketch(profile.profile_id, batch.num_rows, features)
+
+
+def sketch_file(profile: ReferenceProfile, path: str | Path, sample_rows: int = 2_000,
+                keep_columns: Sequence[str] = (), batch_rows: int = BATCH_ROWS,
+                ) -> tuple[WindowSketch, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Sketch a whole file; also return a row sample and the full values of `keep_columns`
+    (e.g. the target and prediction for performance metrics)."""
+    schema = file_schema(path)
+    sketch = WindowSketch(profile.profile_id, 0, {})
+    sample = RowSample(max(sample_rows, 1), seed=1)
+    kept: dict[str, list[np.ndarray]] = {name: [] for name in keep_columns if name in schema.names}
+    for batch in iter_batches(path, batch_rows, schema):
+        sketch = sketch.merge(sketch_batch(profile, batch))
+        if sample_rows:
+            sample.add({name: _values(batch.column(name), spec.kind) for name, spec in profile.specs.items()
+                        if name in batch.schema.names}, batch.num_rows)
+        for name, parts in kept.items():
+            parts.append(_values(batch.column(name), profile.specs[name].kind if name in profile.specs
+                                 else _kind(schema.field(name).type)))
+    columns = {name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in kept.items()}
+    return sketch, (sample.columns if sample_rows else {}), columns
