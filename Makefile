@@ -10,7 +10,7 @@ test-fast:       ## skip the slow and PostgreSQL tests locally
 	./scripts/test -m "not slow and not postgres"
 
 lint:
-	.venv/bin/ruff check driftgate tests benchmarks
+	.venv/bin/ruff check .
 	.venv/bin/mypy driftgate
 
 smoke:           ## the contract smoke check against a fresh server

@@ -149,7 +149,7 @@ class LiveServer:
         self.thread.join(timeout=30)
 
     @property
-    def app(self):  # noqa: ANN201 - the FastAPI app, for reaching services in tests
+    def app(self):
         return self.server.config.app
 
 
