@@ -112,18 +112,20 @@ class InputSchema:
         return _convert_numeric(spec, values)
 
     def _convert_categorical(self, spec: FeatureSpec, values: Any) -> np.ndarray:
+        # Look for nested values before numpy sees them: a list in a cell would make the
+        # object array two-dimensional and the DataFrame build fail with a 500.
+        bad = [] if all(type(v) is str for v in values) else [v for v in values if isinstance(v, dict | list)]
+        if bad:
+            raise InvalidInput(
+                f"feature {spec.name!r} expects a category (string), got {type(bad[0]).__name__} {bad[0]!r}",
+                feature=spec.name,
+            )
         arr = np.asarray(values, dtype=object)
         nulls = pd.isna(arr)
         if nulls.any() and not spec.nullable:
             row = int(np.flatnonzero(nulls)[0])
             raise InvalidInput(
                 f"feature {spec.name!r} is null at row {row}; the reference data had no missing values",
-                feature=spec.name,
-            )
-        bad = [] if all(type(v) is str for v in values) else [v for v in arr[~nulls] if isinstance(v, dict | list)]
-        if bad:
-            raise InvalidInput(
-                f"feature {spec.name!r} expects a category (string), got {type(bad[0]).__name__} {bad[0]!r}",
                 feature=spec.name,
             )
         if not nulls.any():
