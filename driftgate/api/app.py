@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -14,8 +17,10 @@ from driftgate import __version__
 from driftgate.api import errors
 from driftgate.api.auth import TokenCache
 from driftgate.api.limits import BodyLimit
-from driftgate.api.routes import endpoints, models, predict, review, system, v2
+from driftgate.api.routes import endpoints, models, monitoring, predict, review, system, v2
 from driftgate.api.services import Services
+from driftgate.monitoring.live import LiveDrift
+from driftgate.records.metrics import RecorderCollector
 from driftgate.records.recorder import LogBatch, Recorder
 from driftgate.serving.dataplane import DataPlane
 from driftgate.serving.metrics import ServingMetrics
@@ -34,16 +39,22 @@ def build_services(settings: Settings) -> Services:
         metrics.log_dropped.labels(batch.endpoint, str(batch.version), batch.role).inc(len(batch))
 
     recorder = Recorder(
-        store.predictions.write,
+        store.predictions.write_rows,
         flush_interval=settings.log_flush_interval,
         batch_rows=settings.log_batch_rows,
         max_rows=settings.log_max_queued_rows,
         on_drop=dropped,
+        # Rows the store refuses are parked here in any mode; with --durable-log every row is.
+        spool=Path(settings.data_dir) / "spool",
+        durable=settings.durable_log,
     )
+    # Rows left in the spool by a crash (or a store outage) go to the store before serving starts.
+    recorder.flush()
+    metrics.registry.register(RecorderCollector(recorder))
     executor = ThreadPoolExecutor(max_workers=settings.model_threads, thread_name_prefix="driftgate-model")
     cache = ModelCache(store, trust_pickle=settings.trust_pickle)
     plane = DataPlane(store, cache, recorder, metrics, executor)
-    return Services(settings, store, plane, recorder, metrics, TokenCache(store), executor)
+    return Services(settings, store, plane, recorder, metrics, TokenCache(store), executor, LiveDrift(store))
 
 
 async def _follow_store(svc: Services) -> None:
@@ -54,6 +65,31 @@ async def _follow_store(svc: Services) -> None:
             await svc.dataplane.sync()
         except Exception:  # a store hiccup must not end the loop
             log.exception("endpoint sync failed")
+
+
+@contextlib.contextmanager
+def _unready_on_sigterm(svc: Services) -> Iterator[None]:
+    """Readiness turns false the moment SIGTERM arrives, before uvicorn stops taking connections.
+
+    uvicorn installs its own handler before the lifespan starts; ours wraps it and hands on, so
+    in-flight requests still finish and the lifespan's shutdown still flushes the log.
+    """
+    if threading.current_thread() is not threading.main_thread():  # e.g. a test server in a thread
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        svc.ready = False
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is on_sigterm:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -67,7 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         follower = asyncio.create_task(_follow_store(svc))
         svc.ready = True
         try:
-            yield
+            with _unready_on_sigterm(svc):
+                yield
         finally:
             # Readiness drops first so load balancers stop sending; uvicorn has already let
             # in-flight requests finish; then everything queued is written.
@@ -84,7 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (models, endpoints, predict, review, v2, system):
+    for module in (models, endpoints, predict, monitoring, review, v2, system):
         app.include_router(module.router)
     app.include_router(v2.scored)
     app.add_middleware(BodyLimit, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)

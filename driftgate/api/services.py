@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from driftgate.api.auth import TokenCache
+from driftgate.monitoring.live import LiveDrift
 from driftgate.records.recorder import Recorder
 from driftgate.serving.dataplane import DataPlane
 from driftgate.serving.metrics import ServingMetrics
@@ -24,6 +25,7 @@ class Services:
     metrics: ServingMetrics
     tokens: TokenCache
     executor: ThreadPoolExecutor
+    drift: LiveDrift
     ready: bool = False
 
 

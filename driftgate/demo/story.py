@@ -72,28 +72,48 @@ def run(port: int, data_dir: Path, wait: bool, console: Console) -> int:
         client.deploy(ENDPOINT, "fraud", version["version"])
         console.print(f"3. deployed it to endpoint '{ENDPOINT}' on http://127.0.0.1:{port}")
 
-        today = scenario.transactions(4000, seed=2)
-        latencies, ids, predicted = _send_traffic(client, today, batch=20)
-        console.print(f"4. scored {len(ids):,} live transactions in {len(latencies)} requests")
-        same = _three_protocols_agree(client, today.head(50))
+        calm = scenario.transactions(2000, seed=2)
+        latencies, calm_ids, _ = _send_traffic(client, calm, batch=20)
+        console.print(f"4. scored {len(calm_ids):,} ordinary transactions in {len(latencies)} requests")
+        same = _three_protocols_agree(client, calm.head(50))
         console.print(
             f"5. native, Open Inference Protocol V2 and MLflow /invocations gave "
             f"{'identical' if same else 'DIFFERENT'} predictions"
         )
-        accepted = client.feedback(ENDPOINT, dict(zip(ids, today[scenario.TARGET].tolist(), strict=True)))
-        accuracy = float(np.mean(np.asarray(predicted) == today[scenario.TARGET].to_numpy()))
-        console.print(f"6. the bank confirmed {accepted['accepted']:,} outcomes later (labels joined by id)")
+        calm_report = client.http.get(f"/v1/endpoints/{ENDPOINT}/drift", params={"last": len(calm_ids)}).json()
+        console.print(f"6. drift check on that window: {_verdict(calm_report)}")
+
+        shifted = scenario.transactions(3000, seed=3, shift=1.0)
+        more, ids, predicted = _send_traffic(client, shifted, batch=20)
+        latencies += more
+        console.print(f"7. then the pandemic: {len(ids):,} transactions, online spending now normal")
+        report = client.http.get(f"/v1/endpoints/{ENDPOINT}/drift", params={"last": len(ids)}).json()
+        console.print(f"8. drift check on the new window: {_verdict(report)}")
+        estimated = report.get("performance", {}).get("estimated", {}).get("estimated_accuracy")
+        accepted = client.feedback(ENDPOINT, dict(zip(ids, shifted[scenario.TARGET].tolist(), strict=True)))
+        accuracy = float(np.mean(np.asarray(predicted) == shifted[scenario.TARGET].to_numpy()))
+        labelled = client.http.get(f"/v1/endpoints/{ENDPOINT}/drift", params={"last": len(ids)}).json()
+        reference_acc = labelled.get("performance", {}).get("reference", {}).get("accuracy")
+        console.print(
+            f"9. the bank confirmed {accepted['accepted']:,} outcomes later: accuracy "
+            f"{accuracy:.1%} against {_pct(reference_acc)} on the reference (concept drift)"
+        )
         bad = client.http.post(f"/v1/endpoints/{ENDPOINT}/predict", json={"instances": [{"amount": "lots"}]})
-        console.print(f"7. a bad request got {bad.status_code}: {bad.json()['error']}")
+        console.print(f"10. a bad request got {bad.status_code}: {bad.json()['error']}")
 
         table = Table("summary", "value", title="what happened")
         table.add_row("requests", f"{len(latencies):,}")
-        table.add_row("rows scored and logged", f"{len(ids):,}")
+        table.add_row("rows scored and logged", f"{len(calm_ids) + len(ids):,}")
         table.add_row(
             "client latency p50 / p99", f"{statistics.median(latencies):.1f} / {np.percentile(latencies, 99):.1f} ms"
         )
-        table.add_row("accuracy on labelled rows", f"{accuracy:.1%}")
-        table.add_row("flagged as fraud", f"{np.mean(predicted):.1%}")
+        table.add_row("calm window drifted", str(calm_report["dataset"]["drifted"]))
+        table.add_row(
+            "pandemic window drifted", f"{report['dataset']['drifted']} ({', '.join(_drifted(report)) or '-'})"
+        )
+        table.add_row(
+            "accuracy: reference / estimated / realised", f"{_pct(reference_acc)} / {_pct(estimated)} / {accuracy:.1%}"
+        )
         table.add_row("protocols agreeing", "yes" if same else "no")
         console.print(table)
         if wait:
@@ -105,6 +125,24 @@ def run(port: int, data_dir: Path, wait: bool, console: Console) -> int:
                 pass
     shutil.rmtree(workdir, ignore_errors=True)
     return 0 if same else 1
+
+
+def _drifted(report: dict[str, Any]) -> list[str]:
+    return [f["name"] for f in report["features"] if f["drifted"]]
+
+
+def _verdict(report: dict[str, Any]) -> str:
+    if "features" not in report:
+        return f"not computed ({report.get('error', report)})"
+    names = _drifted(report)
+    if not report["dataset"]["drifted"]:
+        return "no drift"
+    prediction = " and the predictions" if report.get("prediction", {}).get("drifted") else ""
+    return f"DRIFT in {', '.join(names) or 'the joint distribution'}{prediction}"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
 
 
 def _send_traffic(client: Client, frame: Any, batch: int) -> tuple[list[float], list[str], list[int]]:
