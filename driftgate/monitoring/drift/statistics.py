@@ -18,6 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
+# Categorical levels rarer than this in the reference are pooled (see `chi_square`).
+RARE_REFERENCE_COUNT = 20
+RARE_REFERENCE_SHARE = 0.005
 # Added to every bin share before PSI / JS so that an empty bin does not make PSI infinite; small
 # enough not to matter once a bin holds a handful of rows.
 SHARE_FLOOR = 1e-4
@@ -142,36 +145,53 @@ class ChiSquare:
     p_value: float
     dof: int
     cramers_v: float
+    table: np.ndarray  # the 2 x k table after pooling; rows are reference and current
 
 
-def chi_square(reference_counts: np.ndarray, current_counts: np.ndarray, min_expected: float = 5.0) -> ChiSquare:
+def chi_square(reference_counts: np.ndarray, current_counts: np.ndarray, min_expected: float = 5.0,
+               pool_last: bool = False) -> ChiSquare:
     """Chi-square test of homogeneity on a 2 x k table, rare cells pooled first.
 
-    Cells whose expected count is under `min_expected` are pooled, rarest first, until every pooled
-    cell reaches it; that keeps the chi-square approximation honest for hundreds of sparse levels
-    (the source of false alarms in naive tests). Without pooling it equals
-    `scipy.stats.chi2_contingency(..., correction=False)`.
+    Cells whose expected count is under `min_expected` are pooled, rarest (by pooled count) first,
+    until every pooled cell reaches it; that keeps the chi-square
+    approximation honest for hundreds of sparse levels (the source of false alarms in naive tests).
+    `pool_last` marks the last cell as values outside a vocabulary chosen by the reference (empty
+    there by construction): it is pooled with the reference's rare levels before anything else.
+    Without pooling it equals `scipy.stats.chi2_contingency(..., correction=False)`.
     """
-    table = _pool_sparse_cells(np.asarray(reference_counts, float), np.asarray(current_counts, float), min_expected)
+    table = _pool_sparse_cells(np.asarray(reference_counts, float), np.asarray(current_counts, float), min_expected,
+                               pool_last)
     total = table.sum()
     if table.shape[1] < 2 or total == 0 or np.any(table.sum(axis=1) == 0):
-        return ChiSquare(0.0, 1.0, 0, 0.0)
+        return ChiSquare(0.0, 1.0, 0, 0.0, table)
     expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / total
     statistic = float(np.sum((table - expected) ** 2 / expected))
     dof = table.shape[1] - 1
-    return ChiSquare(statistic, float(stats.chi2.sf(statistic, dof)), dof, math.sqrt(statistic / total))
+    return ChiSquare(statistic, float(stats.chi2.sf(statistic, dof)), dof, math.sqrt(statistic / total), table)
 
 
-def _pool_sparse_cells(ref: np.ndarray, cur: np.ndarray, min_expected: float) -> np.ndarray:
+def _pool_sparse_cells(ref: np.ndarray, cur: np.ndarray, min_expected: float, pool_last: bool) -> np.ndarray:
+    pooled_ref, pooled_cur = 0.0, 0.0
+    if pool_last and ref.size:
+        # The vocabulary was chosen by the reference, so rare levels are over-represented there:
+        # a level seen once in the reference is in it, a level the reference missed is not. Only
+        # levels frequent enough for that selection to be negligible keep a cell of their own;
+        # the rest share one cell with the out-of-vocabulary values.
+        ref, cur, pooled_ref, pooled_cur = ref[:-1], cur[:-1], float(ref[-1]), float(cur[-1])
+        rare = ref < max(RARE_REFERENCE_COUNT, RARE_REFERENCE_SHARE * ref.sum())
+        pooled_ref += float(ref[rare].sum())
+        pooled_cur += float(cur[rare].sum())
+        ref, cur = ref[~rare], cur[~rare]
     keep = (ref + cur) > 0
     ref, cur = ref[keep], cur[keep]
-    total = ref.sum() + cur.sum()
+    total = ref.sum() + cur.sum() + pooled_ref + pooled_cur
     if total == 0:
         return np.zeros((2, 0))
     column_total = ref + cur
-    smallest_row_share = min(ref.sum(), cur.sum()) / total
+    smallest_row_share = min(ref.sum() + pooled_ref, cur.sum() + pooled_cur) / total
     order = np.argsort(column_total, kind="stable")  # rarest first
-    pooled_ref, pooled_cur, kept_ref, kept_cur = 0.0, 0.0, [], []
+    kept_ref: list[float] = []
+    kept_cur: list[float] = []
     for i in order:
         if column_total[i] * smallest_row_share >= min_expected:
             kept_ref.append(ref[i])
