@@ -1,4 +1,8 @@
-"""Redaction of sensitive input fields, applied before a row is stored or logged."""
+"""Redaction of sensitive input fields, applied before a row is stored, spooled or logged.
+
+Rules come from the endpoint config, e.g. `{"redact": {"email": "drop", "customer_id": "hash"}}`:
+`drop` removes the field, `hash` keeps a SHA-256 prefix so rows can still be grouped by it.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,22 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+import pandas as pd
+
+REDACTED = "[redacted]"
+
+
+def hash_value(value: Any) -> str:
+    """A stable pseudonym: rows stay groupable by the field, the raw value is gone.
+
+    >>> hash_value("a@b.c")
+    'sha256:d648b243a3e817eaa3309e00e183483f'
+    """
+    return "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()[:32]
+
 
 def redact(inputs: dict[str, Any], rules: Mapping[str, str]) -> dict[str, Any]:
-    """`drop` removes the field; `hash` keeps a SHA-256 prefix so rows can still be grouped by it.
+    """Apply the rules to one row.
 
     >>> redact({"email": "a@b.c", "x": 1}, {"email": "drop"})
     {'x': 1}
@@ -22,5 +39,30 @@ def redact(inputs: dict[str, Any], rules: Mapping[str, str]) -> dict[str, Any]:
         if rule == "drop":
             del out[name]
         else:
-            out[name] = "sha256:" + hashlib.sha256(str(out[name]).encode()).hexdigest()[:32]
+            out[name] = hash_value(out[name])
     return out
+
+
+def redact_frame(frame: pd.DataFrame, rules: Mapping[str, str]) -> pd.DataFrame:
+    """Apply the rules to every row of a frame; the caller's frame is left as it was.
+
+    >>> redact_frame(pd.DataFrame({"email": ["a@b.c"], "x": [1]}), {"email": "drop"}).columns.tolist()
+    ['x']
+    """
+    present = {name: rule for name, rule in rules.items() if name in frame.columns}
+    if not present:
+        return frame
+    out = frame.drop(columns=[name for name, rule in present.items() if rule == "drop"])
+    hashed = {name: [hash_value(v) for v in frame[name].tolist()] for name, rule in present.items() if rule != "drop"}
+    return out.assign(**hashed) if hashed else out
+
+
+def scrub_text(text: str, frame: pd.DataFrame, rules: Mapping[str, str]) -> str:
+    """Blank out raw values of redacted fields that an error message may quote."""
+    for name in rules:
+        if name not in frame.columns:
+            continue
+        for value in set(map(str, frame[name].tolist())):
+            if value and value in text:
+                text = text.replace(value, REDACTED)
+    return text

@@ -1,16 +1,52 @@
-"""The prediction log and the labels that arrive later, joined by prediction id."""
+"""The prediction log and the labels that arrive later, joined by prediction id.
+
+Log rows arrive as tuples in `driftgate.records.rows.COLUMNS` order with JSON already encoded,
+and are bulk-loaded: SQLite with one `executemany` in one transaction, PostgreSQL with `COPY`.
+Writes are idempotent: a row whose id is already stored (a replayed spool file) is skipped.
+"""
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 
+from driftgate.errors import NotReady
+from driftgate.records.rows import COLUMNS, Row, from_dict
 from driftgate.store import tables as t
+
+F = TypeVar("F", bound=Callable[..., Any])
+_COLUMN_LIST = ", ".join(COLUMNS)
+_SQLITE_INSERT = f"INSERT OR IGNORE INTO predictions ({_COLUMN_LIST}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+_PG_STAGE = "_driftgate_predictions_in"
+
+
+def store_unavailable(method: F) -> F:
+    """A database that cannot be reached becomes `NotReady` (503), not a 500 with a traceback."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except DBAPIError as exc:
+            if exc.connection_invalidated or _is_connection_error(exc):
+                raise NotReady("the store is unavailable; retry shortly") from None
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _is_connection_error(exc: DBAPIError) -> bool:
+    orig = exc.orig
+    name = type(orig).__name__ if orig is not None else ""
+    # psycopg: OperationalError (connection refused/closed, admin shutdown); sqlite: locked/IO.
+    return name in {"OperationalError", "InterfaceError", "AdminShutdown", "CannotConnectNow"}
 
 
 class PredictionRepo:
@@ -19,13 +55,45 @@ class PredictionRepo:
         self._upsert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
 
     def write(self, rows: Sequence[dict[str, Any]]) -> None:
-        """One transaction for a batch; rows already stored (a replayed batch) are skipped."""
+        """Write rows given as mappings (decoded JSON documents); see `write_rows`."""
+        self.write_rows([from_dict(r) for r in rows], replay=True)
+
+    def write_rows(self, rows: Sequence[Row], *, replay: bool = False) -> None:
+        """Bulk-load encoded rows in one transaction; ids already stored are skipped.
+
+        `replay=False` says duplicates are unlikely: PostgreSQL then copies straight into the table
+        and only falls back to copy-into-staging + `ON CONFLICT DO NOTHING` when an id clashes.
+        """
         if not rows:
             return
-        stmt = self._upsert(t.predictions).on_conflict_do_nothing(index_elements=["id"])
+        if self.engine.dialect.name == "postgresql":
+            self._copy(rows, replay)
+            return
         with self.engine.begin() as conn:
-            conn.execute(stmt, list(rows))
+            conn.exec_driver_sql(_SQLITE_INSERT, list(rows))
 
+    def _copy(self, rows: Sequence[Row], replay: bool) -> None:
+        from psycopg import errors as pg_errors
+
+        with self.engine.begin() as conn:
+            raw = conn.connection.driver_connection
+            with raw.cursor() as cur:
+                if not replay:
+                    cur.execute("SAVEPOINT driftgate_copy")
+                    try:
+                        _copy_rows(cur, "predictions", rows)
+                        cur.execute("RELEASE SAVEPOINT driftgate_copy")
+                        return
+                    except pg_errors.UniqueViolation:
+                        cur.execute("ROLLBACK TO SAVEPOINT driftgate_copy")
+                cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_PG_STAGE} (LIKE predictions) ON COMMIT DELETE ROWS")
+                _copy_rows(cur, _PG_STAGE, rows)
+                cur.execute(
+                    f"INSERT INTO predictions ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM {_PG_STAGE} "
+                    "ON CONFLICT (id) DO NOTHING"
+                )
+
+    @store_unavailable
     def known_ids(self, endpoint: str, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
         with self.engine.connect() as conn:
@@ -40,6 +108,7 @@ class PredictionRepo:
                 )
         return found
 
+    @store_unavailable
     def add_labels(self, endpoint: str, labels: Iterable[tuple[str, Any]], source: str = "feedback") -> None:
         """Upsert labels: the last write for an id wins, retries are harmless."""
         now = time.time()
@@ -111,3 +180,88 @@ class PredictionRepo:
         with self.engine.connect() as conn:
             row = conn.execute(select(t.predictions).where(t.predictions.c.id == prediction_id)).first()
         return row._asdict() if row is not None else None
+
+    def count_range(
+        self,
+        endpoint: str,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        version: int | None = None,
+        role: str | None = "primary",
+    ) -> int:
+        p = t.predictions
+        query = select(func.count()).select_from(p).where(*self._filters(endpoint, since, until, version, role))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+    @staticmethod
+    def _filters(
+        endpoint: str, since: float | None, until: float | None, version: int | None, role: str | None
+    ) -> list[Any]:
+        p = t.predictions
+        where: list[Any] = [p.c.endpoint == endpoint]
+        if since is not None:
+            where.append(p.c.ts >= since)
+        if until is not None:
+            where.append(p.c.ts < until)
+        if version is not None:
+            where.append(p.c.version == version)
+        if role is not None:
+            where.append(p.c.role == role)
+        return where
+
+    def iter_with_labels(
+        self,
+        endpoint: str,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        version: int | None = None,
+        role: str | None = "primary",
+        chunk_rows: int = 20_000,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Logged rows with their label (and its time), oldest first, in chunks (keyset pagination)."""
+        p, lab = t.predictions, t.labels
+        base = (
+            select(p, lab.c.label, lab.c.ts.label("label_ts"))
+            .select_from(p.outerjoin(lab, lab.c.prediction_id == p.c.id))
+            .where(*self._filters(endpoint, since, until, version, role))
+            .order_by(p.c.ts, p.c.id)
+            .limit(chunk_rows)
+        )
+        after: tuple[float, str] | None = None
+        while True:
+            query = base
+            if after is not None:
+                query = query.where((p.c.ts > after[0]) | ((p.c.ts == after[0]) & (p.c.id > after[1])))
+            with self.engine.connect() as conn:
+                chunk = [r._asdict() for r in conn.execute(query)]
+            if not chunk:
+                return
+            yield chunk
+            if len(chunk) < chunk_rows:
+                return
+            after = (chunk[-1]["ts"], chunk[-1]["id"])
+
+    def delete_before(self, cutoff: float, endpoint: str | None = None, chunk_rows: int = 10_000) -> int:
+        """Delete log rows older than `cutoff` (epoch seconds) and their labels; returns rows deleted."""
+        p, lab = t.predictions, t.labels
+        total = 0
+        while True:
+            query = select(p.c.id).where(p.c.ts < cutoff).limit(chunk_rows)
+            if endpoint is not None:
+                query = query.where(p.c.endpoint == endpoint)
+            with self.engine.begin() as conn:
+                ids = list(conn.execute(query).scalars())
+                if not ids:
+                    return total
+                conn.execute(delete(lab).where(lab.c.prediction_id.in_(ids)))
+                conn.execute(delete(p).where(p.c.id.in_(ids)))
+            total += len(ids)
+
+
+def _copy_rows(cursor: Any, table: str, rows: Sequence[Row]) -> None:
+    with cursor.copy(f"COPY {table} ({_COLUMN_LIST}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)

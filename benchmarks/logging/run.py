@@ -1,0 +1,128 @@
+"""Prediction log throughput: store bulk writes and the whole recorder, SQLite and PostgreSQL.
+
+    .venv/bin/python benchmarks/logging/run.py [--rows 200000] [--pg postgresql+psycopg://...]
+
+Rows look like a 12-feature request (10 numeric, 2 categorical) with class probabilities. Three
+figures per store: `write` (pre-encoded rows through `PredictionRepo.write_rows` in 20k-row
+transactions), `recorder` (LogBatch of 100 rows handed to `Recorder.record`, timed until `close()`
+returns, i.e. encoded, redaction-free, written) and `recorder 1-row` (one row per batch, what a
+stream of single-row requests hands over). `durable` adds the spool with group commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import create_engine, text
+
+from driftgate.records.ids import new_ids
+from driftgate.records.recorder import LogBatch, Recorder
+from driftgate.records.rows import encode
+from driftgate.store import Store
+
+PG = os.environ.get("DRIFTGATE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def batches(total: int, per_batch: int, seed: int = 0) -> list[LogBatch]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(total // per_batch):
+        frame = pd.DataFrame(
+            {f"x{i}": rng.normal(size=per_batch) for i in range(10)}
+            | {
+                "merchant": rng.choice(["online", "shop", "atm"], per_batch),
+                "country": rng.choice(["DE", "FR"], per_batch),
+            }
+        )
+        proba = rng.random((per_batch, 2))
+        out.append(
+            LogBatch(
+                "bench",
+                "clf",
+                1,
+                "primary",
+                time.time(),
+                new_ids(per_batch),
+                frame,
+                rng.integers(0, 2, per_batch).tolist(),
+                proba / proba.sum(1, keepdims=True),
+                0.4,
+                "ok",
+            )
+        )
+    return out
+
+
+def measure_write(store: Store, rows: int) -> float:
+    encoded = [r for b in batches(rows, 1000, seed=1) for r in encode(b)]
+    started = time.perf_counter()
+    for start in range(0, len(encoded), 20_000):
+        store.predictions.write_rows(encoded[start : start + 20_000])
+    return len(encoded) / (time.perf_counter() - started)
+
+
+def measure_recorder(store: Store, rows: int, per_batch: int, spool: Path | None = None) -> float:
+    work = batches(rows, per_batch, seed=2 + per_batch)
+    recorder = Recorder(
+        store.predictions.write_rows,
+        flush_interval=0.2,
+        batch_rows=5000,
+        max_rows=10**7,
+        spool=spool,
+        durable=spool is not None,
+    )
+    before = store.predictions.count("bench")
+    started = time.perf_counter()
+    for batch in work:
+        recorder.record(batch)
+    recorder.close()
+    elapsed = time.perf_counter() - started
+    written = store.predictions.count("bench") - before
+    assert written == len(work) * per_batch, (written, len(work) * per_batch)
+    return written / elapsed
+
+
+def run_store(label: str, store: Store, rows: int) -> list[tuple[str, str, float]]:
+    spool = Path(tempfile.mkdtemp()) / "spool"
+    results = [
+        (label, "write (encoded rows, 20k/txn)", measure_write(store, rows)),
+        (label, "recorder, 100-row batches", measure_recorder(store, rows, 100)),
+        (label, "recorder, 1-row batches", measure_recorder(store, rows // 5, 1)),
+        (label, "recorder durable (spool + fsync), 100-row batches", measure_recorder(store, rows, 100, spool)),
+    ]
+    for row in results:
+        print(f"{row[0]:<11} {row[1]:<52} {row[2]:>10,.0f} rows/s", flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--pg", default=PG)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.open(db=f"sqlite:///{tmp}/bench.db")
+        run_store("SQLite", store, args.rows)
+        store.close()
+    schema = "bench_" + secrets.token_hex(4)
+    admin = create_engine(args.pg)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        store = Store.open(db=f"{args.pg}?options=-csearch_path%3D{schema}")
+        run_store("PostgreSQL", store, args.rows)
+        store.close()
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+
+
+if __name__ == "__main__":
+    main()

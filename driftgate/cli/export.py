@@ -1,0 +1,193 @@
+"""`driftgate export` and `driftgate retention`: the prediction log out to a file, and pruned.
+
+Mounted by the main CLI with `app.command()(export)` and `app.command()(retention)`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+console = Console(stderr=True)
+BASE_COLUMNS = ("id", "ts", "model", "version", "role", "status", "latency_ms", "prediction", "probabilities")
+TAIL_COLUMNS = ("label", "label_ts", "error")
+
+
+def parse_time(value: str | None, option: str) -> float | None:
+    """Epoch seconds, or an ISO 8601 date/time (UTC unless it says otherwise).
+
+    >>> parse_time("2026-01-02", "--since")
+    1767312000.0
+    >>> parse_time("1767312000", "--since")
+    1767312000.0
+    """
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected epoch seconds or an ISO date/time like 2026-01-02T15:04:05Z, got {value!r}", param_hint=option
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.timestamp()
+
+
+def flatten(rows: list[dict[str, Any]], reserved: frozenset[str]) -> list[dict[str, Any]]:
+    """One flat record per row: log columns, then each input field as its own column."""
+    out = []
+    for row in rows:
+        record = {
+            "id": row["id"],
+            "ts": row["ts"],
+            "model": row["model"],
+            "version": row["version"],
+            "role": row["role"],
+            "status": row["status"],
+            "latency_ms": row["latency_ms"],
+            "prediction": row["output"],
+            "probabilities": row["probabilities"],
+            "label": row["label"],
+            "label_ts": row["label_ts"],
+            "error": row["error"],
+        }
+        for name, value in (row["inputs"] or {}).items():
+            record[f"input.{name}" if name in reserved else name] = value
+        out.append(record)
+    return out
+
+
+class _Writer:
+    """Writes flattened chunks to CSV or Parquet with the columns fixed by the first chunk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.kind = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
+        self.columns: list[str] | None = None
+        self._schema: Any = None
+        self._parquet: Any = None
+        self._first = True
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        import pandas as pd
+
+        if self.columns is None:
+            inputs = sorted({k for r in records for k in r} - set(BASE_COLUMNS) - set(TAIL_COLUMNS))
+            self.columns = [*BASE_COLUMNS, *inputs, *TAIL_COLUMNS]
+        frame = pd.DataFrame.from_records(records, columns=self.columns)
+        frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
+        frame["label_ts"] = pd.to_datetime(frame["label_ts"], unit="s", utc=True)
+        if self.kind == "csv":
+            frame["probabilities"] = [
+                orjson.dumps(p).decode() if p is not None else None for p in frame["probabilities"]
+            ]
+            frame.to_csv(self.path, mode="w" if self._first else "a", header=self._first, index=False)
+            self._first = False
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        # The first chunk fixes the schema (all-null columns become strings); later chunks cast to it.
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self._schema is None:
+            fields = [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+            self._schema = pa.schema(fields)
+            self._parquet = pq.ParquetWriter(self.path, self._schema)
+        try:
+            table = table.cast(self._schema)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise typer.BadParameter(
+                f"column types changed within the export ({exc}); export one --version at a time or use CSV"
+            ) from None
+        self._parquet.write_table(table)
+
+    def close(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+        elif self.kind == "parquet" and self.columns is None:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.table({c: pa.array([], pa.string()) for c in (*BASE_COLUMNS, *TAIL_COLUMNS)}), self.path)
+        elif self.kind == "csv" and self._first:
+            self.path.write_text(",".join((*BASE_COLUMNS, *TAIL_COLUMNS)) + "\n")
+
+
+def export(
+    endpoint: Annotated[str, typer.Argument(help="Endpoint whose prediction log to export.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="F.parquet or F.csv")],
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Embedded store directory.")] = Path(".driftgate"),
+    db: Annotated[str | None, typer.Option("--db", help="Store URL (PostgreSQL).")] = None,
+    since: Annotated[str | None, typer.Option(help="From this time on (ISO 8601 or epoch seconds).")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this time (ISO 8601 or epoch seconds).")] = None,
+    version: Annotated[int | None, typer.Option(help="Only rows of this model version.")] = None,
+    role: Annotated[str, typer.Option(help="primary | shadow | all")] = "primary",
+    chunk_rows: Annotated[int, typer.Option(help="Rows read per query.")] = 20_000,
+) -> None:
+    """Export logged predictions with their latest label; inputs become columns."""
+    from driftgate.store import Store
+
+    if output.suffix.lower() not in (".parquet", ".pq", ".csv"):
+        raise typer.BadParameter(f"expected a .parquet or .csv file, got {output.name!r}", param_hint="--output")
+    if role not in ("primary", "shadow", "all"):
+        raise typer.BadParameter(f"expected primary, shadow or all, got {role!r}", param_hint="--role")
+    filters: dict[str, Any] = {
+        "since": parse_time(since, "--since"),
+        "until": parse_time(until, "--until"),
+        "version": version,
+        "role": None if role == "all" else role,
+    }
+    store = Store.open(data_dir, db)
+    try:
+        total = store.predictions.count_range(endpoint, **filters)
+        writer = _Writer(output)
+        reserved = frozenset((*BASE_COLUMNS, *TAIL_COLUMNS))
+        done = 0
+        with Progress(
+            TextColumn(f"exporting {endpoint}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("rows", total=total)
+            for chunk in store.predictions.iter_with_labels(endpoint, chunk_rows=chunk_rows, **filters):
+                writer.write(flatten(chunk, reserved))
+                done += len(chunk)
+                progress.update(task, completed=done)
+        writer.close()
+    finally:
+        store.close()
+    console.print(f"exported {done} rows of [bold]{endpoint}[/bold] to {output}")
+
+
+def retention(
+    days: Annotated[float, typer.Option(help="Keep this many days of prediction log; delete older rows.")],
+    endpoint: Annotated[str | None, typer.Option(help="Only this endpoint (default: all).")] = None,
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Embedded store directory.")] = Path(".driftgate"),
+    db: Annotated[str | None, typer.Option("--db", help="Store URL (PostgreSQL).")] = None,
+) -> None:
+    """Delete prediction log rows (and their labels) older than N days."""
+    from driftgate.store import Store
+
+    if days < 0:
+        raise typer.BadParameter(f"expected a number of days >= 0, got {days}", param_hint="--days")
+    store = Store.open(data_dir, db)
+    try:
+        deleted = store.predictions.delete_before(time.time() - days * 86400, endpoint)
+    finally:
+        store.close()
+    console.print(f"deleted {deleted} prediction rows older than {days:g} days")
