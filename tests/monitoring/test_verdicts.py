@@ -83,7 +83,7 @@ def test_each_kind_of_shift_is_flagged(n: int, change: dict, reason: str) -> Non
     reference, current = table(rng, max(n, 5_000)), table(rng, n, **change)
     report = compare_frames(reference, current, multivariate=False)
     drifted = {f.name: f.reasons for f in report.features if f.drifted}
-    assert reason in sum(drifted.values(), []), drifted
+    assert any(reason in reasons for reasons in drifted.values()), drifted
     assert set(drifted) <= {"shifted", "colour"}, drifted
     assert report.dataset.drifted
 
