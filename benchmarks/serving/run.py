@@ -1,0 +1,760 @@
+"""Serving benchmark: driftgate against a bare endpoint, MLServer and BentoML, in one run.
+
+    .venv/bin/python benchmarks/serving/run.py            # full: 2 alternating rounds, 10 s each
+    .venv/bin/python benchmarks/serving/run.py --quick    # 2 rounds of 4 s (a smoke test, ~5 min)
+
+Every server gets the same model (a scikit-learn Pipeline: ColumnTransformer with StandardScaler on
+18 numeric and OneHotEncoder on 2 categorical features, then LogisticRegression), is pinned to core 0
+(`taskset -c 0`) and is loaded by the same `wrk -t1 -c16` pinned to core 1 with 1-row and 100-row
+bodies. Rounds alternate the server order; ratios are taken within each round, then the median.
+The fixed-rate (half of the bare endpoint's saturation) latency comes from `fixed_rate.py` on core 1.
+
+Peers are installed (pip only) into their own virtualenvs under benchmarks/.venvs/; a peer that cannot
+be installed or started is recorded with the reason and the rest goes on. Results go to
+benchmarks/serving/results.json and the `serving` section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+VENVS = ROOT / "benchmarks" / ".venvs"
+WORK = ROOT / "benchmarks" / ".data" / "serving"
+DOC = ROOT / "docs" / "benchmarks.md"
+RESULTS = HERE / "results.json"
+PY = Path(sys.executable)
+BIN = PY.parent
+BASE_PY = Path(getattr(sys, "_base_executable", sys.executable))
+
+sys.path.insert(0, str(HERE))
+import model as bench_model  # noqa: E402
+
+SERVER_CORE, CLIENT_CORE = "0", "1"
+CONNS = 16
+ROW_COUNTS = (1, 100)
+ENDPOINT = "bench"
+
+PEER_PINS = {
+    "mlserver": ["mlserver==1.7.*", "mlserver-sklearn==1.7.*", "uvloop==0.21.0"],
+    "bentoml": ["bentoml==1.4.*", "scikit-learn", "pandas"],
+}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ---- setup ------------------------------------------------------------------------------------
+
+
+def prepare_data() -> dict[str, Path]:
+    """Reference CSV, the driftgate (skops) and bare (joblib) artifacts, request bodies."""
+    import joblib
+    import numpy as np
+    import orjson
+    import skops.io as sio
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    csv = WORK / "ref.csv"
+    bench_model.make_data().to_csv(csv, index=False)
+    pipe = bench_model.train(str(csv))
+    sio.dump(pipe, WORK / "model.skops")
+    joblib.dump(pipe, WORK / "model.joblib")
+    paths = {"csv": csv}
+    for n in ROW_COUNTS:
+        rows = bench_model.request_rows(str(csv), n)
+        (WORK / f"native_{n}.json").write_bytes(orjson.dumps({"instances": rows}))
+        (WORK / f"v2_{n}.json").write_bytes(orjson.dumps(v2_body(rows)))
+        paths[f"native_{n}"] = WORK / f"native_{n}.json"
+        paths[f"v2_{n}"] = WORK / f"v2_{n}.json"
+    import pandas as pd
+
+    expected = pipe.predict_proba(pd.DataFrame(bench_model.request_rows(str(csv), max(ROW_COUNTS))))
+    np.save(WORK / "expected.npy", expected)
+    return paths
+
+
+def v2_body(rows: list[dict]) -> dict:
+    """Open Inference Protocol request: one input per feature, decoded by MLServer into a DataFrame."""
+    inputs = []
+    for name in bench_model.FEATURES:
+        values = [r[name] for r in rows]
+        if name in bench_model.NUMERIC:
+            inputs.append({"name": name, "shape": [len(rows)], "datatype": "FP64", "data": values})
+        else:
+            inputs.append(
+                {
+                    "name": name,
+                    "shape": [len(rows)],
+                    "datatype": "BYTES",
+                    "data": values,
+                    "parameters": {"content_type": "str"},
+                }
+            )
+    return {"parameters": {"content_type": "pd"}, "inputs": inputs, "outputs": [{"name": "predict_proba"}]}
+
+
+def register_driftgate(csv: Path) -> Path:
+    data_dir = WORK / "driftgate"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    cli = str(BIN / "driftgate")
+    subprocess.run(
+        [
+            cli,
+            "models",
+            "register",
+            "bench-model",
+            str(WORK / "model.skops"),
+            "--format",
+            "sklearn",
+            "--reference",
+            str(csv),
+            "--target",
+            bench_model.TARGET,
+            "--data-dir",
+            str(data_dir),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [cli, "deploy", ENDPOINT, "--model", "bench-model", "--version", "1", "--data-dir", str(data_dir)],
+        check=True,
+        capture_output=True,
+    )
+    return data_dir
+
+
+def ensure_venv(name: str) -> Path:
+    """benchmarks/.venvs/NAME with the peer's pinned packages; raises with pip's tail on failure."""
+    venv = VENVS / name
+    marker = venv / ".bench-ok"
+    want = " ".join(PEER_PINS[name])
+    if marker.exists() and marker.read_text() == want:
+        return venv
+    log(f"installing {name} into {venv} (pip)")
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([str(BASE_PY), "-m", "venv", str(venv)], check=True)
+    proc = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", *PEER_PINS[name]], capture_output=True, text=True
+    )
+    (VENVS / f"{name}.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        tail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "is ignored" not in ln][-5:]
+        raise RuntimeError(f"pip install {want} failed: {' | '.join(tail)}")
+    marker.write_text(want)
+    return venv
+
+
+def peer_version(venv: Path, dist: str) -> str:
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip() or "?"
+
+
+def train_in(venv: Path, csv: Path, out: Path) -> None:
+    """Train the same pipeline with the peer venv's own scikit-learn (no pickle crosses versions)."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(HERE)!r}); import joblib, model; "
+        f"joblib.dump(model.train({str(csv)!r}), {str(out)!r})"
+    )
+    subprocess.run([str(venv / "bin" / "python"), "-c", code], check=True, capture_output=True)
+
+
+# ---- servers ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    name: str
+    label: str
+    cmd: list[str]
+    url: str
+    bodies: dict[int, Path]
+    cwd: Path = ROOT
+    env: dict[str, str] = field(default_factory=dict)
+    decode: str = "native"  # how to read probabilities from a response, for the correctness check
+    version: str = ""
+    proc: subprocess.Popen | None = None
+    logfile: Path | None = None
+
+    def start(self) -> None:
+        self.logfile = WORK / f"{self.name}.log"
+        env = {**os.environ, **self.env}
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", SERVER_CORE, *self.cmd],
+            cwd=self.cwd,
+            env=env,
+            stdout=self.logfile.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        deadline = time.time() + timeout
+        body = self.bodies[1].read_bytes()
+        last = ""
+        while time.time() < deadline:
+            if self.proc and self.proc.poll() is not None:
+                raise RuntimeError(f"exited with {self.proc.returncode}; see {self.logfile}: {self.log_tail()}")
+            try:
+                status, _ = post(self.url, body)
+                if status == 200:
+                    return
+                last = f"HTTP {status}"
+            except OSError as exc:
+                last = str(exc)
+            time.sleep(0.5)
+        raise RuntimeError(f"not ready after {timeout:.0f} s ({last}); {self.log_tail()}")
+
+    def check(self, expected) -> float:
+        """Max |probability - expected| on the 100-row body (all servers must compute the same thing)."""
+        import numpy as np
+
+        status, raw = post(self.url, self.bodies[max(ROW_COUNTS)].read_bytes())
+        if status != 200:
+            raise RuntimeError(f"HTTP {status} on the 100-row body: {raw[:300]!r}")
+        doc = json.loads(raw)
+        if self.decode == "v2":
+            out = next(o for o in doc["outputs"] if o["name"] == "predict_proba")
+            proba = np.asarray(out["data"], dtype=float).reshape(out["shape"])
+        else:
+            proba = np.asarray(doc["probabilities"], dtype=float)
+        return float(np.abs(proba - expected).max())
+
+    def rss_mb(self) -> float:
+        return tree_rss_kb(self.proc.pid) / 1024 if self.proc else 0.0
+
+    def stop(self) -> None:
+        if not self.proc or self.proc.poll() is not None:
+            return
+        pgid = self.proc.pid  # start_new_session: the group is ours alone
+        os.killpg(pgid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(pgid, signal.SIGKILL)
+            self.proc.wait()
+        # children that outlived their parent (e.g. a supervisor's workers) go too
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        time.sleep(0.5)
+
+    def log_tail(self) -> str:
+        if not self.logfile or not self.logfile.exists():
+            return ""
+        lines = self.logfile.read_text(errors="replace").splitlines()
+        return " | ".join(ln.strip() for ln in lines[-4:])[-600:]
+
+
+def post(url: str, body: bytes, ctype: str = "application/json") -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": ctype}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def tree_rss_kb(root: int) -> int:
+    """Resident memory of a process and all its descendants (sum of VmRSS)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build_servers(paths: dict[str, Path], data_dir: Path, skip: set[str], notes: dict[str, str]) -> list[Server]:
+    native = {n: paths[f"native_{n}"] for n in ROW_COUNTS}
+    servers: list[Server] = []
+    p = free_port()
+    servers.append(
+        Server(
+            "bare",
+            "bare Starlette + uvicorn (floor)",
+            [str(PY), str(HERE / "bare_app.py"), str(WORK / "model.joblib"), str(p)],
+            f"http://127.0.0.1:{p}/predict",
+            native,
+        )
+    )
+    p = free_port()
+    servers.append(
+        Server(
+            "driftgate",
+            "driftgate, logging on (default)",
+            [str(BIN / "driftgate"), "serve", "--data-dir", str(data_dir), "--port", str(p)],
+            f"http://127.0.0.1:{p}/v1/endpoints/{ENDPOINT}/predict",
+            native,
+        )
+    )
+    p = free_port()
+    servers.append(
+        Server(
+            "driftgate_nolog",
+            "driftgate, logging off",
+            [str(PY), str(HERE / "driftgate_nolog.py"), str(data_dir), str(p)],
+            f"http://127.0.0.1:{p}/v1/endpoints/{ENDPOINT}/predict",
+            native,
+        )
+    )
+
+    if "mlserver" not in skip:
+        try:
+            venv = ensure_venv("mlserver")
+            mdir = WORK / "mlserver"
+            (mdir / "bench").mkdir(parents=True, exist_ok=True)
+            train_in(venv, paths["csv"], mdir / "bench" / "model.joblib")
+            p, g, m = free_port(), free_port(), free_port()
+            (mdir / "settings.json").write_text(
+                json.dumps({"http_port": p, "grpc_port": g, "metrics_port": m, "parallel_workers": 0})
+            )
+            (mdir / "bench" / "model-settings.json").write_text(
+                json.dumps(
+                    {
+                        "name": ENDPOINT,
+                        "implementation": "mlserver_sklearn.SKLearnModel",
+                        "parameters": {"uri": "./model.joblib", "version": "v1"},
+                    }
+                )
+            )
+            servers.append(
+                Server(
+                    "mlserver",
+                    "MLServer + mlserver-sklearn, parallel_workers=0",
+                    [str(venv / "bin" / "mlserver"), "start", str(mdir)],
+                    f"http://127.0.0.1:{p}/v2/models/{ENDPOINT}/infer",
+                    {n: paths[f"v2_{n}"] for n in ROW_COUNTS},
+                    env={"PATH": f"{venv / 'bin'}:{os.environ['PATH']}"},
+                    decode="v2",
+                    version=peer_version(venv, "mlserver"),
+                )
+            )
+        except Exception as exc:
+            notes["mlserver"] = f"not run: {exc}"
+            log(f"mlserver: {notes['mlserver']}")
+    if "bentoml" not in skip:
+        try:
+            venv = ensure_venv("bentoml")
+            train_in(venv, paths["csv"], WORK / "bento_model.joblib")
+            p = free_port()
+            servers.append(
+                Server(
+                    "bentoml",
+                    "BentoML @bentoml.service",
+                    [
+                        str(venv / "bin" / "bentoml"),
+                        "serve",
+                        "bento_service:Classifier",
+                        "--port",
+                        str(p),
+                        "--host",
+                        "127.0.0.1",
+                    ],
+                    f"http://127.0.0.1:{p}/predict",
+                    native,
+                    cwd=HERE,
+                    env={
+                        "BENCH_MODEL": str(WORK / "bento_model.joblib"),
+                        "PATH": f"{venv / 'bin'}:{os.environ['PATH']}",
+                        "BENTOML_DO_NOT_TRACK": "true",
+                        "BENTOML_HOME": str(WORK / "bentoml_home"),
+                    },
+                    version=peer_version(venv, "bentoml"),
+                )
+            )
+        except Exception as exc:
+            notes["bentoml"] = f"not run: {exc}"
+            log(f"bentoml: {notes['bentoml']}")
+    return servers
+
+
+# ---- load -------------------------------------------------------------------------------------
+
+
+def wrk(url: str, body: Path, seconds: float) -> dict:
+    env = {**os.environ, "WRK_BODY": str(body)}
+    cmd = [
+        "taskset",
+        "-c",
+        CLIENT_CORE,
+        "wrk",
+        "-t1",
+        f"-c{CONNS}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(HERE / "post.lua"),
+        url,
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds + 60)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result: {out.stdout[-300:]} {out.stderr[-300:]}")
+    r = json.loads(line[len("RESULT ") :])
+    socket_errors = r["connect"] + r["read"] + r["write"] + r["timeout"]
+    return {
+        "rps": round(r["requests"] / (r["duration_us"] / 1e6), 1),
+        "p50_ms": r["p50_us"] / 1000,
+        "p90_ms": r["p90_us"] / 1000,
+        "p99_ms": r["p99_us"] / 1000,
+        "max_ms": r["max_us"] / 1000,
+        "requests": r["requests"],
+        "errors_non2xx": r["status"],
+        "errors_socket": socket_errors,
+    }
+
+
+def fixed_rate(url: str, body: Path, rate: float, seconds: float, warmup: float) -> dict:
+    cmd = [
+        "taskset",
+        "-c",
+        CLIENT_CORE,
+        str(PY),
+        str(HERE / "fixed_rate.py"),
+        url,
+        str(body),
+        f"{rate:.1f}",
+        f"{seconds:g}",
+        "--warmup",
+        f"{warmup:g}",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + warmup + 120)
+    if out.returncode != 0:
+        raise RuntimeError(f"fixed_rate.py failed: {out.stderr[-500:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ---- the run ----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="2 rounds of 4 s (smoke test)")
+    ap.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 2)")
+    ap.add_argument("--duration", type=float, default=None, help="measured seconds per wrk run (default 10)")
+    ap.add_argument("--warmup", type=float, default=None, help="warm-up seconds before each run (default 3)")
+    ap.add_argument("--skip", default="", help="comma-separated peers to leave out: mlserver,bentoml")
+    ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md")
+    a = ap.parse_args()
+    rounds = a.rounds or 2
+    duration = a.duration or (4.0 if a.quick else 10.0)
+    warmup = a.warmup or (2.0 if a.quick else 3.0)
+    skip = {s for s in a.skip.split(",") if s}
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found: apt-get install -y wrk")
+    if (os.cpu_count() or 1) < 2:
+        sys.exit("needs 2 cores (server on core 0, load on core 1)")
+    os.sched_setaffinity(0, {int(CLIENT_CORE)})  # this script (and its setup work) stays off the server's core
+    started = time.time()
+
+    import numpy as np
+
+    log("preparing data, model and bodies")
+    paths = prepare_data()
+    expected = np.load(WORK / "expected.npy")
+    data_dir = register_driftgate(paths["csv"])
+    notes: dict[str, str] = {}
+    servers = build_servers(paths, data_dir, skip, notes)
+    by_name = {s.name: s for s in servers}
+
+    raw: dict[str, dict] = {
+        s.name: {
+            "saturation": {n: [] for n in ROW_COUNTS},
+            "half": {n: [] for n in ROW_COUNTS},
+            "rss_mb": [],
+            "check_max_abs_diff": None,
+        }
+        for s in servers
+    }
+    half_rate: dict[int, float] = {}
+    half_servers = ("bare", "driftgate", "driftgate_nolog")
+    for rnd in range(rounds):
+        order = servers if rnd % 2 == 0 else list(reversed(servers))
+        # The half-load rate comes from round 0's bare run, which goes first: the same rate everywhere.
+        if rnd > 0 and not half_rate:
+            order = servers
+        for srv in order:
+            if srv.name in notes:
+                continue
+            log(f"round {rnd + 1}/{rounds}: {srv.name}")
+            try:
+                srv.start()
+                srv.wait_ready()
+                diff = srv.check(expected)
+                raw[srv.name]["check_max_abs_diff"] = max(diff, raw[srv.name]["check_max_abs_diff"] or 0.0)
+                if diff > 1e-6:
+                    notes[srv.name] = f"answers differ from the reference probabilities by {diff:.2g}"
+                for n in ROW_COUNTS:
+                    wrk(srv.url, srv.bodies[n], warmup)
+                    res = wrk(srv.url, srv.bodies[n], duration)
+                    res["round"] = rnd
+                    raw[srv.name]["saturation"][n].append(res)
+                    log(
+                        f"  {n:>3} rows: {res['rps']:8.0f} req/s  p50 {res['p50_ms']:.2f} ms  p99 "
+                        f"{res['p99_ms']:.2f} ms  errors {res['errors_non2xx']}+{res['errors_socket']}"
+                    )
+                    if srv.name == "bare" and n not in half_rate:
+                        half_rate[n] = res["rps"] / 2
+                raw[srv.name]["rss_mb"].append(round(srv.rss_mb(), 1))
+                if srv.name in half_servers and half_rate:
+                    for n in ROW_COUNTS:
+                        res = fixed_rate(srv.url, srv.bodies[n], half_rate[n], duration, warmup)
+                        res["round"] = rnd
+                        raw[srv.name]["half"][n].append(res)
+                        log(
+                            f"  {n:>3} rows at {half_rate[n]:.0f}/s: p50 {res['p50_ms']:.2f} ms  p99 "
+                            f"{res['p99_ms']:.2f} ms  late sends {res['late_sends']}"
+                        )
+            except Exception as exc:
+                notes[srv.name] = f"failed in round {rnd + 1}: {str(exc)[:400]}"
+                log(f"  {srv.name}: {notes[srv.name]}")
+            finally:
+                srv.stop()
+
+    summary = summarise(raw, by_name, rounds)
+    doc = {
+        "command": "python benchmarks/serving/run.py" + (" --quick" if a.quick else ""),
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "method": {
+            "server_core": SERVER_CORE,
+            "client_core": CLIENT_CORE,
+            "wrk": f"wrk -t1 -c{CONNS}",
+            "rounds": rounds,
+            "warmup_s": warmup,
+            "measured_s": duration,
+            "half_rate_rps": half_rate,
+        },
+        "versions": {s.name: s.version for s in servers if s.version},
+        "notes": notes,
+        "summary": summary,
+        "raw": raw,
+        "wall_s": round(time.time() - started),
+    }
+    RESULTS.write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    log(f"wrote {RESULTS.relative_to(ROOT)}")
+    md = markdown(doc)
+    print(md)
+    if not a.no_doc:
+        write_doc(md)
+        log(f"updated {DOC.relative_to(ROOT)}")
+
+
+def med(xs: list[float]) -> float | None:
+    return round(statistics.median(xs), 3) if xs else None
+
+
+def summarise(raw: dict, servers: dict[str, Server], rounds: int) -> dict:
+    out: dict = {"servers": {}, "ratios": {}}
+    for name, r in raw.items():
+        s: dict = {"label": servers[name].label, "rss_mb": max(r["rss_mb"]) if r["rss_mb"] else None}
+        for n in ROW_COUNTS:
+            sat = r["saturation"][n]
+            s[f"{n}"] = {
+                "rps": med([x["rps"] for x in sat]),
+                "p50_ms": med([x["p50_ms"] for x in sat]),
+                "p99_ms": med([x["p99_ms"] for x in sat]),
+                "errors": sum(x["errors_non2xx"] + x["errors_socket"] for x in sat),
+                "rounds": len(sat),
+            }
+            half = r["half"][n]
+            if half:
+                s[f"{n}"]["half_p50_ms"] = med([x["p50_ms"] for x in half])
+                s[f"{n}"]["half_p99_ms"] = med([x["p99_ms"] for x in half])
+                s[f"{n}"]["half_errors"] = sum(x["errors_status"] + x["errors_socket"] for x in half)
+        out["servers"][name] = s
+
+    def per_round(a: str, b: str, n: int, key: str = "rps", kind: str = "saturation") -> list[float]:
+        if a not in raw or b not in raw:
+            return []
+        xa = {x["round"]: x[key] for x in raw[a][kind][n]}
+        xb = {x["round"]: x[key] for x in raw[b][kind][n]}
+        if kind == "half":
+            return [round(xa[k] - xb[k], 3) for k in sorted(xa) if k in xb]
+        return [round(xa[k] / xb[k], 3) for k in sorted(xa) if xb.get(k)]
+
+    targets = [
+        ("driftgate", "bare", 1, 1.0),
+        ("driftgate", "bare", 100, 0.9),
+        ("driftgate", "mlserver", 1, 2.0),
+        ("driftgate", "mlserver", 100, 2.0),
+        ("driftgate", "bentoml", 1, 4.0),
+        ("driftgate", "bentoml", 100, 4.0),
+        ("driftgate_nolog", "bare", 1, None),
+        ("driftgate_nolog", "bare", 100, None),
+        ("driftgate", "driftgate_nolog", 1, None),
+        ("driftgate", "driftgate_nolog", 100, None),
+    ]
+    for a, b, n, target in targets:
+        rs = per_round(a, b, n)
+        if rs:
+            m = med(rs)
+            out["ratios"][f"{a}/{b} {n}-row req/s"] = {
+                "per_round": rs,
+                "median": m,
+                "target": target,
+                "met": None if target is None else bool(m >= target),
+            }
+    for a in ("driftgate", "driftgate_nolog"):
+        for n in ROW_COUNTS:
+            ds = per_round(a, "bare", n, key="p99_ms", kind="half")
+            if ds:
+                m = med(ds)
+                out["ratios"][f"{a}-bare p99 ms at half load, {n}-row"] = {
+                    "per_round": ds,
+                    "median": m,
+                    "target": "<= 2 ms" if a == "driftgate" else None,
+                    "met": bool(m <= 2.0) if a == "driftgate" else None,
+                }
+    return out
+
+
+def fmt(x, spec: str = ",.0f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def markdown(doc: dict) -> str:
+    s = doc["summary"]["servers"]
+    m = doc["method"]
+    v = doc["versions"]
+    lines = [
+        "## Serving",
+        "",
+        f"Command: `{doc['command']}` (run {doc['when']}; {doc['machine']}; {doc['wall_s']} s in all). "
+        f"Each server alone on core 0 (`taskset -c 0`), `{m['wrk']}` on core 1 with a 1-row or 100-row body; "
+        f"{m['warmup_s']:g} s warm-up then {m['measured_s']:g} s measured per run, {m['rounds']} rounds with the "
+        "server order reversed each round. Figures are medians over rounds; ratios are taken within a round, "
+        "then the median. The same model everywhere: a scikit-learn Pipeline (ColumnTransformer: StandardScaler "
+        "on 18 numeric + OneHotEncoder on 2 categorical features, then LogisticRegression), 20 named features; "
+        "every server's probabilities are checked against the reference before it is loaded "
+        f"(max abs diff {max((r['check_max_abs_diff'] or 0) for r in doc['raw'].values()):.1g}).",
+        "",
+        "| server | 1-row req/s | p50 ms | p99 ms | 100-row req/s | p50 ms | p99 ms | errors | RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in s.items():
+        one, hund = r["1"], r["100"]
+        label = r["label"] + (f" {v[name]}" if name in v else "")
+        lines.append(
+            f"| {label} | {fmt(one['rps'])} | {fmt(one['p50_ms'], '.2f')} | {fmt(one['p99_ms'], '.2f')} | "
+            f"{fmt(hund['rps'])} | {fmt(hund['p50_ms'], '.2f')} | {fmt(hund['p99_ms'], '.2f')} | "
+            f"{one['errors'] + hund['errors']} | {fmt(r['rss_mb'])} |"
+        )
+    for name, why in doc["notes"].items():
+        if name not in s or not s[name]["1"]["rps"]:
+            lines.append(f"| {name} | {why} | | | | | | | |")
+    hr = m["half_rate_rps"]
+    if hr:
+        lines += [
+            "",
+            "Latency at a fixed rate of half the bare endpoint's saturation throughput "
+            f"({', '.join(f'{hr[n]:,.0f} req/s with {n}-row bodies' for n in ROW_COUNTS if n in hr)}). wrk2 is not "
+            "in Debian, so this load comes from `benchmarks/serving/fixed_rate.py` (Python, uvloop, open loop, "
+            "latency from each request's scheduled send time, keep-alive connection pool) on core 1; its own "
+            "overhead is in every row alike.",
+            "",
+            "| server | 1-row p50 ms | 1-row p99 ms | 100-row p50 ms | 100-row p99 ms | errors |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in s.values():
+            if "half_p99_ms" not in r["1"]:
+                continue
+            lines.append(
+                f"| {r['label']} | {fmt(r['1'].get('half_p50_ms'), '.2f')} | {fmt(r['1'].get('half_p99_ms'), '.2f')} | "
+                f"{fmt(r['100'].get('half_p50_ms'), '.2f')} | {fmt(r['100'].get('half_p99_ms'), '.2f')} | "
+                f"{r['1'].get('half_errors', 0) + r['100'].get('half_errors', 0)} |"
+            )
+    lines += ["", "| ratio | per round | median | target | met |", "|---|---|---|---|---|"]
+    for key, r in doc["summary"]["ratios"].items():
+        target = r["target"]
+        tgt = "-" if target is None else (target if isinstance(target, str) else f">= {target:g}x")
+        met = "-" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        lines.append(f"| {key} | {', '.join(f'{x:g}' for x in r['per_round'])} | {r['median']:g} | {tgt} | {met} |")
+    lines += [
+        "",
+        "What the rows are:",
+        "",
+        "- **bare**: `benchmarks/serving/bare_app.py`, Starlette + uvicorn in driftgate's virtualenv; on the "
+        "event loop: `orjson.loads`, records to columns, `pd.DataFrame`, `predict_proba`, `orjson.dumps`. No "
+        "validation, ids, metrics or logging: the floor.",
+        "- **driftgate, logging on**: `driftgate serve` after `driftgate models register ... --format sklearn "
+        "--reference ref.csv --target y` and `driftgate deploy`; default settings and endpoint config (adaptive "
+        "micro-batching on, every prediction logged to the embedded SQLite store).",
+        "- **driftgate, logging off**: there is no switch, so `benchmarks/serving/driftgate_nolog.py` runs the same "
+        "`create_app` with `Settings(log_max_queued_rows=0)`: the recorder drops every batch at hand-over (and "
+        "counts it), so nothing is encoded or written; the request path still builds ids and the log batch.",
+        "- **MLServer**: `mlserver start` with mlserver-sklearn, `parallel_workers=0` (model in the server "
+        "process), `uvloop==0.21.0` pinned (with 0.23 the model never loads). V2 request with one input per "
+        "feature (FP64 for numeric, BYTES with `content_type: str` for categorical) and `content_type: pd`, so it "
+        "decodes to a DataFrame for the ColumnTransformer (a single `[n, d]` FP64 tensor cannot carry the "
+        "categorical columns); `outputs: [predict_proba]`.",
+        "- **BentoML**: `bentoml serve bento_service:Classifier`, a `@bentoml.service` (1 worker) with a sync "
+        '`@bentoml.api` taking the same `{"instances": [...]}` body.',
+        "- Peers run in their own virtualenvs (benchmarks/.venvs/, pip only), each training the pipeline from the "
+        "same CSV with its own scikit-learn. RSS is the sum over the server's process tree after its runs. Errors "
+        "are non-2xx responses plus socket errors (connect, read, write, timeout) over all runs.",
+    ]
+    return "\n".join(lines)
+
+
+def write_doc(md: str) -> None:
+    text = DOC.read_text()
+    new, n = re.subn(
+        r"(<!-- serving:start -->\n).*?(\n<!-- serving:end -->)",
+        lambda mt: mt.group(1) + md + mt.group(2),
+        text,
+        flags=re.S,
+    )
+    if n != 1:
+        raise RuntimeError("serving markers not found in docs/benchmarks.md")
+    DOC.write_text(new)
+
+
+if __name__ == "__main__":
+    main()
