@@ -1,0 +1,166 @@
+"""The recorder, its spool and the bulk writes, against real stores (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine
+
+from driftgate.errors import NotReady
+from driftgate.records.ids import new_ids
+from driftgate.records.recorder import LogBatch, Recorder
+from driftgate.records.rows import as_dict, encode
+from driftgate.records.spool import Spool, read_frames
+from driftgate.store import Store
+from driftgate.store.predictions import PredictionRepo
+
+
+def batch(n: int = 3, endpoint: str = "ep", role: str = "primary", **kw: object) -> LogBatch:
+    frame = pd.DataFrame({"x": np.arange(n, dtype=float), "email": [f"user{i}@secret.example" for i in range(n)]})
+    return LogBatch(
+        endpoint, "m", 1, role, time.time(), new_ids(n), frame, list(range(n)), np.full((n, 2), 0.5), 1.5, "ok", **kw
+    )
+
+
+class FlakyWriter:
+    """A store that refuses writes while `down` is set."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple] = {}
+        self.down = False
+
+    def __call__(self, rows: list[tuple], *, replay: bool = False) -> None:
+        if self.down:
+            raise ConnectionError("store down")
+        for row in rows:
+            self.rows.setdefault(row[0], row)
+
+
+def test_rows_are_encoded_redacted_and_round_trip(store: Store) -> None:
+    b = batch(2, redact={"email": "hash"})
+    b.frame.loc[1, "x"] = float("nan")
+    rows = encode(b)
+    store.predictions.write_rows(rows)
+    stored = store.predictions.get(b.ids[1])
+    assert stored is not None
+    assert stored["inputs"]["x"] is None and stored["inputs"]["email"].startswith("sha256:")
+    assert stored["output"] == 1 and stored["probabilities"] == [0.5, 0.5]
+    assert as_dict(rows[0])["inputs"]["x"] == 0.0
+
+
+def test_writes_are_idempotent_on_both_paths(store: Store) -> None:
+    rows = encode(batch(50))
+    store.predictions.write_rows(rows[:20])
+    store.predictions.write_rows(rows)  # clashes on 20 ids: falls back to insert-if-absent
+    store.predictions.write_rows(rows, replay=True)
+    assert store.predictions.count("ep") == 50
+
+
+def test_recorder_writes_primary_and_shadow_and_close_flushes(store: Store) -> None:
+    recorder = Recorder(store.predictions.write_rows, flush_interval=30)  # only close() writes
+    recorder.record(batch(4))
+    recorder.record(batch(3, role="shadow"))
+    recorder.close()
+    assert store.predictions.count("ep") == 7
+    assert len(store.predictions.window("ep", role="shadow")) == 3
+
+
+def test_full_queue_drops_and_counts() -> None:
+    dropped: list[int] = []
+    recorder = Recorder(FlakyWriter(), flush_interval=30, max_rows=5, on_drop=lambda b: dropped.append(len(b)))
+    assert recorder.record(batch(4))
+    assert not recorder.record(batch(4))
+    assert recorder.dropped_rows == 4 and dropped == [4]
+    recorder.close()
+
+
+def test_store_outage_parks_rows_in_the_spool_and_writes_them_later(tmp_path: Path) -> None:
+    writer = FlakyWriter()
+    writer.down = True
+    recorder = Recorder(writer, flush_interval=30, spool=tmp_path / "spool")
+    batches = [batch(5) for _ in range(3)]
+    for b in batches:
+        recorder.record(b)
+    recorder.flush()
+    assert not recorder.store_available and recorder.spooled_rows == 15 and not writer.rows
+    assert list((tmp_path / "spool").rglob("seg-*.log"))
+    writer.down = False
+    recorder.flush()
+    assert recorder.store_available
+    assert set(writer.rows) == {i for b in batches for i in b.ids}
+    recorder.close()
+    assert not list((tmp_path / "spool").rglob("seg-*.log"))
+
+
+def test_durable_rows_are_fsynced_before_the_await_returns(tmp_path: Path) -> None:
+    writer = FlakyWriter()
+    writer.down = True  # nothing reaches the store: only the spool can hold the rows
+    recorder = Recorder(writer, flush_interval=30, spool=tmp_path / "spool", durable=True)
+    batches = [batch(2) for _ in range(20)]
+
+    async def send() -> None:
+        await asyncio.gather(*(recorder.record_durable(b) for b in batches))
+
+    asyncio.run(send())
+    on_disk = {row[0] for path in (tmp_path / "spool").rglob("seg-*.log") for row in Spool.read(path)}
+    assert on_disk == {i for b in batches for i in b.ids}
+    # A crash now: the process's lock goes away with it; a new recorder adopts and replays the files.
+    os.close(recorder.spool._lock_fd)  # type: ignore[union-attr]
+    writer.down = False
+    again = Recorder(writer, flush_interval=30, spool=tmp_path / "spool", durable=True)
+    again.flush()
+    assert set(writer.rows) == on_disk
+    again.close()
+
+
+def test_a_torn_last_frame_is_ignored(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    seg = spool.append(encode(batch(2)))
+    spool.append(encode(batch(3)))
+    spool.seal()
+    data = seg.path.read_bytes()
+    seg.path.write_bytes(data[:-7])  # the process died in the middle of the second write
+    assert [len(frame) for frame in read_frames(seg.path)] == [2]
+    spool.close()
+
+
+def test_record_durable_without_durable_mode_just_queues(store: Store) -> None:
+    recorder = Recorder(store.predictions.write_rows, flush_interval=30)
+    asyncio.run(recorder.record_durable(batch(2)))
+    assert recorder.queued_rows == 2
+    recorder.close()
+    assert store.predictions.count("ep") == 2
+
+
+def test_redacted_values_reach_neither_the_spool_nor_the_store(tmp_path: Path) -> None:
+    secret = b"user1@secret.example"
+    writer = FlakyWriter()
+    writer.down = True
+    recorder = Recorder(writer, flush_interval=30, spool=tmp_path / "spool", durable=True)
+    asyncio.run(recorder.record_durable(batch(3, redact={"email": "drop"}, error="bad value user1@secret.example")))
+    recorder.record(batch(3, redact={"email": "hash"}))
+    recorder.flush()
+    files = list((tmp_path / "spool").rglob("seg-*.log"))
+    assert files and all(secret not in f.read_bytes() for f in files)
+    store = Store.open(tmp_path / "db")
+    writer.down = False
+    recorder._write = store.predictions.write_rows  # the same rows, now into a real SQLite file
+    recorder.close()
+    store.close()
+    assert store.predictions.count("ep") == 6
+    for path in (tmp_path / "db").iterdir():
+        assert secret not in path.read_bytes(), path.name
+
+
+def test_an_unreachable_database_is_not_ready() -> None:
+    repo = PredictionRepo(create_engine("postgresql+psycopg://postgres@127.0.0.1:1/none"))
+    with pytest.raises(NotReady):
+        repo.known_ids("ep", ["a"])
+    with pytest.raises(NotReady):
+        repo.add_labels("ep", [("a", 1)])
