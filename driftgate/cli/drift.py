@@ -13,9 +13,8 @@ from pathlib import Path
 import typer
 
 from driftgate.errors import DriftgateError
-from driftgate.monitoring.drift import DriftSettings, compare
-from driftgate.monitoring.io import BATCH_ROWS, profile_file, sketch_file
-from driftgate.monitoring.performance import performance_report
+from driftgate.monitoring.drift import DriftSettings
+from driftgate.monitoring.io import BATCH_ROWS, report_files
 from driftgate.monitoring.report_html import render_html
 
 app = typer.Typer(help="Data and prediction drift between a reference and a current dataset.", no_args_is_help=True)
@@ -45,22 +44,7 @@ def report(
     """Compare CURRENT with REFERENCE feature by feature, plus multivariate, prediction and performance."""
     try:
         settings = DriftSettings(alpha=alpha, correction=correction)
-        profile = profile_file(reference, sample_rows=sample_rows, batch_rows=batch_rows)
-        outcome_columns = [name for name in (target, prediction) if name]
-        for name in outcome_columns:
-            if name not in profile.specs:
-                columns = sorted(profile.specs)
-                raise DriftgateError(f"Column {name!r} is not in {reference.name}: columns are {columns}.")
-        _, _, reference_outcomes = sketch_file(profile, reference, sample_rows=0, keep_columns=outcome_columns,
-                                               batch_rows=batch_rows) if outcome_columns else (None, None, {})
-        sketch, current_sample, current_outcomes = sketch_file(profile, current, sample_rows=sample_rows,
-                                                               keep_columns=outcome_columns, batch_rows=batch_rows)
-        performance = performance_report(
-            reference_outcomes.get(target or ""), reference_outcomes.get(prediction or ""),
-            current_outcomes.get(target or ""), current_outcomes.get(prediction or ""),
-        )
-        result = compare(profile, sketch, settings, current_sample if sample_rows else None, prediction, target,
-                         performance)
+        result = report_files(reference, current, settings, target, prediction, sample_rows, batch_rows)
     except DriftgateError as error:
         typer.echo(f"error: {error.message}", err=True)
         raise typer.Exit(2) from None

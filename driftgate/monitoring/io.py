@@ -25,8 +25,12 @@ import pyarrow.parquet as pq
 
 from driftgate.errors import InvalidInput, UnsupportedFormat
 from driftgate.monitoring.drift.binning import CategoricalBinning, FeatureKind, NumericBinning
+from driftgate.monitoring.drift.compare import compare
+from driftgate.monitoring.drift.evaluate import DriftSettings
 from driftgate.monitoring.drift.profile import FeatureSpec, ReferenceProfile
+from driftgate.monitoring.drift.report import DriftReport
 from driftgate.monitoring.drift.sketches import CategoricalSketch, FeatureSketch, NumericSketch, WindowSketch
+from driftgate.monitoring.performance import performance_report
 
 BATCH_ROWS = 131_072
 
@@ -87,13 +91,19 @@ class RowSample:
     def __post_init__(self) -> None:
         self._rng = np.random.default_rng(self.seed)
 
-    def add(self, batch: dict[str, np.ndarray], rows: int) -> None:
-        keys = np.concatenate([self.keys, self._rng.random(rows)])
+    def add(self, batch: pa.RecordBatch, kinds: dict[str, FeatureKind]) -> None:
+        """Offer every row of `batch`; only rows that can enter the sample are converted to numpy."""
+        keys = self._rng.random(batch.num_rows)
+        if self.keys.size >= self.size:  # full: a row enters only if its key beats the largest kept key
+            candidates = np.flatnonzero(keys < self.keys[-1])
+            batch, keys = batch.take(pa.array(candidates)), keys[candidates]
+        new = {name: _values(batch.column(name), kind) for name, kind in kinds.items()}
+        keys = np.concatenate([self.keys, keys])
         keep = np.argpartition(keys, self.size)[: self.size] if keys.size > self.size else np.arange(keys.size)
         keep = keep[np.argsort(keys[keep])]  # key order: any prefix is itself a uniform sample
         self.keys = keys[keep]
         self.columns = {name: np.concatenate([self.columns.get(name, values[:0]), values])[keep]
-                        for name, values in batch.items()}
+                        for name, values in new.items()}
 
     def head(self, rows: int) -> dict[str, np.ndarray]:
         return {name: values[:rows] for name, values in self.columns.items()}
@@ -109,9 +119,7 @@ def profile_file(path: str | Path, feature_types: dict[str, str] | None = None, 
     sample = RowSample(edge_sample_rows)
     category_totals: dict[str, dict[str, int]] = {n: {} for n, k in kinds.items() if k is FeatureKind.CATEGORICAL}
     for batch in iter_batches(path, batch_rows, schema):
-        numeric = {name: _floats(batch.column(name)) for name, kind in kinds.items() if kind is FeatureKind.NUMERIC}
-        categorical = {name: _values(batch.column(name), FeatureKind.CATEGORICAL) for name in category_totals}
-        sample.add({**numeric, **categorical}, batch.num_rows)
+        sample.add(batch, kinds)
         for name, totals in category_totals.items():
             values, counts, _ = _category_counts(batch.column(name))
             for value, count in zip(values, counts, strict=True):
@@ -156,10 +164,31 @@ def sketch_file(profile: ReferenceProfile, path: str | Path, sample_rows: int = 
     for batch in iter_batches(path, batch_rows, schema):
         sketch = sketch.merge(sketch_batch(profile, batch))
         if sample_rows:
-            sample.add({name: _values(batch.column(name), spec.kind) for name, spec in profile.specs.items()
-                        if name in batch.schema.names}, batch.num_rows)
+            sample.add(batch, {name: spec.kind for name, spec in profile.specs.items() if name in batch.schema.names})
         for name, parts in kept.items():
             parts.append(_values(batch.column(name), profile.specs[name].kind if name in profile.specs
                                  else _kind(schema.field(name).type)))
     columns = {name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in kept.items()}
     return sketch, (sample.columns if sample_rows else {}), columns
+
+
+def report_files(reference: str | Path, current: str | Path, settings: DriftSettings | None = None,
+                 target: str | None = None, prediction: str | None = None, sample_rows: int = 2_000,
+                 batch_rows: int = BATCH_ROWS) -> DriftReport:
+    """The whole offline report between two files, streamed: what `driftgate drift report` runs."""
+    profile = profile_file(reference, sample_rows=sample_rows, batch_rows=batch_rows)
+    outcome_columns = [name for name in (target, prediction) if name]
+    for name in outcome_columns:
+        if name not in profile.specs:
+            columns = sorted(profile.specs)
+            raise InvalidInput(f"Column {name!r} is not in {Path(reference).name}: columns are {columns}.")
+    reference_outcomes: dict[str, np.ndarray] = {}
+    if outcome_columns:
+        _, _, reference_outcomes = sketch_file(profile, reference, 0, outcome_columns, batch_rows)
+    sketch, current_sample, current_outcomes = sketch_file(profile, current, sample_rows, outcome_columns, batch_rows)
+    performance = performance_report(
+        reference_outcomes.get(target or ""), reference_outcomes.get(prediction or ""),
+        current_outcomes.get(target or ""), current_outcomes.get(prediction or ""),
+    )
+    return compare(profile, sketch, settings, current_sample if sample_rows else None, prediction, target,
+                   performance)
