@@ -174,17 +174,17 @@ def deploy(
     db: DbUrl = None,
 ) -> None:
     """Point an endpoint at a model version (running servers pick it up within a second)."""
-    from driftgate.registry.registry import validate_name
+    from driftgate.registry.registry import check_version, validate_name
     from driftgate.rollout.policy import VersionRef
     from driftgate.serving.dataplane import parse_config
     from driftgate.serving.runtime import ModelCache
 
     store = _store(data_dir, db)
     try:
-        validate_name(endpoint)
+        validate_name(endpoint, what="endpoint name", field="endpoint")
         body = {**json.loads(config or "{}"), "model": model, "version": version}
         cfg = parse_config(body)
-        number = store.models.resolve(model, cfg.version)
+        number = store.models.resolve(model, check_version(cfg.version))
         ModelCache(store).get(VersionRef(model, number))  # refuse what cannot load
         revision = store.endpoints.put(
             endpoint, cfg.model_copy(update={"version": number}).model_dump(), actor="cli", reason="deploy"

@@ -48,10 +48,31 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def validate_name(name: str) -> str:
+def validate_name(name: str, what: str = "model name", field: str = "name") -> str:
     if not name or len(name) > 200 or not all(c.isalnum() or c in "-_." for c in name):
-        raise BadRequest(f"model name must be 1-200 letters, digits, '-', '_' or '.', got {name!r}", field="name")
+        raise BadRequest(f"{what} must be 1-200 letters, digits, '-', '_' or '.', got {name!r}", field=field)
     return name
+
+
+# model_versions.version is a 32-bit INTEGER on PostgreSQL; a larger number is no version.
+MAX_VERSION = 2**31 - 1
+
+
+def check_version(version: int | str, field: str = "version") -> int | str:
+    """A version reference the store can look up: a number in range, 'latest' or an alias name.
+
+    Numbers past the column's range, or digits outside ASCII ('²'), would otherwise reach the
+    database driver or `int()` and come back as a 500.
+    """
+    if isinstance(version, bool):
+        raise BadRequest(f"{field} must be a version number, 'latest' or an alias, got {version!r}", field=field)
+    if isinstance(version, str) and version.isdigit():
+        if not version.isascii():
+            raise BadRequest(f"{field} must use the digits 0-9, got {version!r}", field=field)
+        version = int(version)
+    if isinstance(version, int) and not 1 <= version <= MAX_VERSION:
+        raise BadRequest(f"{field} must be between 1 and {MAX_VERSION}, got {version}", field=field)
+    return version
 
 
 def register(store: Store, reg: Registration) -> VersionRecord:

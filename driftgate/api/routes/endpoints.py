@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from driftgate.api.auth import require
 from driftgate.api.services import services
 from driftgate.errors import BadRequest
-from driftgate.registry.registry import validate_name
+from driftgate.registry.registry import check_version, validate_name
 from driftgate.rollout.policy import VersionRef
 from driftgate.serving.dataplane import EndpointState, parse_config
 
@@ -40,9 +40,9 @@ async def put_endpoint(
     request: Request, endpoint: str, body: dict[str, Any] = Body(..., examples=[CONFIG_EXAMPLE])
 ) -> dict[str, Any]:
     svc = services(request)
-    validate_name(endpoint)
+    validate_name(endpoint, what="endpoint name", field="endpoint")
     config = parse_config(body)
-    version = await run_in_threadpool(svc.store.models.resolve, config.model, config.version)
+    version = await run_in_threadpool(svc.store.models.resolve, config.model, check_version(config.version))
     stored = config.model_copy(update={"version": version}).model_dump()
     # Load first: a version that cannot serve never reaches the store or the other replicas.
     await run_in_threadpool(svc.dataplane.cache.get, VersionRef(config.model, version))

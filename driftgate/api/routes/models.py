@@ -6,13 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from driftgate.api.auth import require
 from driftgate.api.services import services
 from driftgate.errors import BadRequest
-from driftgate.registry.registry import Registration, register
+from driftgate.registry.registry import MAX_VERSION, Registration, check_version, register, validate_name
 
 router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[Depends(require("admin"))])
 
@@ -68,16 +68,17 @@ async def get_model(request: Request, name: str) -> dict[str, Any]:
 
 @router.get("/{name}/versions/{version}")
 async def get_version(request: Request, name: str, version: str) -> dict[str, Any]:
-    record = await run_in_threadpool(services(request).store.models.get, name, version)
+    record = await run_in_threadpool(services(request).store.models.get, name, check_version(version))
     return record.to_dict()
 
 
 class AliasBody(BaseModel):
-    version: int
+    version: int = Field(ge=1, le=MAX_VERSION)
 
 
 @router.put("/{name}/aliases/{alias}")
 async def set_alias(request: Request, name: str, alias: str, body: AliasBody) -> dict[str, Any]:
+    validate_name(alias, what="alias", field="alias")
     store = services(request).store
     await run_in_threadpool(store.models.set_alias, name, alias, body.version)
     return {"name": name, "alias": alias, "version": body.version}
