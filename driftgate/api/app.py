@@ -10,6 +10,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import FrameType
 
 from fastapi import FastAPI
 
@@ -79,7 +80,7 @@ def _unready_on_sigterm(svc: Services) -> Iterator[None]:
         return
     previous = signal.getsignal(signal.SIGTERM)
 
-    def on_sigterm(signum: int, frame: object) -> None:
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
         svc.ready = False
         if callable(previous):
             previous(signum, frame)

@@ -72,8 +72,9 @@ def flatten(rows: list[dict[str, Any]], reserved: frozenset[str]) -> list[dict[s
 class _Writer:
     """Writes flattened chunks to CSV or Parquet with the columns fixed by the first chunk."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, label_sample: Any = None) -> None:
         self.path = path
+        self.label_sample = label_sample
         self.kind = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
         self.columns: list[str] | None = None
         self._schema: Any = None
@@ -87,8 +88,9 @@ class _Writer:
             inputs = sorted({k for r in records for k in r} - set(BASE_COLUMNS) - set(TAIL_COLUMNS))
             self.columns = [*BASE_COLUMNS, *inputs, *TAIL_COLUMNS]
         frame = pd.DataFrame.from_records(records, columns=self.columns)
-        frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
-        frame["label_ts"] = pd.to_datetime(frame["label_ts"], unit="s", utc=True)
+        # A fixed unit: pandas would otherwise pick one per chunk from the values.
+        for column in ("ts", "label_ts"):
+            frame[column] = pd.to_datetime(frame[column], unit="s", utc=True).astype("datetime64[us, UTC]")
         if self.kind == "csv":
             frame["probabilities"] = [
                 orjson.dumps(p).decode() if p is not None else None for p in frame["probabilities"]
@@ -102,7 +104,16 @@ class _Writer:
         # The first chunk fixes the schema (all-null columns become strings); later chunks cast to it.
         table = pa.Table.from_pandas(frame, preserve_index=False)
         if self._schema is None:
-            fields = [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+            # Labels may all be missing in the first chunk: their type comes from a stored label.
+            label_type = {bool: pa.bool_(), int: pa.float64(), float: pa.float64()}.get(
+                type(self.label_sample), pa.string()
+            )
+            fields = [
+                f.with_type(label_type if f.name == "label" else pa.string()) if pa.types.is_null(f.type) else f
+                for f in table.schema
+            ]
+            if table.schema.field("label").type in (pa.int64(), pa.float64()):
+                fields = [f.with_type(pa.float64()) if f.name == "label" else f for f in fields]
             self._schema = pa.schema(fields)
             self._parquet = pq.ParquetWriter(self.path, self._schema)
         try:
@@ -152,7 +163,7 @@ def export(
     store = Store.open(data_dir, db)
     try:
         total = store.predictions.count_range(endpoint, **filters)
-        writer = _Writer(output)
+        writer = _Writer(output, store.predictions.label_sample(endpoint))
         reserved = frozenset((*BASE_COLUMNS, *TAIL_COLUMNS))
         done = 0
         with Progress(

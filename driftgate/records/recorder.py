@@ -277,8 +277,8 @@ class Recorder:
             failed = [(f, e) for f, e in futures if e is not None]
             try:
                 loop.call_soon_threadsafe(_settle, ok, None)
-                for fut, exc in failed:
-                    loop.call_soon_threadsafe(_settle, [fut], exc)
+                for fut, err in failed:
+                    loop.call_soon_threadsafe(_settle, [fut], err)
             except RuntimeError:  # that loop has closed; nobody is waiting any more
                 pass
         with self._spool_lock:

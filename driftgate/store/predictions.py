@@ -77,6 +77,7 @@ class PredictionRepo:
 
         with self.engine.begin() as conn:
             raw = conn.connection.driver_connection
+            assert raw is not None  # a live psycopg connection inside begin()
             with raw.cursor() as cur:
                 if not replay:
                     cur.execute("SAVEPOINT driftgate_copy")
@@ -243,6 +244,11 @@ class PredictionRepo:
             if len(chunk) < chunk_rows:
                 return
             after = (chunk[-1]["ts"], chunk[-1]["id"])
+
+    def label_sample(self, endpoint: str) -> Any:
+        """One stored label of the endpoint (None if none): tells exporters the label's type."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.labels.c.label).where(t.labels.c.endpoint == endpoint).limit(1)).scalar()
 
     def delete_before(self, cutoff: float, endpoint: str | None = None, chunk_rows: int = 10_000) -> int:
         """Delete log rows older than `cutoff` (epoch seconds) and their labels; returns rows deleted."""
