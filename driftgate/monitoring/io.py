@@ -43,7 +43,8 @@ def iter_batches(path: str | Path, batch_rows: int = BATCH_ROWS,
         raise InvalidInput(f"File {str(path)!r} does not exist: give the path of a CSV or Parquet file.")
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
-        yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+        # pre_buffer=False: otherwise the reader buffers the column chunks of the whole file ahead.
+        yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=batch_rows)
     elif suffix in (".csv", ".txt"):
         convert = pa_csv.ConvertOptions(column_types=schema) if schema is not None else None
         reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=16 << 20),
@@ -76,7 +77,7 @@ def _category_counts(column: pa.Array) -> tuple[list[str], list[int], int]:
 def _values(column: pa.Array, kind: FeatureKind) -> np.ndarray:
     if kind is FeatureKind.NUMERIC:
         return _floats(column)
-    return np.asarray(pc.cast(column, pa.string()).to_pylist(), dtype=object)
+    return pc.cast(column, pa.string()).to_numpy(zero_copy_only=False)
 
 
 @dataclass
@@ -116,10 +117,14 @@ def profile_file(path: str | Path, feature_types: dict[str, str] | None = None, 
     schema = file_schema(path)
     kinds = {f.name: FeatureKind(feature_types[f.name]) if feature_types and f.name in feature_types
              else _kind(f.type) for f in schema}
-    sample = RowSample(edge_sample_rows)
+    # Bin edges need many numeric values; the multivariate tests need few whole rows. Two samples
+    # keep the (slow) object arrays of categorical values small.
+    numeric_kinds = {name: kind for name, kind in kinds.items() if kind is FeatureKind.NUMERIC}
+    edge_sample, row_sample = RowSample(edge_sample_rows), RowSample(max(sample_rows, 1), seed=2)
     category_totals: dict[str, dict[str, int]] = {n: {} for n, k in kinds.items() if k is FeatureKind.CATEGORICAL}
     for batch in iter_batches(path, batch_rows, schema):
-        sample.add(batch, kinds)
+        edge_sample.add(batch, numeric_kinds)
+        row_sample.add(batch, kinds)
         for name, totals in category_totals.items():
             values, counts, _ = _category_counts(batch.column(name))
             for value, count in zip(values, counts, strict=True):
@@ -127,14 +132,14 @@ def profile_file(path: str | Path, feature_types: dict[str, str] | None = None, 
     specs: dict[str, FeatureSpec] = {}
     for name, kind in kinds.items():
         if kind is FeatureKind.NUMERIC:
-            specs[name] = FeatureSpec(name, kind, NumericBinning.fit(sample.columns[name], n_bins))
+            specs[name] = FeatureSpec(name, kind, NumericBinning.fit(edge_sample.columns[name], n_bins))
         else:
             totals = category_totals[name]
             binning = CategoricalBinning.fit(list(totals), list(totals.values()), max_levels)
             specs[name] = FeatureSpec(name, kind, binning)
     skeleton = ReferenceProfile(specs)
     reference, _, _ = sketch_file(skeleton, path, sample_rows=0, batch_rows=batch_rows)
-    return ReferenceProfile.from_parts(specs, reference, sample.head(sample_rows))
+    return ReferenceProfile.from_parts(specs, reference, row_sample.head(sample_rows))
 
 
 def sketch_batch(profile: ReferenceProfile, batch: pa.RecordBatch) -> WindowSketch:
