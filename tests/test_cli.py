@@ -1,0 +1,204 @@
+"""The `driftgate` command line against a data dir in tmp_path; `serve` and `demo` as real processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from driftgate.cli import app
+from driftgate.store import Store
+from tests.conftest import Artifacts, free_port
+
+ROW = {"x1": 0.5, "x2": 3.0, "colour": "red"}
+DRIFTGATE = [str(Path(sys.executable).parent / "driftgate")]
+
+
+def run(*args: str) -> tuple[int, str]:
+    """Invoke the CLI in-process; output without rich's line wrapping."""
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "400"})
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def files(tmp_path: Path, artifacts: Artifacts) -> Path:
+    (tmp_path / "model.skops").write_bytes(artifacts.skops)
+    (tmp_path / "model.joblib").write_bytes(artifacts.pickle)
+    (tmp_path / "reference.csv").write_bytes(artifacts.reference_csv)
+    return tmp_path
+
+
+def test_serve_refuses_a_public_address_without_a_token(tmp_path: Path) -> None:
+    code, output = run("serve", "--host", "0.0.0.0", "--port", str(free_port()), "--data-dir", str(tmp_path / "d"))
+    assert code != 0
+    assert "refusing to serve 0.0.0.0 without an API token" in output
+    assert "driftgate token create" in output and "--insecure" in output
+
+
+def test_register_list_deploy_and_token(files: Path) -> None:
+    data = ["--data-dir", str(files / "data")]
+    code, output = run(
+        "models", "register", "clf", str(files / "model.skops"), "--format", "sklearn",
+        "--reference", str(files / "reference.csv"), "--target", "y", *data,
+    )  # fmt: skip
+    assert code == 0, output
+    assert "registered clf version 1 (skops)" in output
+    code, output = run(
+        "models", "register", "clf", str(files / "model.skops"), "--format", "sklearn",
+        "--reference", str(files / "reference.csv"), "--target", "y", "--description", "second", *data,
+    )  # fmt: skip
+    assert code == 0 and "version 2" in output, output
+
+    code, output = run("models", "list", *data)
+    assert code == 0, output
+    lines = [line for line in output.splitlines() if " clf " in line]
+    assert len(lines) == 2
+    assert all("skops" in line and "classification" in line for line in lines)
+
+    code, output = run("deploy", "fraud", "--model", "clf", "--version", "1", *data)
+    assert code == 0, output
+    assert "endpoint fraud -> clf v1" in output
+    code, output = run("deploy", "fraud", "--model", "clf", "--config", '{"timeout_ms": 1500}', *data)
+    assert code == 0 and "clf v2" in output, output  # the default version is 'latest'
+
+    code, output = run("token", "create", "--scope", "predict", "--name", "app", *data)
+    assert code == 0, output
+    token = output.strip()
+    assert token.startswith("dg_predict_")
+
+    store = Store.open(files / "data")
+    try:
+        assert store.endpoints.get("fraud")[0]["version"] == 2
+        assert store.endpoints.get("fraud")[0]["timeout_ms"] == 1500
+        assert [t["name"] for t in store.tokens.list()] == ["app"]
+        assert store.models.versions("clf")[1].description == "second"
+    finally:
+        store.close()
+    assert token.encode() not in (files / "data" / "driftgate.db").read_bytes()
+
+
+def test_cli_errors_are_messages_not_tracebacks(files: Path) -> None:
+    data = ["--data-dir", str(files / "data")]
+    cases = [
+        (["models", "register", "m", str(files / "model.joblib"), "--format", "sklearn"], "pickle"),
+        (["models", "register", "m", str(files / "nothing.skops"), "--format", "sklearn"], "no such file"),
+        (["models", "register", "m", str(files / "model.skops"), "--format", "keras"], "format"),
+        (["deploy", "e", "--model", "ghost", "--version", "1"], "ghost"),
+        (["deploy", "e", "--model", "ghost", "--version", "99999999999999999999"], "version"),
+        (["deploy", "bad name", "--model", "ghost"], "endpoint name"),
+        (["token", "create", "--scope", "root"], "scope"),
+    ]
+    for args, expected in cases:
+        code, output = run(*args, *data)
+        assert code != 0, (args, output)
+        assert expected in output, (args, output)
+        assert "Traceback" not in output, (args, output)
+    code, output = run(
+        "models", "register", "m", str(files / "model.joblib"), "--format", "sklearn",
+        "--reference", str(files / "reference.csv"), "--target", "y", "--trust-pickle", *data,
+    )  # fmt: skip
+    assert code == 0 and "(pickle)" in output, output
+
+
+def test_register_a_python_class(files: Path) -> None:
+    source = files / "doubler.py"
+    source.write_text(
+        textwrap.dedent(
+            """
+            class Doubler:
+                def predict(self, frame):
+                    return 2 * frame["x1"].to_numpy()
+            """
+        )
+    )
+    (files / "ref.csv").write_text("x1\n1.0\n2.0\n3.0\n")
+    code, output = run(
+        "models", "register", "dbl", f"{source}:Doubler", "--format", "python",
+        "--reference", str(files / "ref.csv"), "--data-dir", str(files / "data"),
+    )  # fmt: skip
+    assert code == 0, output
+    assert "registered dbl version 1 (python)" in output
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[0]
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("server did not become ready")
+
+
+@pytest.fixture
+def public_server(files: Path) -> Iterator[tuple[str, str]]:
+    """`driftgate serve --host 0.0.0.0` with an admin token and a deployed model; (url, token)."""
+    data = ["--data-dir", str(files / "data")]
+    code, output = run(
+        "models", "register", "clf", str(files / "model.skops"), "--format", "sklearn",
+        "--reference", str(files / "reference.csv"), "--target", "y", *data,
+    )  # fmt: skip
+    assert code == 0, output
+    assert run("deploy", "clf", "--model", "clf", *data)[0] == 0
+    code, token = run("token", "create", "--scope", "admin", *data)
+    assert code == 0
+    port = free_port()
+    proc = subprocess.Popen(
+        [*DRIFTGATE, "serve", "--host", "0.0.0.0", "--port", str(port), *data],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, proc)
+        yield url, token.strip()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_serve_on_a_public_address_with_a_token(public_server: tuple[str, str]) -> None:
+    url, token = public_server
+    assert httpx.post(f"{url}/v1/endpoints/clf/predict", json={"instances": [ROW]}).status_code == 401
+    answer = httpx.post(
+        f"{url}/v1/endpoints/clf/predict", json={"instances": [ROW]}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["model"] == "clf"
+
+
+@pytest.mark.slow
+def test_demo_tells_the_story_and_exits(tmp_path: Path) -> None:
+    port = free_port()
+    result = subprocess.run(
+        [*DRIFTGATE, "demo", "--no-wait", "--port", str(port), "--data-dir", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "COLUMNS": "200"},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "registered model 'fraud' v1" in out
+    assert "gave identical predictions" in out
+    assert "DRIFT in" in out
+    assert "protocols agreeing" in out and "yes" in out
+    assert "Traceback" not in result.stdout + result.stderr
+    # --no-wait means the server is gone afterwards.
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{port}/v2/health/live", timeout=1)
