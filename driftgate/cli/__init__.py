@@ -179,10 +179,17 @@ def deploy(
     from driftgate.serving.dataplane import parse_config
     from driftgate.serving.runtime import ModelCache
 
+    try:
+        extra = json.loads(config or "{}")
+    except json.JSONDecodeError as exc:
+        extra = exc
+    if not isinstance(extra, dict):
+        console.print(f"[red]error:[/red] --config must be a JSON object, got {config!r}")
+        raise typer.Exit(2)
     store = _store(data_dir, db)
     try:
         validate_name(endpoint, what="endpoint name", field="endpoint")
-        body = {**json.loads(config or "{}"), "model": model, "version": version}
+        body = {**extra, "model": model, "version": version}
         cfg = parse_config(body)
         number = store.models.resolve(model, check_version(cfg.version))
         ModelCache(store).get(VersionRef(model, number))  # refuse what cannot load
