@@ -95,6 +95,8 @@ def test_cli_errors_are_messages_not_tracebacks(files: Path) -> None:
         (["deploy", "e", "--model", "ghost", "--version", "99999999999999999999"], "version"),
         (["deploy", "bad name", "--model", "ghost"], "endpoint name"),
         (["token", "create", "--scope", "root"], "scope"),
+        (["deploy", "e", "--model", "ghost", "--config", "{"], "--config must be a JSON object"),
+        (["deploy", "e", "--model", "ghost", "--config", "[1]"], "--config must be a JSON object"),
     ]
     for args, expected in cases:
         code, output = run(*args, *data)
