@@ -1,12 +1,14 @@
 """Serving benchmark: driftgate against a bare endpoint, MLServer and BentoML, in one run.
 
-    .venv/bin/python benchmarks/serving/run.py            # full: 2 alternating rounds, 10 s each
-    .venv/bin/python benchmarks/serving/run.py --quick    # 2 rounds of 4 s (a smoke test, ~5 min)
+    .venv/bin/python benchmarks/serving/run.py            # full: 3 alternating rounds of 8 s runs, ~11 min
+    .venv/bin/python benchmarks/serving/run.py --quick    # 2 rounds of 3 s runs (a smoke test, ~4 min)
 
 Every server gets the same model (a scikit-learn Pipeline: ColumnTransformer with StandardScaler on
 18 numeric and OneHotEncoder on 2 categorical features, then LogisticRegression), is pinned to core 0
 (`taskset -c 0`) and is loaded by the same `wrk -t1 -c16` pinned to core 1 with 1-row and 100-row
-bodies. Rounds alternate the server order; ratios are taken within each round, then the median.
+bodies. All servers are started first and stay up (idle but for the one under load); each round
+gives every (server, body) pair one short run, in an order reversed every round; ratios are taken
+within each round, then the median.
 The fixed-rate (half of the bare endpoint's saturation) latency comes from `fixed_rate.py` on core 1.
 
 Peers are installed (pip only) into their own virtualenvs under benchmarks/.venvs/; a peer that cannot
@@ -50,6 +52,7 @@ SERVER_CORE, CLIENT_CORE = "0", "1"
 CONNS = 16
 ROW_COUNTS = (1, 100)
 ENDPOINT = "bench"
+BIG_BATCH = 1024
 
 PEER_PINS = {
     "mlserver": ["mlserver==1.7.*", "mlserver-sklearn==1.7.*", "uvloop==0.21.0"],
@@ -139,6 +142,26 @@ def register_driftgate(csv: Path) -> Path:
         check=True,
         capture_output=True,
     )
+    # Not the default: the same model behind a second endpoint whose micro-batches may hold more
+    # rows than the default 64, so that concurrent 100-row requests can share a model call too.
+    big = json.dumps({"batching": {"max_batch_size": BIG_BATCH}})
+    subprocess.run(
+        [
+            cli,
+            "deploy",
+            f"{ENDPOINT}_batch",
+            "--model",
+            "bench-model",
+            "--version",
+            "1",
+            "--config",
+            big,
+            "--data-dir",
+            str(data_dir),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return data_dir
 
 
@@ -197,6 +220,33 @@ class Server:
     version: str = ""
     proc: subprocess.Popen | None = None
     logfile: Path | None = None
+    metrics_url: str | None = None  # driftgate with logging on: watch the log queue
+
+    def log_state(self) -> tuple[int, int]:
+        """(rows waiting in the prediction log queue, rows dropped so far) from /metrics."""
+        with urllib.request.urlopen(self.metrics_url, timeout=10) as resp:
+            text = resp.read().decode()
+        queued = dropped = 0.0
+        for line in text.splitlines():
+            if line.startswith("driftgate_log_queue_rows "):
+                queued = float(line.split()[-1])
+            elif line.startswith("driftgate_log_dropped_rows_total"):
+                dropped += float(line.split()[-1])
+        return int(queued), int(dropped)
+
+    def drain_log(self, res: dict, timeout: float = 180.0) -> None:
+        """Record the log queue left by a run, then wait until it is written, so that the backlog's
+        writes do not fall on the next server's run."""
+        if not self.metrics_url:
+            return
+        queued, dropped = self.log_state()
+        res["log_queue_after_run"] = queued
+        t0 = time.time()
+        while queued and time.time() - t0 < timeout:
+            time.sleep(0.25)
+            queued, dropped = self.log_state()
+        res["log_drain_s"] = round(time.time() - t0, 2)
+        res["log_dropped_total"] = dropped
 
     def start(self) -> None:
         self.logfile = WORK / f"{self.name}.log"
@@ -330,8 +380,21 @@ def build_servers(paths: dict[str, Path], data_dir: Path, skip: set[str], notes:
             [str(BIN / "driftgate"), "serve", "--data-dir", str(data_dir), "--port", str(p)],
             f"http://127.0.0.1:{p}/v1/endpoints/{ENDPOINT}/predict",
             native,
+            metrics_url=f"http://127.0.0.1:{p}/metrics",
         )
     )
+    if "driftgate_batch" not in skip:
+        p = free_port()
+        servers.append(
+            Server(
+                "driftgate_batch",
+                f"driftgate, logging on, max_batch_size={BIG_BATCH} (not default)",
+                [str(BIN / "driftgate"), "serve", "--data-dir", str(data_dir), "--port", str(p)],
+                f"http://127.0.0.1:{p}/v1/endpoints/{ENDPOINT}_batch/predict",
+                native,
+                metrics_url=f"http://127.0.0.1:{p}/metrics",
+            )
+        )
     p = free_port()
     servers.append(
         Server(
@@ -440,6 +503,7 @@ def wrk(url: str, body: Path, seconds: float) -> dict:
     socket_errors = r["connect"] + r["read"] + r["write"] + r["timeout"]
     return {
         "rps": round(r["requests"] / (r["duration_us"] / 1e6), 1),
+        "measured_s": round(r["duration_us"] / 1e6, 3),
         "p50_ms": r["p50_us"] / 1000,
         "p90_ms": r["p90_us"] / 1000,
         "p99_ms": r["p99_us"] / 1000,
@@ -475,16 +539,16 @@ def fixed_rate(url: str, body: Path, rate: float, seconds: float, warmup: float)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="2 rounds of 4 s (smoke test)")
-    ap.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 2)")
-    ap.add_argument("--duration", type=float, default=None, help="measured seconds per wrk run (default 10)")
-    ap.add_argument("--warmup", type=float, default=None, help="warm-up seconds before each run (default 3)")
-    ap.add_argument("--skip", default="", help="comma-separated peers to leave out: mlserver,bentoml")
+    ap.add_argument("--quick", action="store_true", help="2 rounds of 3 s runs (smoke test)")
+    ap.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 3)")
+    ap.add_argument("--duration", type=float, default=None, help="measured seconds per run (default 8)")
+    ap.add_argument("--warmup", type=float, default=None, help="warm-up seconds before each run (default 2)")
+    ap.add_argument("--skip", default="", help="comma-separated servers to leave out: mlserver,bentoml,driftgate_batch")
     ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md")
     a = ap.parse_args()
-    rounds = a.rounds or 2
-    duration = a.duration or (4.0 if a.quick else 10.0)
-    warmup = a.warmup or (2.0 if a.quick else 3.0)
+    rounds = a.rounds or (2 if a.quick else 3)
+    duration = a.duration or (3.0 if a.quick else 8.0)
+    warmup = a.warmup or (1.0 if a.quick else 2.0)
     skip = {s for s in a.skip.split(",") if s}
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install -y wrk")
@@ -514,48 +578,72 @@ def main() -> None:
     }
     half_rate: dict[int, float] = {}
     half_servers = ("bare", "driftgate", "driftgate_nolog")
-    for rnd in range(rounds):
-        order = servers if rnd % 2 == 0 else list(reversed(servers))
-        # The half-load rate comes from round 0's bare run, which goes first: the same rate everywhere.
-        if rnd > 0 and not half_rate:
-            order = servers
-        for srv in order:
-            if srv.name in notes:
-                continue
-            log(f"round {rnd + 1}/{rounds}: {srv.name}")
+    live: list[Server] = []
+    try:
+        # Every server is started (and checked) first and stays up, idle, while the others are
+        # loaded: then each round can take one short run of every (server, body) pair, so noise
+        # from other work on the machine falls on all of them alike.
+        for srv in servers:
+            log(f"starting {srv.name}")
             try:
                 srv.start()
                 srv.wait_ready()
                 diff = srv.check(expected)
-                raw[srv.name]["check_max_abs_diff"] = max(diff, raw[srv.name]["check_max_abs_diff"] or 0.0)
+                raw[srv.name]["check_max_abs_diff"] = diff
                 if diff > 1e-6:
-                    notes[srv.name] = f"answers differ from the reference probabilities by {diff:.2g}"
-                for n in ROW_COUNTS:
-                    wrk(srv.url, srv.bodies[n], warmup)
-                    res = wrk(srv.url, srv.bodies[n], duration)
+                    raise RuntimeError(f"answers differ from the reference probabilities by {diff:.2g}")
+                live.append(srv)
+            except Exception as exc:
+                notes[srv.name] = f"not run: {str(exc)[:400]}"
+                log(f"  {srv.name}: {notes[srv.name]}")
+                srv.stop()
+        for rnd in range(rounds):
+            order = live if rnd % 2 == 0 else list(reversed(live))
+            for n in ROW_COUNTS:
+                for srv in order:
+                    if srv.name in notes:
+                        continue
+                    try:
+                        wrk(srv.url, srv.bodies[n], warmup)
+                        srv.drain_log({})
+                        res = wrk(srv.url, srv.bodies[n], duration)
+                        srv.drain_log(res)
+                    except Exception as exc:
+                        notes[srv.name] = f"failed in round {rnd + 1}: {str(exc)[:400]}"
+                        log(f"  {srv.name}: {notes[srv.name]}")
+                        continue
                     res["round"] = rnd
                     raw[srv.name]["saturation"][n].append(res)
                     log(
-                        f"  {n:>3} rows: {res['rps']:8.0f} req/s  p50 {res['p50_ms']:.2f} ms  p99 "
-                        f"{res['p99_ms']:.2f} ms  errors {res['errors_non2xx']}+{res['errors_socket']}"
+                        f"round {rnd + 1}/{rounds} {srv.name:>16} {n:>3} rows: {res['rps']:7.0f} req/s  p50 "
+                        f"{res['p50_ms']:7.2f} ms  p99 {res['p99_ms']:7.2f} ms  errors "
+                        f"{res['errors_non2xx']}+{res['errors_socket']}"
+                        + (
+                            f"  log queue {res['log_queue_after_run']} rows, written in {res['log_drain_s']} s"
+                            if "log_drain_s" in res
+                            else ""
+                        )
                     )
+                    # The fixed rate is half of the bare endpoint's first measurement (it goes first).
                     if srv.name == "bare" and n not in half_rate:
                         half_rate[n] = res["rps"] / 2
+            for n in ROW_COUNTS:
+                for srv in order:
+                    if srv.name not in half_servers or srv.name in notes or n not in half_rate:
+                        continue
+                    res = fixed_rate(srv.url, srv.bodies[n], half_rate[n], duration, warmup)
+                    srv.drain_log(res)
+                    res["round"] = rnd
+                    raw[srv.name]["half"][n].append(res)
+                    log(
+                        f"round {rnd + 1}/{rounds} {srv.name:>16} {n:>3} rows at {half_rate[n]:.0f}/s: p50 "
+                        f"{res['p50_ms']:7.2f} ms  p99 {res['p99_ms']:7.2f} ms  late sends {res['late_sends']}"
+                    )
+            for srv in live:
                 raw[srv.name]["rss_mb"].append(round(srv.rss_mb(), 1))
-                if srv.name in half_servers and half_rate:
-                    for n in ROW_COUNTS:
-                        res = fixed_rate(srv.url, srv.bodies[n], half_rate[n], duration, warmup)
-                        res["round"] = rnd
-                        raw[srv.name]["half"][n].append(res)
-                        log(
-                            f"  {n:>3} rows at {half_rate[n]:.0f}/s: p50 {res['p50_ms']:.2f} ms  p99 "
-                            f"{res['p99_ms']:.2f} ms  late sends {res['late_sends']}"
-                        )
-            except Exception as exc:
-                notes[srv.name] = f"failed in round {rnd + 1}: {str(exc)[:400]}"
-                log(f"  {srv.name}: {notes[srv.name]}")
-            finally:
-                srv.stop()
+    finally:
+        for srv in servers:
+            srv.stop()
 
     summary = summarise(raw, by_name, rounds)
     doc = {
@@ -603,6 +691,16 @@ def summarise(raw: dict, servers: dict[str, Server], rounds: int) -> dict:
                 "errors": sum(x["errors_non2xx"] + x["errors_socket"] for x in sat),
                 "rounds": len(sat),
             }
+            if sat and "log_drain_s" in sat[0]:
+                for x in sat:
+                    # Throughput if the run had to end with every prediction logged: the backlog's
+                    # write time counts as run time (the writer then has the core to itself, so this
+                    # is generous to the writer).
+                    x["rps_incl_drain"] = round(x["requests"] / (x["measured_s"] + x["log_drain_s"]), 1)
+                s[f"{n}"]["log_queue_after_run"] = med([x["log_queue_after_run"] for x in sat])
+                s[f"{n}"]["log_drain_s"] = med([x["log_drain_s"] for x in sat])
+                s[f"{n}"]["rps_incl_drain"] = med([x["rps_incl_drain"] for x in sat])
+                s[f"{n}"]["log_dropped_rows"] = max(x["log_dropped_total"] for x in sat)
             half = r["half"][n]
             if half:
                 s[f"{n}"]["half_p50_ms"] = med([x["p50_ms"] for x in half])
@@ -630,12 +728,22 @@ def summarise(raw: dict, servers: dict[str, Server], rounds: int) -> dict:
         ("driftgate_nolog", "bare", 100, None),
         ("driftgate", "driftgate_nolog", 1, None),
         ("driftgate", "driftgate_nolog", 100, None),
+        ("driftgate_batch", "bare", 1, None),
+        ("driftgate_batch", "bare", 100, None),
+        ("driftgate", "bare", 1, None, "rps_incl_drain"),
+        ("driftgate", "bare", 100, None, "rps_incl_drain"),
     ]
-    for a, b, n, target in targets:
-        rs = per_round(a, b, n)
+    for a, b, n, target, *key in targets:
+        if key:
+            xa = {x["round"]: x.get(key[0]) for x in raw.get(a, {}).get("saturation", {}).get(n, [])}
+            xb = {x["round"]: x["rps"] for x in raw.get(b, {}).get("saturation", {}).get(n, [])}
+            rs = [round(xa[k] / xb[k], 3) for k in sorted(xa) if xa[k] and xb.get(k)]
+        else:
+            rs = per_round(a, b, n)
         if rs:
             m = med(rs)
-            out["ratios"][f"{a}/{b} {n}-row req/s"] = {
+            what = "req/s counting the log drain" if key else "req/s"
+            out["ratios"][f"{a}/{b} {n}-row {what}"] = {
                 "per_round": rs,
                 "median": m,
                 "target": target,
@@ -667,10 +775,12 @@ def markdown(doc: dict) -> str:
         "## Serving",
         "",
         f"Command: `{doc['command']}` (run {doc['when']}; {doc['machine']}; {doc['wall_s']} s in all). "
-        f"Each server alone on core 0 (`taskset -c 0`), `{m['wrk']}` on core 1 with a 1-row or 100-row body; "
-        f"{m['warmup_s']:g} s warm-up then {m['measured_s']:g} s measured per run, {m['rounds']} rounds with the "
-        "server order reversed each round. Figures are medians over rounds; ratios are taken within a round, "
-        "then the median. The same model everywhere: a scikit-learn Pipeline (ColumnTransformer: StandardScaler "
+        f"Every server on core 0 (`taskset -c 0`), `{m['wrk']}` on core 1 with a 1-row or 100-row body. All servers "
+        "are started first and stay up, idle while another is loaded; each round gives every (server, body) pair "
+        f"one run ({m['warmup_s']:g} s warm-up, then {m['measured_s']:g} s measured), in an order reversed every "
+        f"round; {m['rounds']} rounds. Figures are medians over rounds; ratios are taken within a round, then the "
+        "median (the machine is shared and noisy: read the ratios, not the absolute numbers). "
+        "The same model everywhere: a scikit-learn Pipeline (ColumnTransformer: StandardScaler "
         "on 18 numeric + OneHotEncoder on 2 categorical features, then LogisticRegression), 20 named features; "
         "every server's probabilities are checked against the reference before it is loaded "
         f"(max abs diff {max((r['check_max_abs_diff'] or 0) for r in doc['raw'].values()):.1g}).",
@@ -689,6 +799,24 @@ def markdown(doc: dict) -> str:
     for name, why in doc["notes"].items():
         if name not in s or not s[name]["1"]["rps"]:
             lines.append(f"| {name} | {why} | | | | | | | |")
+    logged = [(name, r) for name, r in s.items() if "log_drain_s" in r["1"]]
+    if logged:
+        lines += [
+            "",
+            "driftgate with logging on keeps up with its log or not: rows still queued when a run ends, the time the "
+            "writer then took to store them (the next run waits for it), the throughput if that time counted as run "
+            "time, and log rows dropped (queue full) over the whole benchmark.",
+            "",
+            "| server | rows | log queue after run | drain s | req/s | req/s counting the drain | rows dropped |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for _, r in logged:
+            for n in ROW_COUNTS:
+                x = r[f"{n}"]
+                lines.append(
+                    f"| {r['label']} | {n} | {fmt(x['log_queue_after_run'])} | {fmt(x['log_drain_s'], '.1f')} | "
+                    f"{fmt(x['rps'])} | {fmt(x['rps_incl_drain'])} | {fmt(x['log_dropped_rows'])} |"
+                )
     hr = m["half_rate_rps"]
     if hr:
         lines += [
@@ -729,6 +857,9 @@ def markdown(doc: dict) -> str:
         "- **driftgate, logging off**: there is no switch, so `benchmarks/serving/driftgate_nolog.py` runs the same "
         "`create_app` with `Settings(log_max_queued_rows=0)`: the recorder drops every batch at hand-over (and "
         "counts it), so nothing is encoded or written; the request path still builds ids and the log batch.",
+        f"- **driftgate, max_batch_size={BIG_BATCH}**: not a default; the same server with the endpoint deployed "
+        f'with `--config \'{{"batching": {{"max_batch_size": {BIG_BATCH}}}}}\'`. With the default (64 rows) a 100-row '
+        "request never shares a model call; with a larger limit concurrent 100-row requests do.",
         "- **MLServer**: `mlserver start` with mlserver-sklearn, `parallel_workers=0` (model in the server "
         "process), `uvloop==0.21.0` pinned (with 0.23 the model never loads). V2 request with one input per "
         "feature (FP64 for numeric, BYTES with `content_type: str` for categorical) and `content_type: pd`, so it "
