@@ -230,15 +230,15 @@ def demo(
     sys.exit(run(port=port, data_dir=data_dir, wait=not no_wait, console=console))
 
 
-def _mount_optional() -> None:
-    try:
-        from driftgate.cli import drift
-    except ImportError:  # the drift command is being built alongside
-        return
+def _mount_subcommands() -> None:
+    from driftgate.cli import drift, export
+
     app.add_typer(drift.app, name="drift")
+    app.command()(export.export)
+    app.command()(export.retention)
 
 
-_mount_optional()
+_mount_subcommands()
 
 
 def main() -> None:

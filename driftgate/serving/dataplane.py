@@ -166,7 +166,8 @@ class DataPlane:
         predictions = preds.tolist()
         status = self._automation(st, proba, predictions)
         ids = new_ids(request.n_rows)
-        self.recorder.record(
+        # With --durable-log this waits for the group fsync; otherwise it only enqueues.
+        await self.recorder.record_durable(
             LogBatch(
                 endpoint,
                 route.primary.model,

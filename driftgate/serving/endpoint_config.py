@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 Automation = Literal["human_only", "assist", "partial", "governed", "full"]
 
@@ -22,7 +22,7 @@ class EndpointConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(description="Registered model name.")
-    version: int | str = Field(description="Version number, 'latest' or an alias; stored resolved.")
+    version: StrictInt | str = Field(description="Version number, 'latest' or an alias; stored resolved.")
     automation: Automation = Field("full", description="Degree of automation (SPEC 4).")
     review_threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="With automation 'partial': confidence below this goes to review."

@@ -102,7 +102,7 @@ class ModelRepo:
 
     def resolve(self, name: str, version: int | str) -> int:
         """A version number from a number, a numeric string, `latest` or an alias."""
-        if isinstance(version, int) or (isinstance(version, str) and version.isdigit()):
+        if isinstance(version, int) or (isinstance(version, str) and version.isascii() and version.isdigit()):
             return int(version)
         with self.engine.connect() as conn:
             if version == "latest":
