@@ -141,13 +141,9 @@ class PredictionRepo:
         query = (
             select(p, lab.c.label)
             .select_from(p.outerjoin(lab, lab.c.prediction_id == p.c.id))
-            .where(p.c.endpoint == endpoint, p.c.role == role)
+            .where(*self._filters(endpoint, since, until, None, role))
+            .order_by(p.c.ts.desc(), p.c.id.desc())
         )
-        if since is not None:
-            query = query.where(p.c.ts >= since)
-        if until is not None:
-            query = query.where(p.c.ts < until)
-        query = query.order_by(p.c.ts.desc(), p.c.id.desc())
         if last is not None:
             query = query.limit(last)
         with self.engine.connect() as conn:
