@@ -12,7 +12,7 @@ Automation = Literal["human_only", "assist", "partial", "governed", "full"]
 class Batching(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    max_batch_size: int = Field(64, ge=1, le=100_000, description="Most rows merged into one model call.")
+    max_batch_size: int = Field(1024, ge=1, le=100_000, description="Most rows merged into one model call.")
     max_wait_us: int = Field(500, ge=0, le=1_000_000, description="Longest a request waits for others to join.")
 
 
