@@ -117,8 +117,6 @@ def _score_column(preds: np.ndarray, proba: np.ndarray | None) -> np.ndarray | N
     classifiers (more sensitive than labels), the predicted value for regression, else labels."""
     if proba is not None and proba.ndim == 2 and proba.shape[1] == 2:
         return proba[:, 1].astype(float)
-    if preds.dtype.kind in "fiu":
-        return preds.astype(float)
     try:
         return preds.astype(float)
     except (TypeError, ValueError):

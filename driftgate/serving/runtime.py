@@ -67,9 +67,3 @@ class ModelCache:
 
     def loaded(self) -> list[VersionRef]:
         return list(self._loaded)
-
-    def evict_unused(self, keep: set[VersionRef]) -> None:
-        with self._lock:
-            for ref in list(self._loaded):
-                if ref not in keep:
-                    del self._loaded[ref]
