@@ -33,17 +33,10 @@ def eventually(check: Callable[[], Any], what: str) -> Any:
         time.sleep(0.05)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'shared.db'}"
-    return request.getfixturevalue("pg_url")
-
-
 @pytest.fixture
-def replicas(shared_db: str, tmp_path: Path) -> Iterator[tuple[LiveServer, LiveServer]]:
-    a = make_server(tmp_path / "a", db=shared_db)
-    b = make_server(tmp_path / "b", db=shared_db)
+def replicas(db_url: str, tmp_path: Path) -> Iterator[tuple[LiveServer, LiveServer]]:
+    a = make_server(tmp_path / "a", db=db_url)
+    b = make_server(tmp_path / "b", db=db_url)
     yield a, b
     a.stop()
     b.stop()
@@ -76,14 +69,14 @@ def test_put_on_one_replica_is_answered_by_the_other(
 
 
 def test_cli_deploy_reaches_running_servers(
-    replicas: tuple[LiveServer, LiveServer], shared_db: str, artifacts: Artifacts, tmp_path: Path
+    replicas: tuple[LiveServer, LiveServer], db_url: str, artifacts: Artifacts, tmp_path: Path
 ) -> None:
     a, b = replicas
     with Client(a.url) as ca, Client(b.url) as cb:
         ca.register_model("clf", artifacts.skops, "sklearn", reference=artifacts.reference_csv, target="y")
         ca.register_model("reg", artifacts.regression_skops, "sklearn", reference=artifacts.reference_csv, target="y")
 
-        result = CliRunner().invoke(cli, ["deploy", "scores", "--model", "clf", "--version", "1", "--db", shared_db])
+        result = CliRunner().invoke(cli, ["deploy", "scores", "--model", "clf", "--version", "1", "--db", db_url])
         assert result.exit_code == 0, result.output
         assert "revision" in result.output
         for client in (ca, cb):
@@ -94,7 +87,7 @@ def test_cli_deploy_reaches_running_servers(
             assert eventually(on_v1, "servers pick up the CLI deploy")
 
         config = '{"timeout_ms": 2500}'
-        result = CliRunner().invoke(cli, ["deploy", "scores", "--model", "reg", "--config", config, "--db", shared_db])
+        result = CliRunner().invoke(cli, ["deploy", "scores", "--model", "reg", "--config", config, "--db", db_url])
         assert result.exit_code == 0, result.output
         for client in (ca, cb):
 
@@ -108,7 +101,7 @@ def test_cli_deploy_reaches_running_servers(
 
 
 def test_a_deploy_the_cli_refuses_never_reaches_the_servers(
-    replicas: tuple[LiveServer, LiveServer], shared_db: str, artifacts: Artifacts
+    replicas: tuple[LiveServer, LiveServer], db_url: str, artifacts: Artifacts
 ) -> None:
     a, b = replicas
     with Client(a.url) as ca, Client(b.url) as cb:
@@ -116,7 +109,7 @@ def test_a_deploy_the_cli_refuses_never_reaches_the_servers(
         ca.deploy("clf", "clf", 1)
         before = ca.endpoint("clf")["revision"]
         for args in (["--version", "7"], ["--config", '{"timeout_ms": -1}'], ["--config", '{"bogus": 1}']):
-            result = CliRunner().invoke(cli, ["deploy", "clf", "--model", "clf", *args, "--db", shared_db])
+            result = CliRunner().invoke(cli, ["deploy", "clf", "--model", "clf", *args, "--db", db_url])
             assert result.exit_code != 0, result.output
             assert "error" in result.output
         # A change made afterwards arrives; the refused ones never did.
