@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from driftgate.api.auth import require
+from driftgate.api.routes import JSON, request_body
 from driftgate.api.services import services
 from driftgate.errors import BadRequest
 from driftgate.serving.protocols.mlflow import decode_mlflow, encode_mlflow
@@ -16,36 +17,24 @@ from driftgate.serving.protocols.native import decode_native, encode_native
 
 router = APIRouter(prefix="/v1/endpoints", tags=["predict"], dependencies=[Depends(require("predict"))])
 
-JSON = "application/json"
-PREDICT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            JSON: {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "instances": {"type": "array", "items": {"type": "object"}},
-                        "dataframe_split": {
-                            "type": "object",
-                            "properties": {"columns": {"type": "array"}, "data": {"type": "array"}},
-                        },
-                    },
-                },
-                "example": {"instances": [{"amount": 12.5, "merchant": "online"}]},
-            }
+PREDICT_BODY = request_body(
+    {
+        "type": "object",
+        "properties": {
+            "instances": {"type": "array", "items": {"type": "object"}},
+            "dataframe_split": {
+                "type": "object",
+                "properties": {"columns": {"type": "array"}, "data": {"type": "array"}},
+            },
         },
-    }
-}
-MLFLOW_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            JSON: {"schema": {"type": "object"}, "example": {"dataframe_split": {"columns": ["x"], "data": [[1.0]]}}},
-            "text/csv": {"schema": {"type": "string"}},
-        },
-    }
-}
+    },
+    {"instances": [{"amount": 12.5, "merchant": "online"}]},
+)
+MLFLOW_BODY = request_body(
+    {"type": "object"},
+    {"dataframe_split": {"columns": ["x"], "data": [[1.0]]}},
+    {"text/csv": {"schema": {"type": "string"}}},
+)
 
 
 @router.post("/{endpoint}/predict", openapi_extra=PREDICT_BODY)
@@ -66,30 +55,23 @@ async def invocations(request: Request, endpoint: str) -> Response:
     return Response(encode_mlflow(result), media_type=JSON)
 
 
-FEEDBACK_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            JSON: {
-                "schema": {
+FEEDBACK_BODY = request_body(
+    {
+        "type": "object",
+        "required": ["labels"],
+        "properties": {
+            "labels": {
+                "type": "array",
+                "items": {
                     "type": "object",
-                    "required": ["labels"],
-                    "properties": {
-                        "labels": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "required": ["id", "label"],
-                                "properties": {"id": {"type": "string"}, "label": {}},
-                            },
-                        }
-                    },
+                    "required": ["id", "label"],
+                    "properties": {"id": {"type": "string"}, "label": {}},
                 },
-                "example": {"labels": [{"id": "0190f...", "label": 1}]},
             }
         },
-    }
-}
+    },
+    {"labels": [{"id": "0190f...", "label": 1}]},
+)
 
 
 def parse_labels(body: bytes) -> list[tuple[str, Any]]:

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from driftgate import __version__
 from driftgate.api.auth import require
+from driftgate.api.routes import request_body
 from driftgate.api.services import services
 from driftgate.errors import BadRequest, NotReady
 from driftgate.serving.dataplane import EndpointState
@@ -17,18 +18,11 @@ from driftgate.serving.protocols import v2
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 scored = APIRouter(prefix="/v2", tags=["open inference protocol"], dependencies=[Depends(require("predict"))])
 
-INFER_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {"type": "object", "required": ["inputs"], "properties": {"inputs": {"type": "array"}}},
-                "example": {"inputs": [{"name": "amount", "shape": [1], "datatype": "FP64", "data": [12.5]}]},
-            },
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-        },
-    }
-}
+INFER_BODY = request_body(
+    {"type": "object", "required": ["inputs"], "properties": {"inputs": {"type": "array"}}},
+    {"inputs": [{"name": "amount", "shape": [1], "datatype": "FP64", "data": [12.5]}]},
+    {v2.CONTENT_TYPE_BINARY: {"schema": {"type": "string", "format": "binary"}}},
+)
 
 
 @router.get("")
