@@ -32,6 +32,7 @@ COLUMNS = (
     "latency_ms",
     "status",
     "error",
+    "parent_id",
 )
 JSON_COLUMNS = frozenset({"inputs", "output", "probabilities"})
 Row = tuple[Any, ...]
@@ -54,6 +55,8 @@ class LogBatch:
     status: list[str] | str
     error: str | None = None
     redact: Mapping[str, str] | None = None
+    # Shadow rows: the id of the row that answered the same input, one per row.
+    parent_ids: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -110,7 +113,11 @@ def encode(batch: LogBatch) -> list[Row]:
     status = batch.status if isinstance(batch.status, list) else [batch.status] * n
     head = (batch.endpoint, batch.model, int(batch.version), batch.role, float(batch.ts))
     latency = float(batch.latency_ms)
-    return [(batch.ids[i], *head, inputs[i], outputs[i], probabilities[i], latency, status[i], error) for i in range(n)]
+    parents = batch.parent_ids or [None] * n
+    return [
+        (batch.ids[i], *head, inputs[i], outputs[i], probabilities[i], latency, status[i], error, parents[i])
+        for i in range(n)
+    ]
 
 
 def as_dict(row: Row) -> dict[str, Any]:

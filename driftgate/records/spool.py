@@ -27,7 +27,7 @@ from pathlib import Path
 
 import orjson
 
-from driftgate.records.rows import Row
+from driftgate.records.rows import COLUMNS, Row
 
 log = logging.getLogger("driftgate.recorder")
 HEADER = struct.Struct("<II")
@@ -63,7 +63,8 @@ def read_frames(path: Path) -> Iterator[list[Row]]:
         if end > len(data) or zlib.crc32(data[start:end]) != crc:
             log.warning("spool file %s ends with a torn frame at byte %d; the rest is ignored", path.name, pos)
             return
-        yield [tuple(r) for r in orjson.loads(data[start:end])]
+        # Rows spooled before a column was added are padded with None (the new columns are nullable).
+        yield [tuple(r) + (None,) * (len(COLUMNS) - len(r)) for r in orjson.loads(data[start:end])]
         pos = end
 
 

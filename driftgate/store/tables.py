@@ -121,7 +121,10 @@ predictions = Table(
     Column("latency_ms", Float, nullable=False),
     Column("status", String(16), nullable=False),
     Column("error", Text),
+    # A shadow row points at the row that answered the same input (added in 0002).
+    Column("parent_id", String(32)),
     Index("ix_predictions_endpoint_ts", "endpoint", "ts"),
+    Index("ix_predictions_parent", "parent_id"),
 )
 
 labels = Table(
@@ -135,7 +138,96 @@ labels = Table(
     Index("ix_labels_endpoint_ts", "endpoint", "ts"),
 )
 
+# One row per rollout; the running one (at most one per endpoint) drives traffic. History is kept.
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("endpoint", String(200), nullable=False),
+    Column("strategy", String(16), nullable=False),  # shadow | canary | blue_green | ab
+    Column("state", String(16), nullable=False),  # running | paused | promoted | rolled_back
+    Column("baseline", JSON, nullable=False),  # {"model", "version"}
+    Column("candidate", JSON, nullable=False),
+    Column("spec", JSON, nullable=False),  # the validated request
+    Column("step", Integer, nullable=False),
+    Column("weight", Float, nullable=False),  # candidate's share of answered traffic, percent
+    Column("started_at", Float, nullable=False),
+    Column("step_started_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Column("analysis", JSON),  # the last gate evaluation
+    Column("reason", Text),  # why the last decision was taken
+    Column("actor", String(200), nullable=False),
+    Index("ix_rollouts_endpoint_started", "endpoint", "started_at"),
+)
+
+# Monitor output as time series: one value per (endpoint, version, metric, time).
+monitoring_points = Table(
+    "monitoring_points",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("endpoint", String(200), nullable=False),
+    Column("version", Integer),
+    Column("metric", String(100), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("value", Float),
+    Column("detail", JSON),
+    Index("ix_monitoring_endpoint_metric_ts", "endpoint", "metric", "ts"),
+)
+
+# Full monitor reports (drift per feature, performance), the latest one answers GET .../drift.
+monitor_reports = Table(
+    "monitor_reports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("endpoint", String(200), nullable=False),
+    Column("version", Integer),
+    Column("ts", Float, nullable=False),
+    Column("report", JSON, nullable=False),
+    Index("ix_monitor_reports_endpoint_ts", "endpoint", "ts"),
+)
+
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("endpoint", String(200)),  # None: every endpoint
+    Column("metric", String(100), nullable=False),
+    Column("op", String(4), nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("cooldown_seconds", Float, nullable=False),
+    Column("notify", JSON, nullable=False),
+    Column("actions", JSON, nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(200), nullable=False),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule_id", String(32), nullable=False),
+    Column("rule_name", String(200), nullable=False),
+    Column("endpoint", String(200), nullable=False),
+    Column("metric", String(100), nullable=False),
+    Column("op", String(4), nullable=False),
+    Column("value", Float),
+    Column("threshold", Float, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("fired_at", Float, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("deliveries", JSON, nullable=False),  # per notifier: target, ok, attempts, error
+    Column("actions", JSON, nullable=False),  # per action: name, ok, detail
+    Index("ix_alerts_fired_at", "fired_at"),
+    Index("ix_alerts_rule_endpoint_fired", "rule_id", "endpoint", "fired_at"),
+)
+
 __all__ = [
+    "alert_rules",
+    "alerts",
     "artifacts",
     "audit_log",
     "endpoints",
@@ -144,6 +236,9 @@ __all__ = [
     "model_aliases",
     "model_versions",
     "models",
+    "monitor_reports",
+    "monitoring_points",
     "predictions",
+    "rollouts",
     "tokens",
 ]
