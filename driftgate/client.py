@@ -87,6 +87,24 @@ class Client:
     def endpoint(self, endpoint: str) -> dict[str, Any]:
         return self._check(self.http.get(f"/v1/endpoints/{endpoint}"))
 
+    # ---- rollouts -------------------------------------------------------------------------------
+
+    def start_rollout(self, endpoint: str, strategy: str, version: int | str, **spec: Any) -> dict[str, Any]:
+        """`spec`: steps, weight, min_requests_per_step, step_seconds, analysis, auto, sticky_key, reason..."""
+        body = {"strategy": strategy, "version": version, **spec}
+        return self._check(self.http.post(f"/v1/endpoints/{endpoint}/rollouts", json=body))
+
+    def rollout(self, endpoint: str) -> dict[str, Any]:
+        return self._check(self.http.get(f"/v1/endpoints/{endpoint}/rollouts/current"))
+
+    def rollouts(self, endpoint: str) -> list[dict[str, Any]]:
+        return self._check(self.http.get(f"/v1/endpoints/{endpoint}/rollouts"))["rollouts"]
+
+    def rollout_command(self, endpoint: str, command: str, reason: str = "") -> dict[str, Any]:
+        """`command`: promote | rollback | pause | resume."""
+        url = f"/v1/endpoints/{endpoint}/rollouts/current/{command}"
+        return self._check(self.http.post(url, json={"reason": reason}))
+
     def predict(self, endpoint: str, rows: Any) -> dict[str, Any]:
         """`rows`: a list of dicts, or a pandas DataFrame (sent as dataframe_split)."""
         if hasattr(rows, "to_dict") and hasattr(rows, "columns"):

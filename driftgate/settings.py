@@ -41,6 +41,8 @@ class Settings:
     """Threads that run models off the event loop."""
     sync_interval: float = 0.5
     """Seconds between checks for endpoint changes made by other replicas."""
+    rollout_interval: float = 1.0
+    """Seconds between analyses of running rollouts (gates, steps, promotion, rollback)."""
 
     def to_env(self) -> str:
         data = asdict(self)

@@ -19,11 +19,12 @@ from driftgate import __version__
 from driftgate.api import errors
 from driftgate.api.auth import TokenCache
 from driftgate.api.limits import BodyLimit
-from driftgate.api.routes import endpoints, models, monitoring, predict, review, system, v2
+from driftgate.api.routes import endpoints, models, monitoring, predict, review, rollouts, system, v2
 from driftgate.api.services import Services
 from driftgate.monitoring.live import LiveDrift
 from driftgate.records.metrics import RecorderCollector
 from driftgate.records.recorder import LogBatch, Recorder
+from driftgate.rollout.controller import RolloutController
 from driftgate.serving.dataplane import DataPlane
 from driftgate.serving.metrics import ServingMetrics
 from driftgate.serving.runtime import ModelCache
@@ -56,7 +57,17 @@ def build_services(settings: Settings) -> Services:
     executor = ThreadPoolExecutor(max_workers=settings.model_threads, thread_name_prefix="driftgate-model")
     cache = ModelCache(store, trust_pickle=settings.trust_pickle)
     plane = DataPlane(store, cache, recorder, metrics, executor)
-    return Services(settings, store, plane, recorder, metrics, TokenCache(store), executor, LiveDrift(store))
+    return Services(
+        settings,
+        store,
+        plane,
+        recorder,
+        metrics,
+        TokenCache(store),
+        executor,
+        LiveDrift(store),
+        RolloutController(store, plane),
+    )
 
 
 async def _follow_store(svc: Services) -> None:
@@ -67,6 +78,19 @@ async def _follow_store(svc: Services) -> None:
             await svc.dataplane.sync()
         except Exception:  # a store hiccup must not end the loop
             log.exception("endpoint sync failed")
+
+
+async def _drive_rollouts(svc: Services) -> None:
+    """Analyse running rollouts and move them on (advance, promote, roll back, pause)."""
+    while True:
+        await asyncio.sleep(svc.settings.rollout_interval)
+        try:
+            # Flushed first, so the analysis sees this replica's latest requests.
+            moved = await asyncio.to_thread(svc.rollouts.tick, svc.recorder.flush)
+            for row in moved:
+                await svc.dataplane.refresh(row["endpoint"])
+        except Exception:  # a store hiccup must not end the loop
+            log.exception("rollout analysis failed")
 
 
 @contextlib.contextmanager
@@ -106,7 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # full-collection pauses (measured in the serving benchmark: p99 at half load 139 -> 20 ms).
         gc.collect()
         gc.freeze()
-        follower = asyncio.create_task(_follow_store(svc))
+        background = [asyncio.create_task(_follow_store(svc)), asyncio.create_task(_drive_rollouts(svc))]
         svc.ready = True
         try:
             with _unready_on_sigterm(svc):
@@ -115,7 +139,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Readiness drops first so load balancers stop sending; uvicorn has already let
             # in-flight requests finish; then everything queued is written.
             svc.ready = False
-            follower.cancel()
+            for task in background:
+                task.cancel()
             svc.recorder.close()
             svc.executor.shutdown(wait=False, cancel_futures=True)
             svc.store.close()
@@ -127,7 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (models, endpoints, predict, monitoring, review, v2, system):
+    for module in (models, endpoints, predict, rollouts, monitoring, review, v2, system):
         app.include_router(module.router)
     app.include_router(v2.scored)
     app.add_middleware(BodyLimit, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)

@@ -10,6 +10,7 @@ from fastapi import Request
 from driftgate.api.auth import TokenCache
 from driftgate.monitoring.live import LiveDrift
 from driftgate.records.recorder import Recorder
+from driftgate.rollout.controller import RolloutController
 from driftgate.serving.dataplane import DataPlane
 from driftgate.serving.metrics import ServingMetrics
 from driftgate.settings import Settings
@@ -26,6 +27,7 @@ class Services:
     tokens: TokenCache
     executor: ThreadPoolExecutor
     drift: LiveDrift
+    rollouts: RolloutController
     ready: bool = False
 
 

@@ -15,8 +15,9 @@ from pydantic import ValidationError
 from driftgate.errors import BadRequest, DriftgateError, EndpointNotFound, ModelFailed, ModelTimeout
 from driftgate.records.ids import new_ids
 from driftgate.records.recorder import LogBatch, Recorder
+from driftgate.registry.reference import from_parquet
 from driftgate.registry.schema import InputSchema
-from driftgate.rollout.policy import SingleVersion, TrafficPolicy, VersionRef
+from driftgate.rollout.policy import Route, TrafficPolicy, VersionRef, policy_for
 from driftgate.serving.batching import MicroBatcher
 from driftgate.serving.endpoint_config import EndpointConfig
 from driftgate.serving.metrics import ServingMetrics
@@ -28,6 +29,9 @@ log = logging.getLogger("driftgate.serving")
 # Model calls per version at once: two keep a slow call from stalling the queue behind it,
 # more would mostly split batches that are better merged.
 MAX_CALLS_IN_FLIGHT = 2
+# Rows being scored by shadows at once; past this, copies are dropped (and counted) so a slow
+# shadow can never pile up memory or threads behind live traffic.
+MAX_SHADOW_ROWS = 10_000
 
 
 @dataclass
@@ -40,11 +44,17 @@ class EndpointState:
     # Each version's schema with this endpoint's unknown-category policy applied.
     schemas: dict[VersionRef, InputSchema]
     batchers: dict[VersionRef, MicroBatcher]
+    # The active rollout's row (strategy, state, weight, spec...), None without one.
+    rollout: dict[str, Any] | None = None
 
     @property
     def stable(self) -> LoadedVersion:
         """The version whose schema decodes requests (positional inputs follow its feature order)."""
-        return self.versions[self.policy.route(None).primary]
+        return self.versions[self.policy.baseline]
+
+    @property
+    def sticky_key(self) -> str | None:
+        return self.rollout["spec"].get("sticky_key") if self.rollout else None
 
 
 def parse_config(body: dict[str, Any]) -> EndpointConfig:
@@ -72,6 +82,8 @@ class DataPlane:
         self.executor = executor
         self._endpoints: dict[str, EndpointState] = {}
         self._head_revision = 0
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self._shadow_rows = 0
 
     # ---- endpoint state -------------------------------------------------------------------------
 
@@ -89,8 +101,13 @@ class DataPlane:
     async def apply(self, name: str, config: dict[str, Any], revision: int) -> EndpointState:
         """Load what the config needs (off the loop), then swap the endpoint's state atomically."""
         cfg = parse_config(config)
-        policy: TrafficPolicy = SingleVersion(VersionRef(cfg.model, int(cfg.version)))
         loop = asyncio.get_running_loop()
+        rollout = await loop.run_in_executor(self.executor, self.store.rollouts.active, name)
+        champion = VersionRef(cfg.model, int(cfg.version))
+        policy: TrafficPolicy = policy_for(champion)
+        if rollout is not None:
+            candidate = VersionRef(rollout["candidate"]["model"], int(rollout["candidate"]["version"]))
+            policy = policy_for(champion, rollout["strategy"], candidate, float(rollout["weight"]))
         versions = {ref: await loop.run_in_executor(self.executor, self.cache.get, ref) for ref in policy.versions}
         schemas = {ref: v.schema.with_unknown_categories(cfg.unknown_categories) for ref, v in versions.items()}
         batchers = {
@@ -103,10 +120,40 @@ class DataPlane:
             )
             for ref, v in versions.items()
         }
-        state = EndpointState(name, cfg, revision, policy, versions, schemas, batchers)
+        state = EndpointState(name, cfg, revision, policy, versions, schemas, batchers, rollout)
         self._endpoints[name] = state
         self._head_revision = max(self._head_revision, revision)
         return state
+
+    async def warm(self, ref: VersionRef, rows: int = 16) -> LoadedVersion:
+        """Load a version and score a few of its reference rows, so its first live request is not
+        its first call; a version that cannot score them is refused before it gets any traffic."""
+        loop = asyncio.get_running_loop()
+        version = await loop.run_in_executor(self.executor, self.cache.get, ref)
+
+        def score_reference() -> None:
+            blob = self.store.models.blob(ref.model, ref.version, "reference")
+            if blob is None:
+                return
+            sample = from_parquet(blob).head(rows)
+            frame = version.schema.to_frame({n: sample[n].tolist() for n in version.schema.names}, len(sample))
+            try:
+                version.score(frame)
+            except Exception as exc:
+                raise BadRequest(
+                    f"model {ref} fails on its own reference rows ({type(exc).__name__}: {str(exc)[:200]}); "
+                    "it would fail live traffic",
+                    model=ref.model,
+                ) from None
+
+        await loop.run_in_executor(self.executor, score_reference)
+        return version
+
+    async def refresh(self, name: str) -> EndpointState:
+        """Re-read one endpoint (config and rollout) from the store and apply it here now."""
+        loop = asyncio.get_running_loop()
+        config, revision = await loop.run_in_executor(self.executor, self.store.endpoints.get, name)
+        return await self.apply(name, config, revision)
 
     async def sync(self) -> None:
         """Pick up endpoint changes other processes committed (replicas converge within a poll)."""
@@ -135,43 +182,56 @@ class DataPlane:
 
     async def predict(self, endpoint: str, request: DecodedRequest) -> PredictionResult:
         st = self.state(endpoint)
-        route = st.policy.route(None)
-        version = st.versions[route.primary]
-        frame = st.schemas[route.primary].to_frame(request.columns, request.n_rows)
-        labels = (endpoint, str(route.primary.version), "primary")
+        keys = _sticky_keys(st, request)
+        if keys is None:
+            return await self._answer(st, st.policy.route(None), request)
+        # With a sticky key each row is routed by its own key, so one caller always meets one version.
+        groups: dict[Route, list[int]] = {}
+        for i, key in enumerate(keys):
+            groups.setdefault(st.policy.route(key), []).append(i)
+        if len(groups) == 1:
+            return await self._answer(st, next(iter(groups)), request)
+        parts = await asyncio.gather(*(self._answer(st, r, _subset(request, idx)) for r, idx in groups.items()))
+        return _merge(request.n_rows, list(groups.values()), parts)
+
+    async def _answer(self, st: EndpointState, route: Route, request: DecodedRequest) -> PredictionResult:
+        endpoint = st.name
+        ref = route.primary
+        version = st.versions[ref]
+        frame = st.schemas[ref].to_frame(request.columns, request.n_rows)
+        labels = (endpoint, str(ref.version), "primary")
         started = time.perf_counter()
         ts = time.time()
         try:
-            preds, proba = await asyncio.wait_for(st.batchers[route.primary].submit(frame), st.config.timeout_ms / 1000)
+            preds, proba = await asyncio.wait_for(st.batchers[ref].submit(frame), st.config.timeout_ms / 1000)
         except TimeoutError:
             self.metrics.requests.labels(*labels, "timeout").inc()
-            self._log_failure(st, route.primary, ts, frame, "timeout", f"over {st.config.timeout_ms} ms")
+            self._log_failure(st, ref, ts, frame, "timeout", f"over {st.config.timeout_ms} ms")
             raise ModelTimeout(
-                f"model {route.primary} did not answer within timeout_ms={st.config.timeout_ms}",
-                endpoint=endpoint,
+                f"model {ref} did not answer within timeout_ms={st.config.timeout_ms}", endpoint=endpoint
             ) from None
         except DriftgateError:
             raise
         except Exception as exc:
             self.metrics.requests.labels(*labels, "error").inc()
             message = f"{type(exc).__name__}: {str(exc)[:300]}"
-            log.warning("model %s failed on endpoint %s: %s", route.primary, endpoint, message)
-            self._log_failure(st, route.primary, ts, frame, "error", message)
-            raise ModelFailed(f"model {route.primary} failed: {message}", endpoint=endpoint) from None
+            log.warning("model %s failed on endpoint %s: %s", ref, endpoint, message)
+            self._log_failure(st, ref, ts, frame, "error", message)
+            raise ModelFailed(f"model {ref} failed: {message}", endpoint=endpoint) from None
         latency_ms = (time.perf_counter() - started) * 1000
         self.metrics.latency.labels(*labels).observe(latency_ms / 1000)
         self.metrics.requests.labels(*labels, "ok").inc()
         self.metrics.rows.labels(*labels).inc(request.n_rows)
 
         predictions = preds.tolist()
-        status = self._automation(st, proba, predictions)
+        logged, answered_status = self._automation(st, proba, len(predictions))
         ids = new_ids(request.n_rows)
         # With --durable-log this waits for the group fsync; otherwise it only enqueues.
         await self.recorder.record_durable(
             LogBatch(
                 endpoint,
-                route.primary.model,
-                route.primary.version,
+                ref.model,
+                ref.version,
                 "primary",
                 ts,
                 ids,
@@ -179,37 +239,113 @@ class DataPlane:
                 predictions,
                 proba,
                 latency_ms,
-                status or "ok",
+                logged or "ok",
                 redact=st.config.redact,
             )
         )
+        for shadow in route.shadows:
+            self._spawn_shadow(st, shadow, request, ids)
         answered = (
             predictions
-            if status is None
-            else [None if s == "review" else p for p, s in zip(predictions, status, strict=True)]
+            if answered_status is None
+            else [None if s == "review" else p for p, s in zip(predictions, answered_status, strict=True)]
         )
         return PredictionResult(
             predictions=answered,
             ids=ids,
-            model=route.primary.model,
-            version=route.primary.version,
-            probabilities=proba,
+            model=ref.model,
+            version=ref.version,
+            # With every row deferred, the caller learns nothing of the model's view either.
+            probabilities=None if st.config.automation in ("human_only", "assist") else proba,
             classes=version.classes,
-            status=status,
+            status=answered_status,
             latency_ms=latency_ms,
         )
 
-    def _automation(self, st: EndpointState, proba: np.ndarray | None, predictions: list[Any]) -> list[str] | None:
-        """With `partial` automation, low-confidence rows are deferred: prediction None, status review."""
+    def _automation(
+        self, st: EndpointState, proba: np.ndarray | None, n: int
+    ) -> tuple[list[str] | None, list[str] | None]:
+        """(status logged per row, status answered per row), by the endpoint's degree of automation.
+
+        `human_only` and `assist` defer every row to a person; `partial` defers rows below the
+        confidence threshold; `governed` answers every row and queues a sample, plus rows below
+        the threshold, for a person to confirm or overturn afterwards ("audit").
+        """
         cfg = st.config
-        if cfg.automation != "partial" or proba is None or cfg.review_threshold is None:
-            return None
-        defer = proba.max(axis=1) < cfg.review_threshold
-        status = ["review" if d else "ok" for d in defer.tolist()]
-        n_review = int(defer.sum())
-        if n_review:
-            self.metrics.review_rows.labels(st.name).inc(n_review)
-        return status
+        if cfg.automation == "full":
+            return None, None
+        if cfg.automation in ("human_only", "assist"):
+            status = ["review"] * n
+            self.metrics.review_rows.labels(st.name).inc(n)
+            return status, status
+        confidence = proba.max(axis=1) if proba is not None else None
+        low = (
+            confidence < cfg.review_threshold
+            if confidence is not None and cfg.review_threshold is not None
+            else np.zeros(n, dtype=bool)
+        )
+        if cfg.automation == "partial":
+            status = ["review" if d else "ok" for d in low.tolist()]
+            self.metrics.review_rows.labels(st.name).inc(int(low.sum()))
+            return status, status
+        sampled = low | (np.random.random(n) < cfg.review_sample_rate)
+        self.metrics.review_rows.labels(st.name).inc(int(sampled.sum()))
+        return ["audit" if a else "ok" for a in sampled.tolist()], ["ok"] * n
+
+    # ---- shadows --------------------------------------------------------------------------------
+
+    def _spawn_shadow(self, st: EndpointState, ref: VersionRef, request: DecodedRequest, parent_ids: list[str]) -> None:
+        """Score a copy off the request path; when shadows fall behind, copies are dropped, not queued."""
+        if self._shadow_rows + request.n_rows > MAX_SHADOW_ROWS:
+            self.metrics.shadow_dropped.labels(st.name, str(ref.version)).inc(request.n_rows)
+            return
+        self._shadow_rows += request.n_rows
+        task = asyncio.create_task(self._shadow(st, ref, request, parent_ids))
+        self._shadow_tasks.add(task)
+        task.add_done_callback(self._shadow_tasks.discard)
+
+    async def _shadow(self, st: EndpointState, ref: VersionRef, request: DecodedRequest, parent_ids: list[str]) -> None:
+        n = request.n_rows
+        ts = time.time()
+        started = time.perf_counter()
+        labels = (st.name, str(ref.version), "shadow")
+        preds: list[Any] | None = None
+        proba = None
+        status, error = "ok", None
+        frame = None
+        try:
+            frame = st.schemas[ref].to_frame(request.columns, n)
+            out, proba = await asyncio.wait_for(st.batchers[ref].submit(frame), st.config.timeout_ms / 1000)
+            preds = out.tolist()
+        except TimeoutError:
+            status, error = "timeout", f"over {st.config.timeout_ms} ms"
+        except Exception as exc:  # a failing shadow is recorded, never felt by the caller
+            status, error = "error", f"{type(exc).__name__}: {str(exc)[:300]}"
+        finally:
+            self._shadow_rows -= n
+        latency_ms = (time.perf_counter() - started) * 1000
+        self.metrics.requests.labels(*labels, status).inc()
+        if status == "ok":
+            self.metrics.latency.labels(*labels).observe(latency_ms / 1000)
+            self.metrics.rows.labels(*labels).inc(n)
+        self.recorder.record(
+            LogBatch(
+                st.name,
+                ref.model,
+                ref.version,
+                "shadow",
+                ts,
+                new_ids(n),
+                frame,
+                preds,
+                proba,
+                latency_ms,
+                status,
+                error=error,
+                redact=st.config.redact,
+                parent_ids=parent_ids,
+            )
+        )
 
     def _log_failure(self, st: EndpointState, ref: VersionRef, ts: float, frame: Any, status: str, error: str) -> None:
         n = len(frame)
@@ -230,3 +366,51 @@ class DataPlane:
                 redact=st.config.redact,
             )
         )
+
+
+def _sticky_keys(st: EndpointState, request: DecodedRequest) -> list[str | None] | None:
+    key = st.sticky_key
+    if key is None or key not in request.columns:
+        return None
+    return [None if v is None else str(v) for v in list(request.columns[key])]
+
+
+def _subset(request: DecodedRequest, rows: list[int]) -> DecodedRequest:
+    columns = {
+        name: values[rows] if isinstance(values, np.ndarray) else [values[i] for i in rows]
+        for name, values in request.columns.items()
+    }
+    return DecodedRequest(columns, len(rows), request.parameters)
+
+
+def _merge(n: int, groups: list[list[int]], parts: list[PredictionResult]) -> PredictionResult:
+    """One answer from the answers of row groups that different versions scored."""
+    predictions: list[Any] = [None] * n
+    ids = [""] * n
+    status: list[str] = ["ok"] * n
+    versions = [0] * n
+    same_classes = all(p.classes == parts[0].classes for p in parts)
+    proba = None
+    if same_classes and all(p.probabilities is not None for p in parts):
+        proba = np.empty((n, parts[0].probabilities.shape[1]))  # type: ignore[union-attr]
+    for rows, part in zip(groups, parts, strict=True):
+        for j, i in enumerate(rows):
+            predictions[i] = part.predictions[j]
+            ids[i] = part.ids[j]
+            versions[i] = part.version
+            if part.status is not None:
+                status[i] = part.status[j]
+        if proba is not None:
+            proba[rows] = part.probabilities
+    first = parts[0]
+    return PredictionResult(
+        predictions=predictions,
+        ids=ids,
+        model=first.model,
+        version=versions[0],
+        probabilities=proba,
+        classes=first.classes if same_classes else None,
+        status=status if any(p.status is not None for p in parts) else None,
+        latency_ms=max(p.latency_ms for p in parts),
+        versions=versions,
+    )

@@ -25,7 +25,13 @@ class EndpointConfig(BaseModel):
     version: StrictInt | str = Field(description="Version number, 'latest' or an alias; stored resolved.")
     automation: Automation = Field("full", description="Degree of automation (SPEC 4).")
     review_threshold: float | None = Field(
-        None, ge=0.0, le=1.0, description="With automation 'partial': confidence below this goes to review."
+        None,
+        ge=0.0,
+        le=1.0,
+        description="'partial': confidence below this goes to review; 'governed': also queued after answering.",
+    )
+    review_sample_rate: float = Field(
+        0.05, ge=0.0, le=1.0, description="'governed': share of answered rows queued for a person to check."
     )
     redact: dict[str, Literal["drop", "hash"]] = Field(
         default_factory=dict, description="Input fields dropped or hashed before anything is stored."
@@ -40,6 +46,4 @@ class EndpointConfig(BaseModel):
     def _threshold_needed(self) -> EndpointConfig:
         if self.automation == "partial" and self.review_threshold is None:
             raise ValueError("automation 'partial' needs review_threshold (confidence below it goes to review)")
-        if self.automation in ("human_only", "assist", "governed"):
-            raise ValueError(f"automation {self.automation!r} is not available yet; use 'full' or 'partial'")
         return self

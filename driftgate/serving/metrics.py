@@ -31,6 +31,12 @@ class ServingMetrics:
             ("endpoint", "version", "role"),
             registry=self.registry,
         )
+        self.shadow_dropped = Counter(
+            "driftgate_shadow_dropped_rows",
+            "Shadow copies not scored because shadows fell behind.",
+            ("endpoint", "version"),
+            registry=self.registry,
+        )
         self.log_queue = Gauge(
             "driftgate_log_queue_rows", "Prediction log rows waiting to be written.", registry=self.registry
         )

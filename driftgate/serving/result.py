@@ -37,3 +37,5 @@ class PredictionResult:
     classes: list[Any] | None = None
     status: list[str] | None = None
     latency_ms: float = 0.0
+    # Set when a sticky key split one request over versions: the version of each row.
+    versions: list[int] | None = None

@@ -19,7 +19,7 @@ class EndpointRepo:
         """Create or replace an endpoint's config; returns its new revision. Audited in the same commit."""
         now = time.time()
         with self.engine.begin() as conn:
-            revision = self._next_revision(conn)
+            revision = next_revision(conn)
             exists = conn.execute(select(t.endpoints.c.name).where(t.endpoints.c.name == name)).first()
             if exists:
                 conn.execute(
@@ -65,11 +65,6 @@ class EndpointRepo:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.coalesce(func.max(t.endpoints.c.revision), 0))).scalar() or 0)
 
-    def _next_revision(self, conn: Connection) -> int:
-        current = conn.execute(select(func.coalesce(func.max(t.endpoints.c.revision), 0))).scalar() or 0
-        # Wall-clock-based revisions stay increasing even if two writers race on max()+1.
-        return max(int(current) + 1, int(time.time() * 1000))
-
     def history(self, name: str, limit: int = 100) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -79,6 +74,22 @@ class EndpointRepo:
                 .limit(limit)
             ).all()
         return [r._asdict() for r in rows]
+
+
+def next_revision(conn: Connection) -> int:
+    current = conn.execute(select(func.coalesce(func.max(t.endpoints.c.revision), 0))).scalar() or 0
+    # Wall-clock-based revisions stay increasing even if two writers race on max()+1.
+    return max(int(current) + 1, int(time.time() * 1000))
+
+
+def bump_revision(conn: Connection, name: str, config: dict[str, Any] | None = None) -> int:
+    """Mark an endpoint changed (its rollout, or its config) so every replica re-applies it."""
+    revision = next_revision(conn)
+    values: dict[str, Any] = {"revision": revision, "updated_at": time.time()}
+    if config is not None:
+        values["config"] = config
+    conn.execute(t.endpoints.update().where(t.endpoints.c.name == name).values(**values))
+    return revision
 
 
 def record_audit(conn: Connection, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:

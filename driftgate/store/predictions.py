@@ -134,7 +134,7 @@ class PredictionRepo:
         last: int | None = None,
         since: float | None = None,
         until: float | None = None,
-        role: str = "primary",
+        role: str | None = "primary",
     ) -> list[dict[str, Any]]:
         """Logged predictions with their latest label, newest last."""
         p, lab = t.predictions, t.labels
@@ -162,9 +162,20 @@ class PredictionRepo:
         """Predictions deferred to a human that have no label yet, oldest first."""
         p, lab = t.predictions, t.labels
         query = (
-            select(p.c.id, p.c.endpoint, p.c.model, p.c.version, p.c.ts, p.c.inputs, p.c.output, p.c.probabilities)
+            select(
+                p.c.id,
+                p.c.endpoint,
+                p.c.model,
+                p.c.version,
+                p.c.ts,
+                p.c.inputs,
+                p.c.output,
+                p.c.probabilities,
+                p.c.status,
+            )
             .select_from(p.outerjoin(lab, lab.c.prediction_id == p.c.id))
-            .where(p.c.status == "review", lab.c.prediction_id.is_(None))
+            # "audit": answered under `governed` automation, queued for a person to confirm afterwards.
+            .where(p.c.status.in_(("review", "audit")), lab.c.prediction_id.is_(None))
             .order_by(p.c.ts, p.c.id)
             .limit(limit)
         )

@@ -9,8 +9,9 @@ from starlette.concurrency import run_in_threadpool
 
 from driftgate.api.auth import require
 from driftgate.api.services import services
-from driftgate.errors import BadRequest
+from driftgate.errors import BadRequest, Conflict
 from driftgate.registry.registry import check_version, validate_name
+from driftgate.rollout import controller as rollouts
 from driftgate.rollout.policy import VersionRef
 from driftgate.serving.dataplane import EndpointState, parse_config
 
@@ -20,16 +21,21 @@ CONFIG_EXAMPLE = {"model": "fraud", "version": 1, "automation": "full", "timeout
 
 
 def describe(state: EndpointState) -> dict[str, Any]:
-    route = state.policy.route(None)
+    rollout = state.rollout
+    if rollout is None:
+        base = state.policy.baseline
+        traffic = [{"model": base.model, "version": base.version, "weight": 100.0, "role": "champion"}]
+        summary = None
+    else:
+        view = rollouts.describe(rollout)
+        traffic = view["traffic"]
+        summary = {k: view[k] for k in ("id", "strategy", "state", "candidate", "weight", "step")}
     return {
         "name": state.name,
         "config": state.config.model_dump(),
         "revision": state.revision,
-        "traffic": [
-            {"model": ref.model, "version": ref.version, "weight": 100 if ref == route.primary else 0}
-            for ref in state.policy.versions
-        ],
-        "rollout": None,
+        "traffic": traffic,
+        "rollout": summary,
         "schema": state.stable.schema.to_dict(),
         "output": state.stable.output,
     }
@@ -44,6 +50,13 @@ async def put_endpoint(
     config = parse_config(body)
     version = await run_in_threadpool(svc.store.models.resolve, config.model, check_version(config.version))
     stored = config.model_copy(update={"version": version}).model_dump()
+    active = await run_in_threadpool(svc.store.rollouts.active, endpoint)
+    if active is not None and (active["baseline"]["model"], active["baseline"]["version"]) != (config.model, version):
+        raise Conflict(
+            f"endpoint {endpoint!r} has a {active['strategy']} rollout running; promote or roll it back "
+            "before changing its version",
+            endpoint=endpoint,
+        )
     # Load first: a version that cannot serve never reaches the store or the other replicas.
     await run_in_threadpool(svc.dataplane.cache.get, VersionRef(config.model, version))
     actor = request.headers.get("x-driftgate-actor", "api")

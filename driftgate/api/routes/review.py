@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from driftgate.api.auth import require
-from driftgate.api.services import services
-from driftgate.errors import BadRequest, NotFound
+from driftgate.api.services import Services, services
+from driftgate.errors import BadRequest, DriftgateError, NotFound
 
 router = APIRouter(prefix="/v1/review", tags=["review"], dependencies=[Depends(require("admin"))])
 
@@ -22,20 +22,32 @@ async def pending(request: Request, endpoint: str | None = None, limit: int = 10
     svc = services(request)
     await run_in_threadpool(svc.recorder.flush)
     rows = await run_in_threadpool(svc.store.predictions.pending_review, endpoint, limit)
-    items = [
-        {
-            "id": r["id"],
-            "endpoint": r["endpoint"],
-            "model": r["model"],
-            "version": r["version"],
-            "time": r["ts"],
-            "inputs": r["inputs"],
-            "model_output": r["output"],
-            "confidence": max(r["probabilities"]) if r["probabilities"] else None,
-        }
-        for r in rows
-    ]
+    items = []
+    for r in rows:
+        # `human_only`: the person decides without seeing the model's answer (it ran in shadow).
+        blind = _automation(svc, r["endpoint"]) == "human_only"
+        items.append(
+            {
+                "id": r["id"],
+                "endpoint": r["endpoint"],
+                "model": r["model"],
+                "version": r["version"],
+                "time": r["ts"],
+                "inputs": r["inputs"],
+                "model_output": None if blind else r["output"],
+                "confidence": None if blind or not r["probabilities"] else max(r["probabilities"]),
+                # Answered already (`governed`): the decision confirms or overturns it.
+                "answered": r["status"] == "audit",
+            }
+        )
     return {"items": items}
+
+
+def _automation(svc: Services, endpoint: str) -> str | None:
+    try:
+        return svc.dataplane.state(endpoint).config.automation
+    except DriftgateError:
+        return None
 
 
 class Decision(BaseModel):

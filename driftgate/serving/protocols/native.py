@@ -197,6 +197,8 @@ def encode_native(result: PredictionResult) -> bytes:
     out["ids"] = result.ids
     out["model"] = result.model
     out["version"] = int(result.version)
+    if result.versions is not None:
+        out["versions"] = result.versions
     if result.status is not None:
         out["status"] = result.status
     return orjson.dumps(out, option=_DUMPS_OPTIONS)

@@ -1,0 +1,94 @@
+"""Rollout routes (SPEC 4): start one, read it, and promote, roll back, pause or resume it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from driftgate.api.auth import require
+from driftgate.api.services import Services, services
+from driftgate.rollout.controller import describe
+
+router = APIRouter(prefix="/v1/endpoints", tags=["rollouts"])
+
+CANARY_EXAMPLE = {
+    "strategy": "canary",
+    "version": 2,
+    "steps": [10, 50, 100],
+    "min_requests_per_step": 200,
+    "step_seconds": 60,
+    "analysis": {"max_error_rate": 0.01, "max_latency_p99_ms": 100, "min_agreement": 0.9},
+    "auto": True,
+    "reason": "retrained on October data",
+}
+
+
+class Note(BaseModel):
+    reason: str = Field("", max_length=2000, description="Why, kept in the audit trail.")
+
+
+def _actor(request: Request) -> str:
+    return request.headers.get("x-driftgate-actor", "api")
+
+
+async def _apply(svc: Services, endpoint: str, row: dict[str, Any]) -> dict[str, Any]:
+    # This replica switches now; the others follow the revision bump within a poll.
+    await svc.dataplane.refresh(endpoint)
+    return describe(row)
+
+
+@router.post("/{endpoint}/rollouts", status_code=201, dependencies=[Depends(require("admin"))])
+async def start_rollout(
+    request: Request, endpoint: str, body: dict[str, Any] = Body(..., examples=[CANARY_EXAMPLE])
+) -> dict[str, Any]:
+    """Start a shadow, canary, blue-green or A/B rollout of another version on this endpoint. The
+    candidate is loaded and warmed on reference rows first: one that cannot serve never gets traffic."""
+    svc = services(request)
+    spec, champion, candidate = await run_in_threadpool(svc.rollouts.prepare, endpoint, body)
+    await svc.dataplane.warm(candidate)
+    row = await run_in_threadpool(svc.rollouts.start, endpoint, spec, champion, candidate, _actor(request))
+    return await _apply(svc, endpoint, row)
+
+
+@router.get("/{endpoint}/rollouts", dependencies=[Depends(require("predict"))])
+async def rollout_history(request: Request, endpoint: str, limit: int = 50) -> dict[str, Any]:
+    svc = services(request)
+    svc.dataplane.state(endpoint)
+    rows = await run_in_threadpool(svc.store.rollouts.history, endpoint, max(1, min(limit, 1000)))
+    return {"rollouts": [describe(r) for r in rows]}
+
+
+@router.get("/{endpoint}/rollouts/current", dependencies=[Depends(require("predict"))])
+async def current_rollout(request: Request, endpoint: str) -> dict[str, Any]:
+    """The running (or paused) rollout, else the last one: strategy, state, step, weight, per-version
+    figures, gate values and the reason for the last decision."""
+    return describe(await run_in_threadpool(services(request).rollouts.current, endpoint))
+
+
+def _command(name: str) -> Any:
+    async def command(request: Request, endpoint: str, note: Note | None = None) -> dict[str, Any]:
+        svc = services(request)
+        act = getattr(svc.rollouts, name)
+        row = await run_in_threadpool(act, endpoint, _actor(request), note.reason if note else "")
+        return await _apply(svc, endpoint, row)
+
+    command.__name__ = f"{name}_rollout"
+    command.__doc__ = {
+        "promote": "Make the candidate the endpoint's version now and end the rollout.",
+        "rollback": "Send all traffic back to the champion now and end the rollout.",
+        "pause": "Freeze the rollout where it is: traffic split kept, no automatic decisions.",
+        "resume": "Let a paused rollout go on; the current step's clock restarts.",
+    }[name]
+    return command
+
+
+for _name in ("promote", "rollback", "pause", "resume"):
+    router.add_api_route(
+        f"/{{endpoint}}/rollouts/current/{_name}",
+        _command(_name),
+        methods=["POST"],
+        dependencies=[Depends(require("admin"))],
+    )

@@ -1,0 +1,314 @@
+"""The rollout controller: starts rollouts, analyses them from the prediction log, and moves them on.
+
+Not pure (it reads and writes the store); the decisions come from `analysis` and `decision`.
+Every replica runs `tick()`; a move is a compare-and-set on the rollout row, so two replicas
+deciding at once move it only once. The log is shared, so every replica sees the same numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from driftgate.errors import BadRequest, Conflict, NotFound
+from driftgate.registry.registry import check_version
+from driftgate.rollout.analysis import Gate, VersionSample, evaluate_gates, summary
+from driftgate.rollout.decision import Decision, decide
+from driftgate.rollout.policy import VersionRef
+from driftgate.rollout.spec import ACTIVE_STATES, RolloutSpec
+from driftgate.store import Store
+
+log = logging.getLogger("driftgate.rollout")
+
+
+def parse_spec(body: dict[str, Any]) -> RolloutSpec:
+    try:
+        return RolloutSpec.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise BadRequest(f"rollout field {where!r}: {first['msg']}", field=where) from None
+
+
+def ref_of(doc: dict[str, Any]) -> VersionRef:
+    return VersionRef(doc["model"], int(doc["version"]))
+
+
+def _is_error(status: str) -> bool:
+    return status in ("error", "timeout")
+
+
+def samples(
+    rows: list[dict[str, Any]], champion: VersionRef, candidate: VersionRef, classification: bool
+) -> tuple[VersionSample, VersionSample, list[tuple[Any, Any]]]:
+    """Per-version samples and (candidate, champion) output pairs on the same inputs."""
+    by_id = {r["id"]: r for r in rows}
+    groups: dict[str, list[dict[str, Any]]] = {"candidate": [], "champion": []}
+    pairs: list[tuple[Any, Any]] = []
+    for r in rows:
+        ref = VersionRef(r["model"], int(r["version"]))
+        if ref == candidate:
+            groups["candidate"].append(r)
+        elif ref == champion and r["role"] == "primary":
+            groups["champion"].append(r)
+        parent = by_id.get(r["parent_id"]) if r["parent_id"] else None
+        if parent is None or _is_error(r["status"]) or _is_error(parent["status"]):
+            continue
+        pref = VersionRef(parent["model"], int(parent["version"]))
+        if ref == candidate and pref == champion:
+            pairs.append((r["output"], parent["output"]))
+        elif ref == champion and pref == candidate:
+            pairs.append((parent["output"], r["output"]))
+    out = []
+    for name in ("candidate", "champion"):
+        group = groups[name]
+        ok = [r for r in group if not _is_error(r["status"])]
+        probs = [max(r["probabilities"]) for r in ok if r["probabilities"]]
+        scores = []
+        for r in ok:
+            if r["label"] is None or r["output"] is None:
+                continue
+            if classification:
+                scores.append(float(r["output"] == r["label"] or str(r["output"]) == str(r["label"])))
+            else:
+                try:
+                    scores.append(abs(float(r["output"]) - float(r["label"])))
+                except (TypeError, ValueError):
+                    continue
+        out.append(
+            VersionSample(
+                rows=len(group),
+                errors=len(group) - len(ok),
+                latencies_ms=np.asarray([r["latency_ms"] for r in ok], dtype=float),
+                outputs=[r["output"] for r in ok if r["output"] is not None],
+                confidences=np.asarray(probs, dtype=float) if probs else None,
+                label_scores=np.asarray(scores, dtype=float),
+                classification=classification,
+            )
+        )
+    return out[0], out[1], pairs
+
+
+class RolloutController:
+    def __init__(self, store: Store, dataplane: Any) -> None:
+        self.store = store
+        self.dataplane = dataplane
+
+    # ---- people's commands (called from a worker thread, except where async) --------------------
+
+    def prepare(self, endpoint: str, body: dict[str, Any]) -> tuple[RolloutSpec, VersionRef, VersionRef]:
+        spec = parse_spec(body)
+        config, _ = self.store.endpoints.get(endpoint)
+        champion = VersionRef(config["model"], int(config["version"]))
+        model = spec.model or champion.model
+        number = self.store.models.resolve(model, check_version(spec.version))
+        self.store.models.get(model, number)  # 404 for a version that does not exist
+        candidate = VersionRef(model, number)
+        if candidate == champion:
+            raise BadRequest(f"{candidate} already serves endpoint {endpoint!r}; name another version", field="version")
+        return spec, champion, candidate
+
+    def start(
+        self, endpoint: str, spec: RolloutSpec, champion: VersionRef, candidate: VersionRef, actor: str
+    ) -> dict[str, Any]:
+        row = self.store.rollouts.start(
+            endpoint,
+            strategy=spec.strategy,
+            baseline={"model": champion.model, "version": champion.version},
+            candidate={"model": candidate.model, "version": candidate.version},
+            spec=spec.model_dump(),
+            weight=spec.initial_weight(),
+            actor=actor,
+            reason=spec.reason,
+        )
+        log.info("rollout %s started on %s: %s -> %s (%s)", row["id"], endpoint, champion, candidate, spec.strategy)
+        return row
+
+    def _active(self, endpoint: str) -> dict[str, Any]:
+        self.store.endpoints.get(endpoint)  # 404 for an unknown endpoint
+        row = self.store.rollouts.active(endpoint)
+        if row is None:
+            raise Conflict(f"endpoint {endpoint!r} has no rollout running", endpoint=endpoint)
+        return row
+
+    def current(self, endpoint: str) -> dict[str, Any]:
+        self.store.endpoints.get(endpoint)
+        row = self.store.rollouts.latest(endpoint)
+        if row is None:
+            raise NotFound(f"endpoint {endpoint!r} has never had a rollout", endpoint=endpoint)
+        return row
+
+    def promote(self, endpoint: str, actor: str, reason: str = "") -> dict[str, Any]:
+        return self._finish(self._active(endpoint), "promoted", actor, reason or "promoted by hand")
+
+    def rollback(self, endpoint: str, actor: str, reason: str = "") -> dict[str, Any]:
+        return self._finish(self._active(endpoint), "rolled_back", actor, reason or "rolled back by hand")
+
+    def pause(self, endpoint: str, actor: str, reason: str = "") -> dict[str, Any]:
+        row = self._active(endpoint)
+        if row["state"] == "paused":
+            return row
+        return self._move(row, "pause", actor, reason or "paused by hand", state="paused")
+
+    def resume(self, endpoint: str, actor: str, reason: str = "") -> dict[str, Any]:
+        row = self._active(endpoint)
+        if row["state"] == "running":
+            return row
+        # The step's clock restarts: time spent paused says nothing about the candidate.
+        return self._move(row, "resume", actor, reason or "resumed by hand", state="running", step=row["step"])
+
+    def _finish(self, row: dict[str, Any], state: str, actor: str, reason: str) -> dict[str, Any]:
+        config = None
+        if state == "promoted":
+            config, _ = self.store.endpoints.get(row["endpoint"])
+            config = {**config, "model": row["candidate"]["model"], "version": row["candidate"]["version"]}
+        weight = 100.0 if state == "promoted" else 0.0
+        action = "promote" if state == "promoted" else "rollback"
+        log.warning("rollout %s on %s %s: %s", row["id"], row["endpoint"], state, reason)
+        return self._move(row, action, actor, reason, state=state, weight=weight, endpoint_config=config)
+
+    def _move(self, row: dict[str, Any], action: str, actor: str, reason: str, **changes: Any) -> dict[str, Any]:
+        moved = self.store.rollouts.transition(row, action=action, actor=actor, reason=reason, **changes)
+        if moved is None:
+            raise Conflict(
+                f"rollout {row['id']} on {row['endpoint']!r} changed meanwhile; read it again", endpoint=row["endpoint"]
+            )
+        return moved
+
+    # ---- analysis -------------------------------------------------------------------------------
+
+    def analyse(self, row: dict[str, Any], now: float | None = None) -> tuple[list[Gate], dict[str, Any], Decision]:
+        now = time.time() if now is None else now
+        spec = RolloutSpec.model_validate(row["spec"])
+        champion, candidate = ref_of(row["baseline"]), ref_of(row["candidate"])
+        classification = self._classification(candidate)
+        rows = self.store.rollouts.window(
+            row["endpoint"],
+            row["started_at"],
+            [(champion.model, champion.version), (candidate.model, candidate.version)],
+        )
+        cand, champ, pairs = samples(rows, champion, candidate, classification)
+        gates = evaluate_gates(spec.analysis, cand, champ, pairs)
+        step_rows = self.store.rollouts.count_rows(
+            row["endpoint"], row["step_started_at"], candidate.model, candidate.version
+        )
+        decision = decide(spec, row["step"], step_rows, now - row["step_started_at"], gates)
+        report = {
+            "gates": [g.to_dict() for g in gates],
+            "verdict": decision.verdict,
+            "decision": decision.action,
+            "step_rows": step_rows,
+            "pairs": len(pairs),
+            "versions": {"candidate": summary(cand), "champion": summary(champ)},
+            "at": now,
+        }
+        return gates, report, decision
+
+    def _classification(self, ref: VersionRef) -> bool:
+        try:
+            return self.dataplane.cache.get(ref).output.get("kind") == "classification"
+        except Exception:  # an unloadable version: judge by its outputs as logged
+            return True
+
+    def tick(self, before: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+        """Analyse every running rollout and act on the decisions; returns the rows that moved.
+
+        `before` runs once when there is something to analyse (the app flushes its log there).
+        """
+        moved = []
+        running = self.store.rollouts.running()
+        if running and before is not None:
+            before()
+        for row in running:
+            try:
+                _, report, decision = self.analyse(row)
+                result = self._act(row, report, decision)
+                if result is not None:
+                    moved.append(result)
+            except Exception:  # one broken rollout must not stop the others' analysis
+                log.exception("analysis of rollout %s failed", row["id"])
+        return moved
+
+    def _act(self, row: dict[str, Any], report: dict[str, Any], decision: Decision) -> dict[str, Any] | None:
+        actor = "controller"
+        if decision.action == "hold":
+            self.store.rollouts.save_analysis(row["id"], report, decision.reason)
+            return None
+        if decision.action in ("promote", "rollback"):
+            state = "promoted" if decision.action == "promote" else "rolled_back"
+            weight = 100.0 if state == "promoted" else 0.0
+            config = None
+            if state == "promoted":
+                config, _ = self.store.endpoints.get(row["endpoint"])
+                config = {**config, "model": row["candidate"]["model"], "version": row["candidate"]["version"]}
+            log.warning("rollout %s on %s %s: %s", row["id"], row["endpoint"], state, decision.reason)
+            return self.store.rollouts.transition(
+                row,
+                action=decision.action,
+                actor=actor,
+                reason=decision.reason,
+                state=state,
+                weight=weight,
+                endpoint_config=config,
+                analysis=report,
+            )
+        if decision.action == "pause":
+            return self.store.rollouts.transition(
+                row, action="pause", actor=actor, reason=decision.reason, state="paused", analysis=report
+            )
+        spec = RolloutSpec.model_validate(row["spec"])
+        step = row["step"] + 1
+        log.info("rollout %s on %s: step %d -> %g%%", row["id"], row["endpoint"], step + 1, spec.steps[step])
+        return self.store.rollouts.transition(
+            row,
+            action="advance",
+            actor=actor,
+            reason=decision.reason,
+            step=step,
+            weight=spec.steps[step],
+            analysis=report,
+        )
+
+
+def describe(row: dict[str, Any]) -> dict[str, Any]:
+    """GET .../rollouts/current: strategy, state, step and weight, per-version counts, gates, reason."""
+    spec = row["spec"]
+    weight = float(row["weight"])
+    champion, candidate = row["baseline"], row["candidate"]
+    if row["state"] in ACTIVE_STATES:
+        shares = {"shadow": 0.0, "blue_green": 100.0}.get(row["strategy"], weight)
+    else:
+        shares = 100.0 if row["state"] == "promoted" else 0.0
+    analysis = row["analysis"] or {}
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "endpoint": row["endpoint"],
+        "strategy": row["strategy"],
+        "state": row["state"],
+        "champion": champion,
+        "candidate": candidate,
+        "weight": shares,
+        "traffic": [
+            {**champion, "weight": 100.0 - shares, "role": "champion"},
+            {**candidate, "weight": shares, "role": "shadow" if row["strategy"] == "shadow" else "candidate"},
+        ],
+        "step": row["step"] + 1 if row["strategy"] == "canary" else None,
+        "steps": spec.get("steps") if row["strategy"] == "canary" else None,
+        "gates": analysis.get("gates", []),
+        "verdict": analysis.get("verdict"),
+        "versions": analysis.get("versions", {}),
+        "pairs": analysis.get("pairs", 0),
+        "reason": row["reason"],
+        "actor": row["actor"],
+        "started_at": row["started_at"],
+        "step_started_at": row["step_started_at"],
+        "updated_at": row["updated_at"],
+        "finished_at": row["finished_at"],
+        "spec": spec,
+    }
+    return out
