@@ -85,6 +85,41 @@ def test_register_list_deploy_and_token(files: Path) -> None:
     assert token.encode() not in (files / "data" / "driftgate.db").read_bytes()
 
 
+def test_rollout_promote_rollback_and_pause_from_the_command_line(files: Path) -> None:
+    data = ["--data-dir", str(files / "data")]
+    for _ in range(2):
+        code, _out = run(
+            "models", "register", "clf", str(files / "model.skops"), "--format", "sklearn",
+            "--reference", str(files / "reference.csv"), "--target", "y", *data,
+        )  # fmt: skip
+        assert code == 0
+    assert run("deploy", "clf", "--model", "clf", "--version", "1", *data)[0] == 0
+
+    code, output = run(
+        "rollout", "clf", "--strategy", "canary", "--version", "2", "--steps", "10,50,100",
+        "--analysis", '{"min_agreement": 0.9}', "--reason", "weekly retrain", *data,
+    )  # fmt: skip
+    assert code == 0, output
+    assert "canary clf v1 -> v2 running, candidate at 10%, step 1/3" in output
+    code, output = run("rollout", "clf", "--strategy", "shadow", "--version", "2", *data)
+    assert code == 2 and "already has a canary rollout" in output
+    code, output = run("pause", "clf", "--reason", "incident", *data)
+    assert code == 0 and "paused" in output and "reason: incident" in output
+    code, output = run("rollout", "clf", *data)
+    assert code == 0 and "paused" in output
+    code, output = run("promote", "clf", *data)
+    assert code == 0 and "promoted" in output
+    store = Store.open(files / "data")
+    assert store.endpoints.get("clf")[0]["version"] == 2
+    actions = [h["action"] for h in store.endpoints.history("clf")]
+    assert actions[:3] == ["rollout.promote", "rollout.pause", "rollout.start"]
+    assert all(h["actor"] == "cli" for h in store.endpoints.history("clf")[:3])
+    code, output = run("rollback", "clf", *data)
+    assert code == 2 and "no rollout running" in output
+    code, output = run("rollout", "clf", "--strategy", "canary", "--version", "1", "--steps", "50,10", *data)
+    assert code == 2 and "steps" in output
+
+
 def test_cli_errors_are_messages_not_tracebacks(files: Path) -> None:
     data = ["--data-dir", str(files / "data")]
     cases = [

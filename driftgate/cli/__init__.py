@@ -231,11 +231,13 @@ def demo(
 
 
 def _mount_subcommands() -> None:
-    from driftgate.cli import drift, export
+    from driftgate.cli import drift, export, rollouts
 
     app.add_typer(drift.app, name="drift")
     app.command()(export.export)
     app.command()(export.retention)
+    for command in (rollouts.rollout, rollouts.promote, rollouts.rollback, rollouts.pause, rollouts.resume):
+        app.command()(command)
 
 
 _mount_subcommands()

@@ -95,7 +95,7 @@ def samples(
 
 
 class RolloutController:
-    def __init__(self, store: Store, dataplane: Any) -> None:
+    def __init__(self, store: Store, dataplane: Any = None) -> None:
         self.store = store
         self.dataplane = dataplane
 
@@ -211,8 +211,8 @@ class RolloutController:
 
     def _classification(self, ref: VersionRef) -> bool:
         try:
-            return self.dataplane.cache.get(ref).output.get("kind") == "classification"
-        except Exception:  # an unloadable version: judge by its outputs as logged
+            return self.store.models.get(ref.model, ref.version).output.get("kind") == "classification"
+        except Exception:  # a version gone from the registry: treat outputs as labels
             return True
 
     def tick(self, before: Callable[[], None] | None = None) -> list[dict[str, Any]]:

@@ -15,14 +15,13 @@ from pydantic import ValidationError
 from driftgate.errors import BadRequest, DriftgateError, EndpointNotFound, ModelFailed, ModelTimeout
 from driftgate.records.ids import new_ids
 from driftgate.records.recorder import LogBatch, Recorder
-from driftgate.registry.reference import from_parquet
 from driftgate.registry.schema import InputSchema
 from driftgate.rollout.policy import Route, TrafficPolicy, VersionRef, policy_for
 from driftgate.serving.batching import MicroBatcher
 from driftgate.serving.endpoint_config import EndpointConfig
 from driftgate.serving.metrics import ServingMetrics
 from driftgate.serving.result import DecodedRequest, PredictionResult
-from driftgate.serving.runtime import LoadedVersion, ModelCache
+from driftgate.serving.runtime import LoadedVersion, ModelCache, score_reference_rows
 from driftgate.store import Store
 
 log = logging.getLogger("driftgate.serving")
@@ -131,22 +130,7 @@ class DataPlane:
         loop = asyncio.get_running_loop()
         version = await loop.run_in_executor(self.executor, self.cache.get, ref)
 
-        def score_reference() -> None:
-            blob = self.store.models.blob(ref.model, ref.version, "reference")
-            if blob is None:
-                return
-            sample = from_parquet(blob).head(rows)
-            frame = version.schema.to_frame({n: sample[n].tolist() for n in version.schema.names}, len(sample))
-            try:
-                version.score(frame)
-            except Exception as exc:
-                raise BadRequest(
-                    f"model {ref} fails on its own reference rows ({type(exc).__name__}: {str(exc)[:200]}); "
-                    "it would fail live traffic",
-                    model=ref.model,
-                ) from None
-
-        await loop.run_in_executor(self.executor, score_reference)
+        await loop.run_in_executor(self.executor, score_reference_rows, self.store, version, rows)
         return version
 
     async def refresh(self, name: str) -> EndpointState:

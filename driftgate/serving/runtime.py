@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from driftgate.errors import BadRequest
 from driftgate.registry import formats
+from driftgate.registry.reference import from_parquet
 from driftgate.registry.schema import InputSchema
 from driftgate.rollout.policy import VersionRef
 from driftgate.store import Store
@@ -67,3 +69,24 @@ class ModelCache:
 
     def loaded(self) -> list[VersionRef]:
         return list(self._loaded)
+
+
+def score_reference_rows(store: Store, version: LoadedVersion, rows: int = 16) -> None:
+    """Score a few of the version's own reference rows (a warm-up and a check before it gets traffic).
+
+    Raises BadRequest naming the failure: a version that fails here would fail live traffic.
+    """
+    ref = version.ref
+    blob = store.models.blob(ref.model, ref.version, "reference")
+    if blob is None:
+        return
+    sample = from_parquet(blob).head(rows)
+    try:
+        frame = version.schema.to_frame({n: sample[n].tolist() for n in version.schema.names}, len(sample))
+        version.score(frame)
+    except Exception as exc:
+        raise BadRequest(
+            f"model {ref} fails on its own reference rows ({type(exc).__name__}: {str(exc)[:200]}); "
+            "it would fail live traffic",
+            model=ref.model,
+        ) from None

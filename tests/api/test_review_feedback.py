@@ -146,3 +146,48 @@ def test_labels_sent_twice_last_write_wins(deployed: Client, server: LiveServer)
     # A review decision and feedback are the same label: the last one wins whatever its source.
     deployed.review(ids[2], 0)
     assert labels_in_store(server, "clf")[ids[2]] == 0
+
+
+@pytest.mark.parametrize("level", ["human_only", "assist"])
+def test_human_levels_defer_every_row_and_hide_or_show_the_model(
+    deployed: Client, server: LiveServer, rows: pd.DataFrame, artifacts: Artifacts, level: str
+) -> None:
+    deployed.deploy("clf", "clf", 1, automation=level)
+    answer = deployed.predict("clf", rows.to_dict(orient="records"))
+    assert answer["status"] == ["review"] * len(rows)
+    assert answer["predictions"] == [None] * len(rows)
+    assert "probabilities" not in answer
+    queue = deployed.review_queue("clf")
+    assert {item["id"] for item in queue} == set(answer["ids"])
+    expected = oracle(artifacts).predict(rows).tolist()
+    by_id = dict(zip(answer["ids"], expected, strict=True))
+    for item in queue:
+        # human_only: the model ran in shadow, the person decides unprompted; assist: its answer is shown.
+        assert item["model_output"] == (None if level == "human_only" else by_id[item["id"]])
+        assert (item["confidence"] is None) == (level == "human_only")
+        assert item["answered"] is False
+    # The model's output was still logged, so agreement with people can be measured later.
+    stored = {r["id"]: r["output"] for r in store_of(server).predictions.window("clf")}
+    assert [stored[i] for i in answer["ids"]] == expected
+
+
+def test_governed_answers_everything_and_queues_a_sample_and_unsure_rows(
+    deployed: Client, server: LiveServer, rows: pd.DataFrame, artifacts: Artifacts
+) -> None:
+    deployed.deploy("clf", "clf", 1, automation="governed", review_threshold=THRESHOLD, review_sample_rate=0.0)
+    answer = deployed.predict("clf", rows.to_dict(orient="records"))
+    assert answer["status"] == ["ok"] * len(rows)
+    assert answer["predictions"] == oracle(artifacts).predict(rows).tolist()
+    unsure = oracle(artifacts).predict_proba(rows).max(axis=1) < THRESHOLD
+    queue = deployed.review_queue("clf")
+    assert {item["id"] for item in queue} == {i for i, u in zip(answer["ids"], unsure, strict=True) if u}
+    assert all(item["answered"] for item in queue)
+    # A person overturns one: the decision becomes its label and it leaves the queue.
+    deployed.review(queue[0]["id"], 1 - queue[0]["model_output"])
+    assert len(deployed.review_queue("clf")) == len(queue) - 1
+    assert labels_in_store(server, "clf")[queue[0]["id"]] == 1 - queue[0]["model_output"]
+
+    deployed.deploy("clf", "clf", 1, automation="governed", review_sample_rate=1.0)
+    sampled = deployed.predict("clf", rows.to_dict(orient="records"))
+    assert sampled["status"] == ["ok"] * len(rows)
+    assert set(sampled["ids"]) <= {item["id"] for item in deployed.review_queue("clf")}
