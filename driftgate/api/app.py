@@ -22,6 +22,7 @@ from driftgate.api.limits import BodyLimit
 from driftgate.api.routes import endpoints, models, monitoring, predict, review, system, v2
 from driftgate.api.services import Services
 from driftgate.monitoring.live import LiveDrift
+from driftgate.monitoring.monitor import Monitor
 from driftgate.records.metrics import RecorderCollector
 from driftgate.records.recorder import LogBatch, Recorder
 from driftgate.serving.dataplane import DataPlane
@@ -56,7 +57,10 @@ def build_services(settings: Settings) -> Services:
     executor = ThreadPoolExecutor(max_workers=settings.model_threads, thread_name_prefix="driftgate-model")
     cache = ModelCache(store, trust_pickle=settings.trust_pickle)
     plane = DataPlane(store, cache, recorder, metrics, executor)
-    return Services(settings, store, plane, recorder, metrics, TokenCache(store), executor, LiveDrift(store))
+    drift = LiveDrift(store)
+    return Services(
+        settings, store, plane, recorder, metrics, TokenCache(store), executor, drift, Monitor(store, drift)
+    )
 
 
 async def _follow_store(svc: Services) -> None:
@@ -67,6 +71,29 @@ async def _follow_store(svc: Services) -> None:
             await svc.dataplane.sync()
         except Exception:  # a store hiccup must not end the loop
             log.exception("endpoint sync failed")
+
+
+async def _monitor_periodically(svc: Services) -> None:
+    """Every `monitor_interval` seconds, run the monitor over the last interval of each endpoint that
+    had traffic. Runs compute in a thread; replicas sharing a store skip runs another one just did."""
+    interval = svc.settings.monitor_interval
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            # Rows this replica still holds would otherwise fall outside every window.
+            await asyncio.to_thread(svc.recorder.flush)
+        except Exception:
+            log.exception("log flush before the monitor run failed")
+        for name in svc.dataplane.endpoint_names():
+            try:
+                state = svc.dataplane.state(name)
+                await svc.monitor.run_if_due(
+                    name, state.stable, interval=interval, redacted=tuple(state.config.redact or ())
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one endpoint's failure must neither end the loop nor skip the others
+                log.exception("monitor run failed on endpoint %s", name)
 
 
 @contextlib.contextmanager
@@ -107,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         follower = asyncio.create_task(_follow_store(svc))
+        monitor = asyncio.create_task(_monitor_periodically(svc)) if settings.monitor_interval > 0 else None
         svc.ready = True
         try:
             with _unready_on_sigterm(svc):
@@ -116,6 +144,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # in-flight requests finish; then everything queued is written.
             svc.ready = False
             follower.cancel()
+            if monitor is not None:
+                monitor.cancel()
             svc.recorder.close()
             svc.executor.shutdown(wait=False, cancel_futures=True)
             svc.store.close()

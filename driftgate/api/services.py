@@ -9,6 +9,7 @@ from fastapi import Request
 
 from driftgate.api.auth import TokenCache
 from driftgate.monitoring.live import LiveDrift
+from driftgate.monitoring.monitor import Monitor
 from driftgate.records.recorder import Recorder
 from driftgate.serving.dataplane import DataPlane
 from driftgate.serving.metrics import ServingMetrics
@@ -26,6 +27,7 @@ class Services:
     tokens: TokenCache
     executor: ThreadPoolExecutor
     drift: LiveDrift
+    monitor: Monitor
     ready: bool = False
 
 

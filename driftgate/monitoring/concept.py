@@ -4,12 +4,15 @@ Classification: the 0/1 error stream goes to ADWIN; regression: the absolute err
 Page-Hinkley. DDM is not used by default: with River's rule it fired on about half of calm
 5,000-value error streams (p = 0.1, 100 seeds; 16 % even with `warm_start=300`), ADWIN on none,
 with a delay of about 55 values for a 0.1 -> 0.6 error-rate jump. Only rises of the error count:
-a drop (a fixed model, a rollback) is a change too, but not one to alert on. The stream covers labelled rows *before* the window as well (the detectors need a
-calm stretch to see a change against), and the verdict is whether a detector fired at a position
-inside the window. Stateless on purpose: recomputing over the labelled history on every run gives
-the same answer on every replica and after a restart, and labels that arrive late (in any order,
-rewritten) are simply part of the next run's stream, which per-endpoint detector state in memory
-would get wrong.
+a drop (a fixed model, a rollback) is a change too, but not one to alert on.
+
+The stream covers labelled rows *before* the window as well (a detector needs a calm stretch to
+see a change against), and the verdict is whether a detector fired at a position inside the
+window; the caller marks those positions (the live monitor: rows predicted in the window, or
+whose label arrived in it, so that a change whose labels come late is still reported once).
+Stateless on purpose: recomputing over the labelled history on every run gives the same answer on
+every replica and after a restart, and labels that arrive late, in any order or rewritten, are
+simply part of the next run's stream, which detector state kept in memory would get wrong.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(3)
@@ -41,8 +44,15 @@ class ConceptDrift:
     detections: dict[str, list[int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"fired": self.fired, "detector": self.detector, "index": self.index, "ts": self.ts, "n": self.n,
-                "n_window": self.n_window, "detections": self.detections}
+        return {
+            "fired": self.fired,
+            "detector": self.detector,
+            "index": self.index,
+            "ts": self.ts,
+            "n": self.n,
+            "n_window": self.n_window,
+            "detections": self.detections,
+        }
 
 
 def error_stream(task: str, labels: Sequence[Any], predictions: Sequence[Any]) -> np.ndarray:
@@ -78,7 +88,11 @@ def _rises(errors: np.ndarray, hits: np.ndarray) -> list[int]:
 
 
 def detect_concept_drift(
-    errors: np.ndarray, ts: np.ndarray, *, task: str, in_window: np.ndarray,
+    errors: np.ndarray,
+    ts: np.ndarray,
+    *,
+    task: str,
+    in_window: np.ndarray,
     detectors: dict[str, DriftDetector] | None = None,
 ) -> ConceptDrift:
     """Feed `errors` (in prediction-time order) to the task's detectors (or `detectors`); fired if a

@@ -81,8 +81,11 @@ def software_metrics(window: Window, span_seconds: float | None = None) -> list[
         span_seconds = float(ts.max() - ts.min())
     out = [
         Measure("request_count", float(n)),
-        Measure("request_rate", _rate(n, span_seconds) if span_seconds and span_seconds > 0 else None,
-                {"span_seconds": span_seconds}),
+        Measure(
+            "request_rate",
+            _rate(n, span_seconds) if span_seconds and span_seconds > 0 else None,
+            {"span_seconds": span_seconds},
+        ),
         Measure("error_rate", _rate(int(np.isin(status, FAILED).sum()), n)),
     ]
     answered = np.isin(status, ANSWERED)
@@ -112,8 +115,15 @@ def _numeric_values(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def _feature_rates(spec: FeatureSpec, column: pd.Series) -> dict[str, int]:
     missing = pd.isna(column).to_numpy()
-    counts = {"rows": len(column), "missing": int(missing.sum()), "out_of_range": 0, "numeric": 0,
-              "unseen": 0, "categorical": 0, "wrong_type": 0}
+    counts = {
+        "rows": len(column),
+        "missing": int(missing.sum()),
+        "out_of_range": 0,
+        "numeric": 0,
+        "unseen": 0,
+        "categorical": 0,
+        "wrong_type": 0,
+    }
     if spec.is_numeric:
         numbers, wrong = _numeric_values(column)
         present = ~np.isnan(numbers)
@@ -210,8 +220,9 @@ def output_metrics(window: Window, kind: str, classes: Sequence[Any] | None = No
             out.append(Measure("class_share", _rate(int(counts.get(level, 0)), len(present)), {"class": level}))
         probabilities = [p for p, a in zip(window.probabilities, answered, strict=True) if a and p]
         confidence = [max(p) for p in probabilities if all(v is not None for v in p)]
-        out.append(Measure("mean_confidence", float(np.mean(confidence)) if confidence else None,
-                           {"rows": len(confidence)}))
+        out.append(
+            Measure("mean_confidence", float(np.mean(confidence)) if confidence else None, {"rows": len(confidence)})
+        )
         return out
     values = np.asarray([o for o in present if isinstance(o, int | float)], dtype=np.float64)
     out.append(Measure("prediction_mean", float(values.mean()) if values.size else None))
