@@ -31,12 +31,10 @@ def report(
     current: Path = typer.Option(..., "--current", "-c", help="Current data (.csv or .parquet)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
     html_path: Path | None = typer.Option(None, "--html", help="Write a self-contained HTML report here."),
-    target: str | None = typer.Option(
-        None, "--target", help="Label column: left out of the features, used for performance metrics."
-    ),
-    prediction: str | None = typer.Option(
-        None, "--prediction", help="Prediction column (label or probability): reported as prediction drift."
-    ),
+    target: str | None = typer.Option(None, "--target", help="Label column: left out of the features, "
+                                      "used for performance metrics."),
+    prediction: str | None = typer.Option(None, "--prediction", help="Prediction column (label or probability): "
+                                          "reported as prediction drift."),
     alpha: float = typer.Option(0.05, help="Family-wise error rate (holm) or false discovery rate (bh)."),
     correction: str = typer.Option("holm", help="Multiple-testing correction: holm or benjamini-hochberg."),
     sample_rows: int = typer.Option(2_000, help="Rows sampled per side for the multivariate tests (0: skip)."),
@@ -72,29 +70,17 @@ def _print_summary(result: object) -> None:
         table.add_column(column)
     for feature in result.features:
         test = feature.distribution
-        table.add_row(
-            feature.name,
-            feature.kind,
-            test.effect,
-            f"{test.effect_size:.3g}",
-            f"{test.threshold:g}",
-            f"{test.p_value_adjusted:.2g}",
-            "[red]drift[/red] " + ", ".join(feature.reasons) if feature.drifted else "[green]ok[/green]",
-        )
+        table.add_row(feature.name, feature.kind, test.effect, f"{test.effect_size:.3g}", f"{test.threshold:g}",
+                      f"{test.p_value_adjusted:.2g}", "[red]drift[/red] " + ", ".join(feature.reasons)
+                      if feature.drifted else "[green]ok[/green]")
     console = Console()
     console.print(table)
     dataset = result.dataset
-    console.print(
-        f"Dataset drifted: {dataset.drifted} ({dataset.n_drifted}/{dataset.n_features} features, "
-        f"{dataset.correction} at alpha {dataset.alpha})"
-    )
+    console.print(f"Dataset drifted: {dataset.drifted} ({dataset.n_drifted}/{dataset.n_features} features, "
+                  f"{dataset.correction} at alpha {dataset.alpha})")
     if result.multivariate is not None and result.multivariate.subtests:
-        console.print(
-            "Multivariate: "
-            + ", ".join(
-                f"{t.aspect} {t.effect}={t.effect_size:.3g} drifted={t.drifted}" for t in result.multivariate.subtests
-            )
-        )
+        console.print("Multivariate: " + ", ".join(f"{t.aspect} {t.effect}={t.effect_size:.3g} drifted={t.drifted}"
+                                                   for t in result.multivariate.subtests))
 
 
 if __name__ == "__main__":

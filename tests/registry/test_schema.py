@@ -10,7 +10,9 @@ from driftgate.registry.schema import MAX_ENUMERATED_CATEGORIES, InputSchema
 
 @pytest.fixture
 def schema() -> InputSchema:
-    frame = pd.DataFrame({"x": [1.0, 2.5, np.nan], "n": [1, 2, 3], "c": ["a", "b", "a"], "flag": [True, False, True]})
+    frame = pd.DataFrame(
+        {"x": [1.0, 2.5, np.nan], "n": [1, 2, 3], "c": ["a", "b", "a"], "flag": [True, False, True]}
+    )
     return InputSchema.infer(frame)
 
 

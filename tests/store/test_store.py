@@ -108,18 +108,9 @@ def test_tokens_are_stored_hashed(store: Store) -> None:
 
 def _row(pid: str, ts: float, status: str = "ok") -> dict:
     return {
-        "id": pid,
-        "endpoint": "e",
-        "model": "m",
-        "version": 1,
-        "role": "primary",
-        "ts": ts,
-        "inputs": {"x": 1.0},
-        "output": 1,
-        "probabilities": [0.2, 0.8],
-        "latency_ms": 1.0,
-        "status": status,
-        "error": None,
+        "id": pid, "endpoint": "e", "model": "m", "version": 1, "role": "primary", "ts": ts,
+        "inputs": {"x": 1.0}, "output": 1, "probabilities": [0.2, 0.8], "latency_ms": 1.0,
+        "status": status, "error": None,
     }
 
 
