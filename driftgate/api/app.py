@@ -90,8 +90,6 @@ async def _monitor_periodically(svc: Services) -> None:
                 await svc.monitor.run_if_due(
                     name, state.stable, interval=interval, redacted=tuple(state.config.redact or ())
                 )
-            except asyncio.CancelledError:
-                raise
             except Exception:  # one endpoint's failure must neither end the loop nor skip the others
                 log.exception("monitor run failed on endpoint %s", name)
 
