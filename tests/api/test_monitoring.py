@@ -134,8 +134,8 @@ def test_bad_parameters_and_unknown_endpoint(deployed: Client) -> None:
     assert empty["metrics"]["request_count"] == 0 and empty["metrics"]["error_rate"] is None
 
 
-def test_periodic_monitor_writes_points(tmp_path: Path, artifacts: Artifacts) -> None:
-    srv = make_server(tmp_path, monitor_interval=0.5)
+def test_periodic_monitor_writes_points(tmp_path: Path, artifacts: Artifacts, db_url: str) -> None:
+    srv = make_server(tmp_path, db=db_url, monitor_interval=0.5)
     try:
         with Client(srv.url) as client:
             client.register_model("clf", artifacts.skops, "sklearn", reference=artifacts.reference_csv, target="y")
@@ -149,5 +149,7 @@ def test_periodic_monitor_writes_points(tmp_path: Path, artifacts: Artifacts) ->
             assert points and points[0]["value"] > 0
             runs = _series(client, "monitor_run")
             assert runs and all(b["ts"] - a["ts"] >= 0.45 for a, b in itertools.pairwise(runs))
+            report = srv.app.state.services.store.monitoring.latest_report("clf")
+            assert report is not None and report["run"]["trigger"] == "periodic"
     finally:
         srv.stop()
