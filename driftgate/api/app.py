@@ -22,6 +22,7 @@ from driftgate.api.limits import BodyLimit
 from driftgate.api.routes import endpoints, models, monitoring, predict, review, rollouts, system, v2
 from driftgate.api.services import Services
 from driftgate.monitoring.live import LiveDrift
+from driftgate.monitoring.monitor import Monitor
 from driftgate.records.metrics import RecorderCollector
 from driftgate.records.recorder import LogBatch, Recorder
 from driftgate.rollout.controller import RolloutController
@@ -57,6 +58,7 @@ def build_services(settings: Settings) -> Services:
     executor = ThreadPoolExecutor(max_workers=settings.model_threads, thread_name_prefix="driftgate-model")
     cache = ModelCache(store, trust_pickle=settings.trust_pickle)
     plane = DataPlane(store, cache, recorder, metrics, executor)
+    drift = LiveDrift(store)
     return Services(
         settings,
         store,
@@ -65,8 +67,9 @@ def build_services(settings: Settings) -> Services:
         metrics,
         TokenCache(store),
         executor,
-        LiveDrift(store),
+        drift,
         RolloutController(store, plane),
+        Monitor(store, drift),
     )
 
 
@@ -91,6 +94,27 @@ async def _drive_rollouts(svc: Services) -> None:
                 await svc.dataplane.refresh(row["endpoint"])
         except Exception:  # a store hiccup must not end the loop
             log.exception("rollout analysis failed")
+
+
+async def _monitor_periodically(svc: Services) -> None:
+    """Every `monitor_interval` seconds, run the monitor over the last interval of each endpoint that
+    had traffic. Runs compute in a thread; replicas sharing a store skip runs another one just did."""
+    interval = svc.settings.monitor_interval
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            # Rows this replica still holds would otherwise fall outside every window.
+            await asyncio.to_thread(svc.recorder.flush)
+        except Exception:
+            log.exception("log flush before the monitor run failed")
+        for name in svc.dataplane.endpoint_names():
+            try:
+                state = svc.dataplane.state(name)
+                await svc.monitor.run_if_due(
+                    name, state.stable, interval=interval, redacted=tuple(state.config.redact or ())
+                )
+            except Exception:  # one endpoint's failure must neither end the loop nor skip the others
+                log.exception("monitor run failed on endpoint %s", name)
 
 
 @contextlib.contextmanager
@@ -131,6 +155,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         background = [asyncio.create_task(_follow_store(svc)), asyncio.create_task(_drive_rollouts(svc))]
+        if settings.monitor_interval > 0:
+            background.append(asyncio.create_task(_monitor_periodically(svc)))
         svc.ready = True
         try:
             with _unready_on_sigterm(svc):

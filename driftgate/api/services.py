@@ -9,6 +9,7 @@ from fastapi import Request
 
 from driftgate.api.auth import TokenCache
 from driftgate.monitoring.live import LiveDrift
+from driftgate.monitoring.monitor import Monitor
 from driftgate.records.recorder import Recorder
 from driftgate.rollout.controller import RolloutController
 from driftgate.serving.dataplane import DataPlane
@@ -28,6 +29,7 @@ class Services:
     executor: ThreadPoolExecutor
     drift: LiveDrift
     rollouts: RolloutController
+    monitor: Monitor
     ready: bool = False
 
 

@@ -71,9 +71,25 @@ class LiveDrift:
             raise BadRequest(f"last must be between 1 and 1000000, got {last}", field="last")
         if last is None and since is None:
             last = DEFAULT_WINDOW
-        reference, ref_scores, ref_target = self._reference(version)
         rows = self.store.predictions.window(endpoint, last=last, since=since, until=until)
-        rows = [r for r in rows if r["status"] in ("ok", "review") and r["model"] == version.ref.model]
+        rows = [r for r in rows if r["model"] == version.ref.model]
+        return self.compare(endpoint, version, rows)
+
+    def compare(
+        self,
+        endpoint: str,
+        version: LoadedVersion,
+        rows: list[dict[str, Any]],
+        *,
+        baseline_rows: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """The drift report of logged `rows` (store rows, oldest first) against the version's
+        reference data, or against `baseline_rows` (a past window of the same endpoint) when given."""
+        rows = [r for r in rows if r["status"] in ("ok", "review")]
+        if baseline_rows is None:
+            reference, ref_scores, ref_target = self._reference(version)
+        else:
+            reference, ref_scores, ref_target = _baseline(baseline_rows, version.schema.names)
         if len(rows) < MIN_ROWS:
             raise BadRequest(
                 f"the window holds {len(rows)} logged predictions of endpoint {endpoint!r}; drift needs at least "
@@ -91,9 +107,16 @@ class LiveDrift:
             ref_cols[PREDICTION], cur_cols[PREDICTION] = ref_scores, cur_scores
         drift = compare_frames(ref_cols, cur_cols, prediction=PREDICTION if PREDICTION in ref_cols else None)
         labelled = [i for i, r in enumerate(rows) if r["label"] is not None]
+        if ref_target is not None and ref_scores is not None:
+            # A baseline window has labels on some rows only: performance is judged on those.
+            known = np.asarray([v is not None for v in ref_target], dtype=bool)
+            # np.asarray of a plain list gives the labels their own dtype (int, float, str) again.
+            ref_target, ref_perf = np.asarray(ref_target[known].tolist()), ref_scores[known]
+        else:
+            ref_perf = ref_scores
         drift.performance = performance_report(
             ref_target,
-            ref_scores,
+            ref_perf,
             np.asarray([rows[i]["label"] for i in labelled]) if labelled else None,
             cur_scores[labelled] if cur_scores is not None and labelled else cur_scores,
         )
@@ -108,6 +131,12 @@ class LiveDrift:
             "to": rows[-1]["ts"],
             "computed_at": time.time(),
         }
+        if baseline_rows is not None:
+            body["window"]["baseline"] = {
+                "rows": len(reference),
+                "from": baseline_rows[0]["ts"],
+                "to": baseline_rows[-1]["ts"],
+            }
         self.latest[endpoint] = body
         return body
 
@@ -121,3 +150,22 @@ def _score_column(preds: np.ndarray, proba: np.ndarray | None) -> np.ndarray | N
         return preds.astype(float)
     except (TypeError, ValueError):
         return preds.astype(str)
+
+
+def _baseline(
+    rows: list[dict[str, Any]], names: list[str]
+) -> tuple[pd.DataFrame, np.ndarray | None, np.ndarray | None]:
+    """(features, scores, labels with None where unlabelled) of a past window used as the reference."""
+    rows = [r for r in rows if r["status"] in ("ok", "review")]
+    if len(rows) < MIN_ROWS:
+        raise BadRequest(
+            f"the baseline window holds {len(rows)} logged predictions; drift needs at least {MIN_ROWS}",
+            field="baseline_since",
+        )
+    frame = pd.DataFrame([r["inputs"] for r in rows]).reindex(columns=names)
+    scores = _score_column(
+        np.asarray([r["output"] for r in rows], dtype=object),
+        np.asarray([r["probabilities"] for r in rows], dtype=float) if rows[0]["probabilities"] else None,
+    )
+    labels = np.asarray([r["label"] for r in rows], dtype=object)
+    return frame, scores, None if all(v is None for v in labels) else labels

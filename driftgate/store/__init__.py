@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from driftgate.store.database import database_url, open_engine
 from driftgate.store.endpoints import EndpointRepo
 from driftgate.store.models import ModelRepo, VersionRecord
+from driftgate.store.monitoring import MonitoringRepo
 from driftgate.store.predictions import PredictionRepo
 from driftgate.store.rollouts import RolloutRepo
 from driftgate.store.tokens import TokenRepo
@@ -29,6 +30,7 @@ class Store:
         self.tokens = TokenRepo(engine)
         self.predictions = PredictionRepo(engine)
         self.rollouts = RolloutRepo(engine)
+        self.monitoring = MonitoringRepo(engine)
 
     @classmethod
     def open(cls, data_dir: str | Path | None = None, db: str | None = None) -> Store:

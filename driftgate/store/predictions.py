@@ -151,6 +151,31 @@ class PredictionRepo:
         rows.reverse()
         return rows
 
+    def labelled_tail(
+        self,
+        endpoint: str,
+        *,
+        model: str,
+        version: int,
+        until: float | None = None,
+        limit: int = 5000,
+        role: str = "primary",
+    ) -> list[dict[str, Any]]:
+        """The newest `limit` labelled predictions of one version before `until`, oldest first, with
+        the label and when it arrived (`label_ts`): the error stream of concept-drift detectors."""
+        p, lab = t.predictions, t.labels
+        query = (
+            select(p.c.id, p.c.ts, p.c.output, p.c.status, lab.c.label, lab.c.ts.label("label_ts"))
+            .select_from(p.join(lab, lab.c.prediction_id == p.c.id))
+            .where(*self._filters(endpoint, None, until, version, role), p.c.model == model)
+            .order_by(p.c.ts.desc(), p.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = [r._asdict() for r in conn.execute(query)]
+        rows.reverse()
+        return rows
+
     def count(self, endpoint: str | None = None) -> int:
         query = select(func.count()).select_from(t.predictions)
         if endpoint is not None:

@@ -59,7 +59,7 @@ def clf(http: httpx.Client, artifacts: Artifacts) -> httpx.Client:
     record = register(http, "clf", artifacts.skops, artifacts.reference_csv)
     assert (record["name"], record["version"]) == ("clf", 1)
     deployed = deploy(http, "clf", "clf", 1)
-    assert deployed["traffic"] == [{"model": "clf", "version": 1, "weight": 100}]
+    assert deployed["traffic"] == [{"model": "clf", "version": 1, "weight": 100.0, "role": "champion"}]
     return http
 
 

@@ -1,0 +1,289 @@
+"""The monitor: one run turns a window of logged traffic into a report and metric points.
+
+Not pure (it reads and writes the store); the statistics come from `drift`, `window_metrics`,
+`concept` and `performance`. A run computes in a worker thread, never on the event loop (a drift
+run over a million rows takes seconds), stores its points and report, then awaits every listener
+(the alert engine is one) with the points on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any, Literal
+
+import numpy as np
+
+from driftgate.errors import BadRequest, DriftgateError
+from driftgate.monitoring.concept import detect_concept_drift, error_stream
+from driftgate.monitoring.live import DEFAULT_WINDOW, LiveDrift
+from driftgate.monitoring.points import MetricPoint
+from driftgate.monitoring.window_metrics import Measure, Window, input_metrics, output_metrics, software_metrics
+from driftgate.serving.runtime import LoadedVersion
+from driftgate.store import Store
+
+log = logging.getLogger("driftgate.monitor")
+
+Listener = Callable[[str, list[MetricPoint]], Awaitable[Any]]
+Baseline = Literal["reference", "window"]
+MAX_ROWS = 1_000_000
+CONCEPT_HISTORY = 5000  # labelled rows before the window that the error-stream detectors see
+RUN_METRIC = "monitor_run"  # one point per scheduled run; replicas read it to skip a run just done
+# Per-class and per-feature metrics: several points per run, told apart by `detail`.
+BREAKDOWN = {"class_share": "class", "feature_drift": "feature"}
+
+
+def check_window(
+    last: int | None, since: float | None, until: float | None
+) -> tuple[int | None, float | None, float | None]:
+    """Validate a window request; neither `last` nor `since` means the last `DEFAULT_WINDOW` rows."""
+    if last is not None and not 1 <= last <= MAX_ROWS:
+        raise BadRequest(f"last must be between 1 and {MAX_ROWS}, got {last}", field="last")
+    if since is not None and until is not None and since > until:
+        raise BadRequest(f"since ({since}) is after until ({until})", field="since")
+    if last is None and since is None:
+        last = DEFAULT_WINDOW
+    return last, since, until
+
+
+class Monitor:
+    """Runs the monitor for endpoint versions. `listeners` are awaited with every run's points."""
+
+    def __init__(self, store: Store, drift: LiveDrift, *, concept_history: int = CONCEPT_HISTORY) -> None:
+        self.store = store
+        self.drift = drift
+        self.concept_history = concept_history
+        self.listeners: list[Listener] = []
+        self.replica = f"{socket.gethostname()}:{os.getpid()}"
+
+    async def run(
+        self,
+        endpoint: str,
+        version: LoadedVersion,
+        *,
+        last: int | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        baseline: Baseline = "reference",
+        baseline_since: float | None = None,
+        baseline_until: float | None = None,
+        redacted: Collection[str] = (),
+        trigger: str = "manual",
+    ) -> dict[str, Any]:
+        """Compute (in a thread), store the points and the report, await the listeners; returns the
+        report with `metrics` ({name: value}) and `breakdown` (per class, per feature)."""
+        report, points = await asyncio.to_thread(
+            self.compute,
+            endpoint,
+            version,
+            last=last,
+            since=since,
+            until=until,
+            baseline=baseline,
+            baseline_since=baseline_since,
+            baseline_until=baseline_until,
+            redacted=redacted,
+            trigger=trigger,
+        )
+        await asyncio.to_thread(self._save, endpoint, version.ref.version, report, points)
+        await self.notify(endpoint, points)
+        return report
+
+    async def notify(self, endpoint: str, points: list[MetricPoint]) -> None:
+        for listener in list(self.listeners):
+            try:
+                await listener(endpoint, points)
+            except Exception:  # one broken listener must not stop the others or the monitor
+                log.exception("monitor listener %r failed on endpoint %s", listener, endpoint)
+
+    def _save(self, endpoint: str, version: int, report: dict[str, Any], points: list[MetricPoint]) -> None:
+        self.store.monitoring.add_points(points)
+        self.store.monitoring.add_report(endpoint, version, report["run"]["ts"], report)
+
+    # ---- scheduled runs ----------------------------------------------------------------------------
+
+    def claim(self, endpoint: str, interval: float, now: float | None = None) -> tuple[float, float] | None:
+        """The window `[now - interval, now)` to monitor if a scheduled run of `endpoint` is due, else None.
+
+        Due when no replica ran it in the last 0.9 x interval and it had traffic since its last run.
+        The claim is a `monitor_run` point written before computing, so replicas sharing the store
+        skip it; two replicas reading at the same instant may both run, which is harmless.
+        """
+        now = time.time() if now is None else now
+        previous = self.store.monitoring.last_ts(endpoint, RUN_METRIC)
+        if previous is not None and now - previous < 0.9 * interval:
+            return None
+        since = now - interval
+        if not self.store.predictions.count_range(endpoint, since=min(since, previous or since), until=now):
+            return None
+        self.store.monitoring.add_points(
+            [MetricPoint(endpoint, RUN_METRIC, 1.0, now, detail={"replica": self.replica, "since": since})]
+        )
+        return since, now
+
+    async def run_if_due(
+        self, endpoint: str, version: LoadedVersion, *, interval: float, redacted: Collection[str] = ()
+    ) -> dict[str, Any] | None:
+        window = await asyncio.to_thread(self.claim, endpoint, interval)
+        if window is None:
+            return None
+        since, until = window
+        return await self.run(endpoint, version, since=since, until=until, redacted=redacted, trigger="periodic")
+
+    # ---- the computation (blocking) ---------------------------------------------------------------
+
+    def compute(
+        self,
+        endpoint: str,
+        version: LoadedVersion,
+        *,
+        last: int | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        baseline: Baseline = "reference",
+        baseline_since: float | None = None,
+        baseline_until: float | None = None,
+        redacted: Collection[str] = (),
+        trigger: str = "manual",
+    ) -> tuple[dict[str, Any], list[MetricPoint]]:
+        last, since, until = check_window(last, since, until)
+        baseline_rows = self._baseline_rows(endpoint, version, baseline, baseline_since, baseline_until)
+        now = time.time()
+        rows = self.store.predictions.window(endpoint, last=last, since=since, until=until)
+        rows = [r for r in rows if r["model"] == version.ref.model and r["version"] == version.ref.version]
+        window = Window.from_rows(rows)
+        span = ((until if until is not None else now) - since) if since is not None else None
+        kind = str(version.output.get("kind", "regression"))
+        measures = [
+            *software_metrics(window, span),
+            *input_metrics(window, version.schema, skip=redacted),
+            *output_metrics(window, kind, version.classes),
+        ]
+        report: dict[str, Any] = {}
+        notes: list[str] = []
+        if rows:
+            try:
+                report = self.drift.compare(endpoint, version, rows, baseline_rows=baseline_rows)
+            except DriftgateError as exc:  # too few rows, no reference data: the other metrics still count
+                notes.append(exc.message)
+            measures += _drift_measures(report)
+        else:
+            notes.append(f"no logged predictions of {version.ref} in the window")
+        start = since if since is not None else (rows[0]["ts"] if rows else now)
+        concept = self._concept(endpoint, version, kind, start, until, len(rows))
+        if concept is not None:
+            measures.append(Measure("concept_drift", 1.0 if concept["fired"] else 0.0, concept))
+        points = [MetricPoint(endpoint, m.name, _finite(m.value), now, version.ref.version, m.detail) for m in measures]
+        report.setdefault(
+            "window",
+            {"endpoint": endpoint, "model": version.ref.model, "version": version.ref.version, "rows": len(rows)},
+        )
+        report["window"].update(since=since, until=until, last=last)
+        report["run"] = {"ts": now, "trigger": trigger, "baseline": baseline, "replica": self.replica}
+        report["metrics"] = {p.metric: p.value for p in points if p.metric not in BREAKDOWN}
+        report["breakdown"] = {
+            name: {str(p.detail[key]): p.value for p in points if p.metric == name} for name, key in BREAKDOWN.items()
+        }
+        report["concept_drift"] = concept
+        if notes:
+            report["notes"] = notes
+        return report, points
+
+    def _baseline_rows(
+        self, endpoint: str, version: LoadedVersion, baseline: str, since: float | None, until: float | None
+    ) -> list[dict[str, Any]] | None:
+        if baseline == "reference":
+            return None
+        if baseline != "window":
+            raise BadRequest(f"baseline must be 'reference' or 'window', got {baseline!r}", field="baseline")
+        if since is None:
+            raise BadRequest(
+                "baseline 'window' needs baseline_since (and optionally baseline_until)", field="baseline_since"
+            )
+        if until is not None and since > until:
+            raise BadRequest(f"baseline_since ({since}) is after baseline_until ({until})", field="baseline_since")
+        rows = self.store.predictions.window(endpoint, since=since, until=until, last=MAX_ROWS)
+        return [r for r in rows if r["model"] == version.ref.model]
+
+    def _concept(
+        self, endpoint: str, version: LoadedVersion, kind: str, start: float, until: float | None, rows: int
+    ) -> dict[str, Any] | None:
+        """Detectors over the labelled history up to the window's end; fired if they detect a rise at a
+        row predicted in the window or labelled since its start. None when nothing is labelled."""
+        history = self.store.predictions.labelled_tail(
+            endpoint,
+            model=version.ref.model,
+            version=version.ref.version,
+            until=until,
+            limit=min(MAX_ROWS, self.concept_history + rows),
+        )
+        history = [r for r in history if r["output"] is not None and r["status"] in ("ok", "review")]
+        if not history:
+            return None
+        task = "regression" if kind == "regression" else "classification"
+        try:
+            errors = error_stream(task, [r["label"] for r in history], [r["output"] for r in history])
+        except (TypeError, ValueError):  # labels that are not numbers for a regression model
+            return None
+        ts = np.asarray([r["ts"] for r in history], dtype=np.float64)
+        label_ts = np.asarray([r["label_ts"] for r in history], dtype=np.float64)
+        in_window = (ts >= start) | (label_ts >= start)
+        return detect_concept_drift(errors, ts, task=task, in_window=in_window).to_dict()
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _drift_measures(report: dict[str, Any]) -> list[Measure]:
+    """data_drift_share, feature_drift per feature, prediction_drift, multivariate_drift (flags: the drift
+    engine's verdict, p-value and effect size together), accuracy and the other realised performance
+    metrics, estimated_accuracy (CBPE)."""
+    if not report:
+        return []
+    dataset = report["dataset"]
+    out = [
+        Measure(
+            "data_drift_share",
+            dataset["share_drifted"],
+            {"drifted": dataset["drifted"], "n_drifted": dataset["n_drifted"]},
+        )
+    ]
+    for feature in report["features"]:
+        out.append(Measure("feature_drift", 1.0 if feature["drifted"] else 0.0, _drift_detail(feature)))
+    if report.get("prediction"):
+        prediction = report["prediction"]
+        out.append(Measure("prediction_drift", 1.0 if prediction["drifted"] else 0.0, _drift_detail(prediction)))
+    if report.get("multivariate"):
+        out.append(Measure("multivariate_drift", 1.0 if report["multivariate"]["drifted"] else 0.0))
+    performance = report.get("performance") or {}
+    current = performance.get("current") or {}
+    for name in ("accuracy", "f1", "roc_auc", "mae", "rmse"):
+        if name in current:
+            out.append(Measure(name, current[name], {"labelled": current.get("n")}))
+    estimated = performance.get("estimated") or {}
+    if "estimated_accuracy" in estimated:
+        out.append(
+            Measure(
+                "estimated_accuracy",
+                estimated["estimated_accuracy"],
+                {"standard_error": estimated.get("standard_error")},
+            )
+        )
+    return out
+
+
+def _drift_detail(feature: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "feature": feature["name"],
+        "test": feature.get("test"),
+        "statistic": feature.get("statistic"),
+        "threshold": feature.get("threshold"),
+        "p_value_adjusted": feature.get("p_value_adjusted"),
+        "drifted": feature["drifted"],
+    }

@@ -1,0 +1,230 @@
+"""Software, input and output metrics of one window of logged predictions. Pure: numpy and pandas.
+
+A window is the primary log rows of one endpoint version (`Window.from_rows` takes the store's row
+mappings). Input metrics are judged against the version's `InputSchema`, inferred from its reference
+data: `min`/`max` per numeric feature, the reference categories per categorical feature.
+
+>>> import pandas as pd
+>>> w = Window(inputs=pd.DataFrame({"x": [1.0, None, 9.0]}), outputs=[0, 1, None],
+...            probabilities=[[0.9, 0.1], [0.3, 0.7], None], latency_ms=[5.0, 5.0, 7.0],
+...            status=["ok", "ok", "error"], ts=[0.0, 0.0, 2.0])
+>>> {m.name: m.value for m in software_metrics(w)}["error_rate"]
+0.3333333333333333
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from driftgate.registry.schema import FeatureSpec, InputSchema
+
+ANSWERED = ("ok", "review")  # rows the model scored; "error" and "timeout" rows have no output
+FAILED = ("error", "timeout")
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """One metric value of a window; `detail` says what it is about (a feature, a class...)."""
+
+    name: str
+    value: float | None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Window:
+    """Logged rows, one entry per prediction, oldest first."""
+
+    inputs: pd.DataFrame
+    outputs: Sequence[Any]
+    probabilities: Sequence[Sequence[float] | None]
+    latency_ms: Sequence[float]
+    status: Sequence[str]
+    ts: Sequence[float]
+
+    def __len__(self) -> int:
+        return len(self.status)
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Mapping[str, Any]]) -> Window:
+        return cls(
+            inputs=pd.DataFrame([r["inputs"] or {} for r in rows], index=range(len(rows))),
+            outputs=[r["output"] for r in rows],
+            probabilities=[r["probabilities"] for r in rows],
+            latency_ms=[float(r["latency_ms"]) for r in rows],
+            status=[str(r["status"]) for r in rows],
+            ts=[float(r["ts"]) for r in rows],
+        )
+
+
+def _rate(numerator: float, denominator: float) -> float | None:
+    return float(numerator / denominator) if denominator else None
+
+
+def software_metrics(window: Window, span_seconds: float | None = None) -> list[Measure]:
+    """request_count (logged predictions), request_rate (per second over `span_seconds`, else over the
+    rows' own time span), error_rate (error or timeout rows), latency p50/p95/p99 in ms.
+
+    Rows of one call share its time stamp and latency, so latency percentiles are taken over calls
+    (distinct time stamps), not over rows: a 1000-row batch is one slow call, not 1000 of them.
+    """
+    n = len(window)
+    status = np.asarray(window.status, dtype=object)
+    ts = np.asarray(window.ts, dtype=np.float64)
+    if span_seconds is None and n > 1:
+        span_seconds = float(ts.max() - ts.min())
+    out = [
+        Measure("request_count", float(n)),
+        Measure(
+            "request_rate",
+            _rate(n, span_seconds) if span_seconds and span_seconds > 0 else None,
+            {"span_seconds": span_seconds},
+        ),
+        Measure("error_rate", _rate(int(np.isin(status, FAILED).sum()), n)),
+    ]
+    answered = np.isin(status, ANSWERED)
+    calls = pd.DataFrame({"ts": ts[answered], "latency": np.asarray(window.latency_ms, dtype=np.float64)[answered]})
+    latency = calls.drop_duplicates("ts")["latency"].to_numpy()
+    for q in (50, 95, 99):
+        value = float(np.percentile(latency, q)) if latency.size else None
+        out.append(Measure(f"latency_p{q}_ms", value, {"calls": int(latency.size)}))
+    return out
+
+
+def _numeric_values(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(values as float with NaN for anything that is not a number, mask of wrong-typed cells)."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column.to_numpy(dtype=np.float64, na_value=np.nan), np.zeros(len(column), dtype=bool)
+    values = column.to_numpy(dtype=object)
+    missing = pd.isna(column).to_numpy()
+    is_number = np.fromiter(
+        (isinstance(v, int | float | np.number) and not isinstance(v, str) for v in values), bool, len(values)
+    )
+    wrong = ~missing & ~is_number
+    numbers = np.full(len(values), np.nan)
+    ok = ~missing & is_number
+    numbers[ok] = values[ok].astype(np.float64)
+    return numbers, wrong
+
+
+def _feature_rates(spec: FeatureSpec, column: pd.Series) -> dict[str, int]:
+    missing = pd.isna(column).to_numpy()
+    counts = {
+        "rows": len(column),
+        "missing": int(missing.sum()),
+        "out_of_range": 0,
+        "numeric": 0,
+        "unseen": 0,
+        "categorical": 0,
+        "wrong_type": 0,
+    }
+    if spec.is_numeric:
+        numbers, wrong = _numeric_values(column)
+        present = ~np.isnan(numbers)
+        counts["wrong_type"] = int(wrong.sum())
+        if spec.kind in ("numeric", "integer") and spec.min is not None and spec.max is not None:
+            counts["numeric"] = int(present.sum())
+            counts["out_of_range"] = int(((numbers[present] < spec.min) | (numbers[present] > spec.max)).sum())
+        return counts
+    values = column.to_numpy(dtype=object)[~missing]
+    counts["wrong_type"] = int(sum(not isinstance(v, str) for v in values))
+    if spec.categories is not None:
+        known = set(spec.categories)
+        counts["categorical"] = len(values)
+        counts["unseen"] = len(values) - int(pd.Series(values, dtype=object).isin(known).sum())
+    return counts
+
+
+def input_metrics(window: Window, schema: InputSchema, skip: Collection[str] = ()) -> list[Measure]:
+    """missing_rate (null cells among feature cells), out_of_range_rate (numeric values outside the
+    reference min/max), unseen_category_rate (categorical values outside the reference categories),
+    schema_violation_rate (rows with a required feature absent or null, or a value of the wrong type).
+
+    Only rows the model scored count, and `skip` names features to leave out (redacted ones: their
+    stored values are dropped or hashed, so they would read as missing or wrong-typed).
+    """
+    answered = np.isin(np.asarray(window.status, dtype=object), ANSWERED)
+    frame = window.inputs.loc[answered]
+    n = len(frame)
+    features = [f for f in schema.features if f.name not in skip]
+    totals = {"cells": 0, "missing": 0, "numeric": 0, "out_of_range": 0, "categorical": 0, "unseen": 0}
+    by_feature: dict[str, dict[str, float | None]] = {}
+    violating = np.zeros(n, dtype=bool)
+    for spec in features:
+        if spec.name not in frame:
+            violating[:] = True  # absent from every row: a schema violation, and all missing
+            totals["cells"] += n
+            totals["missing"] += n
+            by_feature[spec.name] = {"missing_rate": 1.0 if n else None}
+            continue
+        column = frame[spec.name]
+        counts = _feature_rates(spec, column)
+        missing = pd.isna(column).to_numpy()
+        if not spec.nullable:
+            violating |= missing
+        if counts["wrong_type"]:
+            violating |= _wrong_type_mask(spec, column)
+        for key in ("missing", "numeric", "out_of_range", "categorical", "unseen"):
+            totals[key] += counts[key]
+        totals["cells"] += n
+        by_feature[spec.name] = {
+            "missing_rate": _rate(counts["missing"], n),
+            **({"out_of_range_rate": _rate(counts["out_of_range"], counts["numeric"])} if spec.is_numeric else {}),
+            **({"unseen_category_rate": _rate(counts["unseen"], counts["categorical"])} if not spec.is_numeric else {}),
+        }
+
+    def per(key: str) -> dict[str, Any]:
+        return {"by_feature": {name: rates[key] for name, rates in by_feature.items() if key in rates}}
+
+    return [
+        Measure("missing_rate", _rate(totals["missing"], totals["cells"]), per("missing_rate")),
+        Measure("out_of_range_rate", _rate(totals["out_of_range"], totals["numeric"]), per("out_of_range_rate")),
+        Measure("unseen_category_rate", _rate(totals["unseen"], totals["categorical"]), per("unseen_category_rate")),
+        Measure("schema_violation_rate", _rate(int(violating.sum()), n), {"rows": int(violating.sum())}),
+    ]
+
+
+def _wrong_type_mask(spec: FeatureSpec, column: pd.Series) -> np.ndarray:
+    if spec.is_numeric:
+        return _numeric_values(column)[1]
+    values = column.to_numpy(dtype=object)
+    missing = pd.isna(column).to_numpy()
+    return ~missing & np.fromiter((not isinstance(v, str) for v in values), bool, len(values))
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def output_metrics(window: Window, kind: str, classes: Sequence[Any] | None = None) -> list[Measure]:
+    """null_output_rate; for classifiers class_share per class (`detail["class"]`) and
+    mean_confidence (mean largest class probability); for regression prediction_mean and
+    prediction_std. Over the rows the model scored (`ok` and `review`)."""
+    answered = np.isin(np.asarray(window.status, dtype=object), ANSWERED)
+    outputs = [o for o, a in zip(window.outputs, answered, strict=True) if a]
+    n = len(outputs)
+    nulls = [_is_null(o) for o in outputs]
+    out = [Measure("null_output_rate", _rate(sum(nulls), n))]
+    present = [o for o, null in zip(outputs, nulls, strict=True) if not null]
+    if kind == "classification":
+        counts = pd.Series(present, dtype=object).value_counts() if present else pd.Series(dtype=float)
+        levels = list(classes) if classes else []
+        levels += [c for c in counts.index if c not in levels]
+        for level in levels:
+            out.append(Measure("class_share", _rate(int(counts.get(level, 0)), len(present)), {"class": level}))
+        probabilities = [p for p, a in zip(window.probabilities, answered, strict=True) if a and p]
+        confidence = [max(p) for p in probabilities if all(v is not None for v in p)]
+        out.append(
+            Measure("mean_confidence", float(np.mean(confidence)) if confidence else None, {"rows": len(confidence)})
+        )
+        return out
+    values = np.asarray([o for o in present if isinstance(o, int | float)], dtype=np.float64)
+    out.append(Measure("prediction_mean", float(values.mean()) if values.size else None))
+    out.append(Measure("prediction_std", float(values.std(ddof=1)) if values.size > 1 else None))
+    return out

@@ -1,0 +1,113 @@
+"""Window metrics and concept drift on hand-made windows (pure: no server, no store)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from driftgate.monitoring.concept import detect_concept_drift, error_stream
+from driftgate.monitoring.window_metrics import Window, input_metrics, output_metrics, software_metrics
+from driftgate.registry.schema import FeatureSpec, InputSchema
+
+SCHEMA = InputSchema(
+    (
+        FeatureSpec("x", "numeric", nullable=True, min=0.0, max=10.0),
+        FeatureSpec("n", "integer", nullable=False, min=1.0, max=3.0),
+        FeatureSpec("c", "categorical", nullable=False, categories=("a", "b")),
+    )
+)
+
+
+def _values(measures: list) -> dict[str, float | None]:
+    return {m.name: m.value for m in measures}
+
+
+def _window(inputs: list[dict], status: list[str] | None = None, **columns: list) -> Window:
+    n = len(inputs)
+    return Window(
+        inputs=pd.DataFrame(inputs, index=range(n)),
+        outputs=columns.get("outputs", [0] * n),
+        probabilities=columns.get("probabilities", [None] * n),
+        latency_ms=columns.get("latency_ms", [1.0] * n),
+        status=status or ["ok"] * n,
+        ts=columns.get("ts", [float(i) for i in range(n)]),
+    )
+
+
+def test_software_metrics_count_calls_not_rows_for_latency() -> None:
+    # Three calls: a 3-row batch at t=0 (10 ms), one row at t=1 (20 ms), one failed row at t=4.
+    w = _window(
+        [{}] * 5,
+        status=["ok", "ok", "ok", "review", "timeout"],
+        ts=[0.0, 0.0, 0.0, 1.0, 4.0],
+        latency_ms=[10.0, 10.0, 10.0, 20.0, 0.0],
+    )
+    m = _values(software_metrics(w))
+    assert m["request_count"] == 5 and m["request_rate"] == pytest.approx(5 / 4) and m["error_rate"] == 0.2
+    assert m["latency_p50_ms"] == pytest.approx(15.0) and m["latency_p99_ms"] == pytest.approx(19.9)
+    assert _values(software_metrics(w, span_seconds=10.0))["request_rate"] == 0.5
+    empty = _values(software_metrics(_window([])))
+    assert empty["request_count"] == 0 and empty["error_rate"] is None and empty["latency_p99_ms"] is None
+
+
+def test_input_metrics_against_the_schema() -> None:
+    rows = [
+        {"x": 1.0, "n": 2, "c": "a"},
+        {"x": None, "n": 5, "c": "zz"},  # missing (nullable), out of range, unseen
+        {"x": 11.0, "n": 1, "c": None},  # out of range, null in a non-nullable feature
+        {"x": "oops", "n": 2, "c": "b"},  # wrong type
+        {"x": 99.0, "n": 99, "c": "zz"},  # a failed row: not counted
+    ]
+    measures = input_metrics(_window(rows, status=["ok"] * 4 + ["error"]), SCHEMA)
+    m = _values(measures)
+    assert m["missing_rate"] == pytest.approx(2 / 12)
+    # numeric values present: x 1, 11 (oops is not a number), n 2, 5, 1, 2
+    assert m["out_of_range_rate"] == pytest.approx(2 / 6)
+    assert m["unseen_category_rate"] == pytest.approx(1 / 3)
+    assert m["schema_violation_rate"] == pytest.approx(2 / 4)
+    by_feature = next(x for x in measures if x.name == "missing_rate").detail["by_feature"]
+    assert by_feature == {"x": 0.25, "n": 0.0, "c": 0.25}
+
+
+def test_absent_and_skipped_features() -> None:
+    rows = [{"x": 1.0, "n": 2}] * 4  # "c" absent: dropped by redaction, or a broken client
+    assert _values(input_metrics(_window(rows), SCHEMA))["schema_violation_rate"] == 1.0
+    skipped = _values(input_metrics(_window(rows), SCHEMA, skip={"c"}))
+    assert skipped["schema_violation_rate"] == 0.0 and skipped["missing_rate"] == 0.0
+    assert skipped["unseen_category_rate"] is None
+
+
+def test_output_metrics_classification_and_regression() -> None:
+    w = _window(
+        [{}] * 5,
+        status=["ok", "ok", "review", "ok", "error"],
+        outputs=[1, 0, 1, None, None],
+        probabilities=[[0.2, 0.8], [0.6, 0.4], [0.45, 0.55], [0.5, 0.5], None],
+    )
+    measures = output_metrics(w, "classification", classes=[0, 1, 2])
+    shares = {m.detail["class"]: m.value for m in measures if m.name == "class_share"}
+    assert shares == {0: pytest.approx(1 / 3), 1: pytest.approx(2 / 3), 2: 0.0}
+    m = _values(measures)
+    assert m["null_output_rate"] == 0.25 and m["mean_confidence"] == pytest.approx((0.8 + 0.6 + 0.55 + 0.5) / 4)
+    r = _values(output_metrics(_window([{}] * 3, outputs=[1.0, 2.0, float("nan")]), "regression"))
+    assert r["prediction_mean"] == 1.5 and r["prediction_std"] == pytest.approx(np.std([1, 2], ddof=1))
+    assert r["null_output_rate"] == pytest.approx(1 / 3)
+
+
+def test_error_stream_and_concept_drift() -> None:
+    assert error_stream("classification", [1, "0", 1.0, "b"], [1.0, 0, 0, "b"]).tolist() == [0, 0, 1, 0]
+    assert error_stream("regression", [1.0, 3.0], [2.0, 1.0]).tolist() == [1.0, 2.0]
+    rng = np.random.default_rng(5)
+    calm = (rng.random(3000) < 0.1).astype(float)
+    ts = np.arange(3000.0)
+    assert not detect_concept_drift(calm, ts, task="classification", in_window=ts >= 2000).fired
+    jump = np.concatenate([calm[:2000], (rng.random(1000) < 0.6).astype(float)])
+    result = detect_concept_drift(jump, ts, task="classification", in_window=ts >= 2000)
+    assert result.fired and result.detector == "ADWIN" and 2000 <= result.index < 2200 and result.ts == result.index
+    # A change before the window is not this window's news; a drop in errors is not reported.
+    assert not detect_concept_drift(jump, ts, task="classification", in_window=ts >= 2900).fired
+    assert not detect_concept_drift(jump[::-1].copy(), ts, task="classification", in_window=ts >= 1000).fired
+    shifted = np.abs(np.concatenate([rng.normal(0, 1, 2000), rng.normal(2, 1, 500)]))
+    regression = detect_concept_drift(shifted, np.arange(2500.0), task="regression", in_window=np.arange(2500) >= 2000)
+    assert regression.fired and regression.detector == "PageHinkley"
