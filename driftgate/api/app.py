@@ -16,10 +16,11 @@ from types import FrameType
 from fastapi import FastAPI
 
 from driftgate import __version__
+from driftgate.alerts.engine import AlertEngine
 from driftgate.api import errors
 from driftgate.api.auth import TokenCache
 from driftgate.api.limits import BodyLimit
-from driftgate.api.routes import endpoints, models, monitoring, predict, review, system, v2
+from driftgate.api.routes import alerts, endpoints, models, monitoring, predict, review, system, v2
 from driftgate.api.services import Services
 from driftgate.monitoring.live import LiveDrift
 from driftgate.records.metrics import RecorderCollector
@@ -56,7 +57,11 @@ def build_services(settings: Settings) -> Services:
     executor = ThreadPoolExecutor(max_workers=settings.model_threads, thread_name_prefix="driftgate-model")
     cache = ModelCache(store, trust_pickle=settings.trust_pickle)
     plane = DataPlane(store, cache, recorder, metrics, executor)
-    return Services(settings, store, plane, recorder, metrics, TokenCache(store), executor, LiveDrift(store))
+    # Action handlers ("rollback", later "retrain") are wired by whoever owns those controllers.
+    alerts_engine = AlertEngine(store, allow=settings.webhook_allow, actions={}, registry=metrics.registry)
+    return Services(
+        settings, store, plane, recorder, metrics, TokenCache(store), executor, LiveDrift(store), alerts_engine
+    )
 
 
 async def _follow_store(svc: Services) -> None:
@@ -116,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # in-flight requests finish; then everything queued is written.
             svc.ready = False
             follower.cancel()
+            await svc.alerts.aclose()
             svc.recorder.close()
             svc.executor.shutdown(wait=False, cancel_futures=True)
             svc.store.close()
@@ -127,7 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (models, endpoints, predict, monitoring, review, v2, system):
+    for module in (models, endpoints, predict, monitoring, review, alerts, v2, system):
         app.include_router(module.router)
     app.include_router(v2.scored)
     app.add_middleware(BodyLimit, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from driftgate.alerts.engine import AlertEngine
 from driftgate.api.auth import TokenCache
 from driftgate.monitoring.live import LiveDrift
 from driftgate.records.recorder import Recorder
@@ -26,6 +27,7 @@ class Services:
     tokens: TokenCache
     executor: ThreadPoolExecutor
     drift: LiveDrift
+    alerts: AlertEngine
     ready: bool = False
 
 
