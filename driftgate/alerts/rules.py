@@ -150,7 +150,12 @@ def parse_rule(body: Any) -> AlertRule:
         where = ".".join(str(p) for p in first["loc"]) or "body"
         message = str(first["ctx"]["error"]) if first["type"] == "value_error" else first["msg"]
         if first["type"] == "extra_forbidden":
-            message = f"unknown field; a rule has {', '.join(AlertRule.model_fields)}"
+            known = (
+                'a notifier is {"webhook": url} or {"log": true}'
+                if where.startswith("notify.")
+                else (f"a rule has {', '.join(AlertRule.model_fields)}")
+            )
+            message = f"unknown field; {known}"
         raise BadRequest(f"alert rule field {where!r}: {message}", field=where) from None
 
 
