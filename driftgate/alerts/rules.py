@@ -95,6 +95,13 @@ class AlertRule(BaseModel):
     actions: list[str] = Field(default_factory=list, max_length=len(ACTIONS))
     enabled: bool = True
 
+    @field_validator("threshold", "cooldown_seconds", mode="before")
+    @classmethod
+    def _not_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # JSON true is no number, though Python would read it as 1
+            raise ValueError(f"must be a number, got {str(value).lower()}")
+        return value
+
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:

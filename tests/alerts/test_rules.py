@@ -57,6 +57,7 @@ def test_every_spec_metric_is_accepted(metric: str) -> None:
         ({"threshold": "high"}, "threshold", "number"),
         ({"threshold": float("nan")}, "threshold", "finite"),
         ({"threshold": float("inf")}, "threshold", "finite"),
+        ({"threshold": True}, "threshold", "must be a number, got true"),
         ({"severity": "page"}, "severity", "'info', 'warning' or 'critical'"),
         ({"cooldown_seconds": -1}, "cooldown_seconds", "greater than or equal to 0"),
         ({"notify": [{"email": "a@b.c"}]}, "notify.0.email", "unknown field; a notifier is"),
