@@ -123,7 +123,7 @@ class WebhookNotifier:
             try:
                 # Again before every attempt: what the name resolves to may have changed since creation.
                 await self.check(url)
-            except (WebhookRefused, ValueError) as exc:
+            except (WebhookRefused, ValueError, httpx.InvalidURL) as exc:
                 result.error = f"refused: {getattr(exc, 'message', str(exc))}"
                 break
             result.attempts = attempt

@@ -91,7 +91,7 @@ class AlertRule(BaseModel):
     cooldown_seconds: float = Field(
         600.0, ge=0, allow_inf_nan=False, description="No second alert for the same rule and endpoint within this."
     )
-    notify: list[Notifier] = Field(default_factory=lambda: [Notifier(log=True)], max_length=20)
+    notify: list[Notifier] = Field(default_factory=lambda: [Notifier(webhook=None, log=True)], max_length=20)
     actions: list[str] = Field(default_factory=list, max_length=len(ACTIONS))
     enabled: bool = True
 

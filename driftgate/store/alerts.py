@@ -108,7 +108,9 @@ class AlertRepo:
             if recent is not None:
                 return None
             values = {"deliveries": [], "actions": [], **alert, "rule_id": rule_id}
-            return int(conn.execute(t.alerts.insert().values(**values)).inserted_primary_key[0])
+            key = conn.execute(t.alerts.insert().values(**values)).inserted_primary_key
+            assert key is not None  # an autoincrement id, returned by both dialects
+            return int(key[0])
 
     def _lock_rule(self, conn: Connection, rule_id: str) -> bool:
         if conn.dialect.name == "postgresql":

@@ -245,3 +245,22 @@ def test_history_filters(store: Store) -> None:
     assert [a["fired_at"] for a in history(rule="acc", until=T0 + 10)] == [T0 + 10, T0]
     assert len(history(limit=2)) == 2 and history(limit=2)[0]["fired_at"] == T0 + 20
     assert history(endpoint="nowhere") == []
+
+
+def test_httpx_request_logs_show_no_webhook_path(caplog: pytest.LogCaptureFixture) -> None:
+    import httpx
+
+    import driftgate.alerts.notify  # noqa: F401 - installs the filter
+
+    record = logging.LogRecord(
+        "httpx",
+        logging.INFO,
+        __file__,
+        1,
+        'HTTP Request: %s %s "%s %d %s"',
+        ("POST", httpx.URL("https://hooks.slack.com/services/T0/B0/SECRET"), "HTTP/1.1", 200, "OK"),
+        None,
+    )
+    for f in logging.getLogger("httpx").filters:
+        f.filter(record)
+    assert record.getMessage() == 'HTTP Request: POST https://hooks.slack.com/... "HTTP/1.1 200 OK"'
