@@ -111,3 +111,15 @@ def test_comparisons(op: str, value: float, threshold: float, holds: bool) -> No
 @pytest.mark.parametrize("op", [">", ">=", "<", "<=", "==", "!="])
 def test_nan_never_fires(op: str) -> None:
     assert compare(op, math.nan, 0.5) is False
+
+
+def test_rules_and_ssrf_import_no_web_or_database_code() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, driftgate.alerts, driftgate.alerts.rules, driftgate.alerts.ssrf\n"
+        "print(','.join(m for m in ('fastapi', 'starlette', 'sqlalchemy', 'httpx', 'pandas') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""
