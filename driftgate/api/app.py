@@ -12,15 +12,18 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from fastapi import FastAPI
 
 from driftgate import __version__
+from driftgate.alerts.engine import AlertEngine
 from driftgate.api import errors
 from driftgate.api.auth import TokenCache
 from driftgate.api.limits import BodyLimit
-from driftgate.api.routes import endpoints, models, monitoring, predict, review, rollouts, system, v2
+from driftgate.api.routes import alerts, endpoints, models, monitoring, predict, review, rollouts, system, v2
 from driftgate.api.services import Services
+from driftgate.errors import DriftgateError
 from driftgate.monitoring.live import LiveDrift
 from driftgate.monitoring.monitor import Monitor
 from driftgate.records.metrics import RecorderCollector
@@ -59,6 +62,23 @@ def build_services(settings: Settings) -> Services:
     cache = ModelCache(store, trust_pickle=settings.trust_pickle)
     plane = DataPlane(store, cache, recorder, metrics, executor)
     drift = LiveDrift(store)
+    rollouts_controller = RolloutController(store, plane)
+
+    async def rollback(endpoint: str, reason: str) -> dict[str, Any]:
+        """The alert action: end the endpoint's running rollout on the champion."""
+        try:
+            row = await asyncio.to_thread(rollouts_controller.rollback, endpoint, "alert", reason)
+        except DriftgateError as exc:  # no rollout running, or no such endpoint
+            return {"ok": False, "detail": exc.message}
+        await plane.refresh(endpoint)
+        return {"ok": True, "detail": f"rollout {row['id']} rolled back to v{row['baseline']['version']}"}
+
+    alerts_engine = AlertEngine(
+        store, allow=settings.webhook_allow, actions={"rollback": rollback}, registry=metrics.registry
+    )
+    monitor = Monitor(store, drift)
+    # Every monitor run's metric points are judged by the alert rules.
+    monitor.listeners.append(alerts_engine.evaluate)
     return Services(
         settings,
         store,
@@ -68,8 +88,9 @@ def build_services(settings: Settings) -> Services:
         TokenCache(store),
         executor,
         drift,
-        RolloutController(store, plane),
-        Monitor(store, drift),
+        rollouts_controller,
+        monitor,
+        alerts_engine,
     )
 
 
@@ -167,6 +188,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             svc.ready = False
             for task in background:
                 task.cancel()
+            await svc.alerts.aclose()
             svc.recorder.close()
             svc.executor.shutdown(wait=False, cancel_futures=True)
             svc.store.close()
@@ -178,7 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (models, endpoints, predict, rollouts, monitoring, review, v2, system):
+    for module in (models, endpoints, predict, rollouts, monitoring, review, alerts, v2, system):
         app.include_router(module.router)
     app.include_router(v2.scored)
     app.add_middleware(BodyLimit, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)

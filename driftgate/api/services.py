@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from driftgate.alerts.engine import AlertEngine
 from driftgate.api.auth import TokenCache
 from driftgate.monitoring.live import LiveDrift
 from driftgate.monitoring.monitor import Monitor
@@ -30,6 +31,7 @@ class Services:
     drift: LiveDrift
     rollouts: RolloutController
     monitor: Monitor
+    alerts: AlertEngine
     ready: bool = False
 
 

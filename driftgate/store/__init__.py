@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from driftgate.store.alerts import AlertRepo
 from driftgate.store.database import database_url, open_engine
 from driftgate.store.endpoints import EndpointRepo
 from driftgate.store.models import ModelRepo, VersionRecord
@@ -31,6 +32,7 @@ class Store:
         self.predictions = PredictionRepo(engine)
         self.rollouts = RolloutRepo(engine)
         self.monitoring = MonitoringRepo(engine)
+        self.alerts = AlertRepo(engine)
 
     @classmethod
     def open(cls, data_dir: str | Path | None = None, db: str | None = None) -> Store:
