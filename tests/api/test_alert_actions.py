@@ -27,13 +27,13 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
     srv.stop()
 
 
-def test_drift_alert_notifies_once_and_rolls_the_canary_back(
+def test_drift_alert_notifies_once_and_rolls_the_rollout_back(
     client: Client, server: LiveServer, artifacts: Artifacts, receiver: Receiver
 ) -> None:
     for _ in range(2):
         client.register_model("clf", artifacts.skops, "sklearn", reference=artifacts.reference_csv, target="y")
     client.deploy("clf", "clf", 1)
-    client.start_rollout("clf", "canary", 2, steps=[10, 100], auto=False)
+    client.start_rollout("clf", "shadow", 2)
     rule = {
         "name": "drift-rollback",
         "endpoint": "clf",
