@@ -48,7 +48,8 @@ class BackgroundServer:
 
 def run(port: int, data_dir: Path, wait: bool, console: Console) -> int:
     shutil.rmtree(data_dir, ignore_errors=True)
-    settings = Settings(data_dir=data_dir, port=port)
+    # The demo runs the monitor on demand and analyses rollouts twice a second, so the story is brisk.
+    settings = Settings(data_dir=data_dir, port=port, monitor_interval=0, rollout_interval=0.5)
     console.rule("[bold]driftgate demo: card-transaction fraud")
     history = scenario.transactions(20_000, seed=1)
     console.print(
@@ -83,6 +84,16 @@ def run(port: int, data_dir: Path, wait: bool, console: Console) -> int:
         calm_report = client.http.get(f"/v1/endpoints/{ENDPOINT}/drift", params={"last": len(calm_ids)}).json()
         console.print(f"6. drift check on that window: {_verdict(calm_report)}")
 
+        client.http.post(
+            "/v1/alert-rules",
+            json={
+                "name": "fraud-drift",
+                "endpoint": ENDPOINT,
+                "metric": "data_drift_share",
+                "op": ">",
+                "threshold": 0.3,
+            },
+        ).raise_for_status()
         shifted = scenario.transactions(3000, seed=3, shift=1.0)
         more, ids, predicted = _send_traffic(client, shifted, batch=20)
         latencies += more
@@ -98,8 +109,26 @@ def run(port: int, data_dir: Path, wait: bool, console: Console) -> int:
             f"9. the bank confirmed {accepted['accepted']:,} outcomes later: accuracy "
             f"{accuracy:.1%} against {_pct(reference_acc)} on the reference (concept drift)"
         )
+        client.http.post(f"/v1/endpoints/{ENDPOINT}/monitor", json={"last": len(ids)}).raise_for_status()
+        alerts = client.http.get("/v1/alerts", params={"endpoint": ENDPOINT}).json()["alerts"]
+        console.print(f"10. the monitor ran and alert rule 'fraud-drift' fired: {_alert_line(alerts)}")
+
+        retrained = scenario.transactions(20_000, seed=4, shift=1.0)
+        sio.dump(scenario.train(retrained), workdir / "fraud-v2.skops")
+        v2 = client.register_model(
+            "fraud", workdir / "fraud-v2.skops", "sklearn",
+            reference=retrained.sample(5000, random_state=0), target=scenario.TARGET,
+        )["version"]  # fmt: skip
+        console.print(f"11. retrained on {len(retrained):,} labelled pandemic transactions: model 'fraud' v{v2}")
+        shadow = _shadow_phase(client, v2)
+        console.print(
+            f"12. v{v2} in shadow on 1,000 live transactions: agreed with v1 on {_pct(shadow['agreement'])}; "
+            f"accuracy on the labels v{v2} {_pct(shadow['candidate'])} vs v1 {_pct(shadow['champion'])}"
+        )
+        canary = _canary_phase(client, v2, console)
+        console.print(f"13. canary of v{v2}: {canary['state']} ({canary['reason']})")
         bad = client.http.post(f"/v1/endpoints/{ENDPOINT}/predict", json={"instances": [{"amount": "lots"}]})
-        console.print(f"10. a bad request got {bad.status_code}: {bad.json()['error']}")
+        console.print(f"14. a bad request got {bad.status_code}: {bad.json()['error']}")
 
         table = Table("summary", "value", title="what happened")
         table.add_row("requests", f"{len(latencies):,}")
@@ -115,6 +144,11 @@ def run(port: int, data_dir: Path, wait: bool, console: Console) -> int:
             "accuracy: reference / estimated / realised", f"{_pct(reference_acc)} / {_pct(estimated)} / {accuracy:.1%}"
         )
         table.add_row("protocols agreeing", "yes" if same else "no")
+        table.add_row("alerts fired", str(len(alerts)))
+        table.add_row(
+            f"v{v2} rollout",
+            f"shadow -> canary {' -> '.join(f'{w:g}%' for w in canary['steps'])} -> {canary['state']}",
+        )
         console.print(table)
         if wait:
             console.print(f"dashboard: http://127.0.0.1:{port}/  (Ctrl+C to stop)")
@@ -124,7 +158,63 @@ def run(port: int, data_dir: Path, wait: bool, console: Console) -> int:
             except KeyboardInterrupt:
                 pass
     shutil.rmtree(workdir, ignore_errors=True)
-    return 0 if same else 1
+    return 0 if same and canary["state"] == "promoted" and alerts else 1
+
+
+def _alert_line(alerts: list[dict[str, Any]]) -> str:
+    if not alerts:
+        return "none"
+    a = alerts[0]
+    return f"{a['metric']} = {a['value']:.2f} {a['op']} {a['threshold']:g} ({a['severity']})"
+
+
+def _shadow_phase(client: Client, version: int) -> dict[str, float | None]:
+    """The candidate sees a copy of live traffic; labels arrive; compare the two."""
+    client.start_rollout(ENDPOINT, "shadow", version, reason="retrained on pandemic data")
+    frame = scenario.transactions(1000, seed=5, shift=1.0)
+    _, ids, _ = _send_traffic(client, frame, batch=20)
+    client.feedback(ENDPOINT, dict(zip(ids, frame[scenario.TARGET].tolist(), strict=True)))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        view = client.rollout(ENDPOINT)
+        cand = view["versions"].get("candidate", {})
+        if view["pairs"] >= len(ids) and cand.get("labelled", 0) >= len(ids):
+            break
+        time.sleep(0.2)
+    versions = view["versions"]
+    return {
+        "agreement": view.get("agreement"),
+        "candidate": versions.get("candidate", {}).get("accuracy"),
+        "champion": versions.get("champion", {}).get("accuracy"),
+    }
+
+
+def _canary_phase(client: Client, version: int, console: Console) -> dict[str, Any]:
+    """Canary with quality gates; traffic (and its labels) keeps coming until the controller decides."""
+    client.start_rollout(
+        ENDPOINT,
+        "canary",
+        version,
+        steps=[25, 50, 100],
+        min_requests_per_step=200,
+        step_seconds=1,
+        analysis={"max_error_rate": 0.01, "max_latency_p99_ms": 500, "min_accuracy": 0.55, "min_labels": 100},
+        reason="shadow looked good",
+    )
+    seed, step, deadline = 100, 0, time.monotonic() + 90
+    view = client.rollout(ENDPOINT)
+    while view["state"] == "running" and time.monotonic() < deadline:
+        frame = scenario.transactions(200, seed=seed, shift=1.0)
+        seed += 1
+        _, ids, _ = _send_traffic(client, frame, batch=20)
+        client.feedback(ENDPOINT, dict(zip(ids, frame[scenario.TARGET].tolist(), strict=True)))
+        view = client.rollout(ENDPOINT)
+        if view["state"] == "running" and view["step"] != step:
+            step = view["step"]
+            console.print(
+                f"    canary step {step}/{len(view['steps'])}: v{version} answers {view['weight']:g}% of traffic"
+            )
+    return view
 
 
 def _drifted(report: dict[str, Any]) -> list[str]:

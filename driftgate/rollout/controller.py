@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from driftgate.errors import BadRequest, Conflict, NotFound
 from driftgate.registry.registry import check_version
-from driftgate.rollout.analysis import Gate, VersionSample, evaluate_gates, summary
+from driftgate.rollout.analysis import Gate, VersionSample, agreement, evaluate_gates, summary
 from driftgate.rollout.decision import Decision, decide
 from driftgate.rollout.policy import VersionRef
 from driftgate.rollout.spec import ACTIVE_STATES, RolloutSpec
@@ -204,6 +204,7 @@ class RolloutController:
             "decision": decision.action,
             "step_rows": step_rows,
             "pairs": len(pairs),
+            "agreement": agreement(pairs, spec.analysis.agreement_tolerance, classification),
             "versions": {"candidate": summary(cand), "champion": summary(champ)},
             "at": now,
         }
@@ -303,6 +304,7 @@ def describe(row: dict[str, Any]) -> dict[str, Any]:
         "verdict": analysis.get("verdict"),
         "versions": analysis.get("versions", {}),
         "pairs": analysis.get("pairs", 0),
+        "agreement": analysis.get("agreement"),
         "reason": row["reason"],
         "actor": row["actor"],
         "started_at": row["started_at"],

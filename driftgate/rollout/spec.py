@@ -7,7 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 Strategy = Literal["shadow", "canary", "blue_green", "ab"]
-STATES = ("running", "paused", "promoted", "rolled_back")
+# "superseded": a shadow ended because a canary, blue-green or A/B rollout of the same candidate began.
+STATES = ("running", "paused", "promoted", "rolled_back", "superseded")
 ACTIVE_STATES = ("running", "paused")
 
 

@@ -42,9 +42,29 @@ class RolloutRepo:
                 # Two replicas starting a rollout on one endpoint at once: the endpoint row serialises them.
                 conn.execute(select(t.endpoints.c.name).where(t.endpoints.c.name == endpoint).with_for_update())
             running = conn.execute(
-                select(_R.c.id, _R.c.strategy).where(_R.c.endpoint == endpoint, _R.c.state.in_(ACTIVE_STATES))
+                select(_R.c.id, _R.c.strategy, _R.c.candidate).where(
+                    _R.c.endpoint == endpoint, _R.c.state.in_(ACTIVE_STATES)
+                )
             ).first()
-            if running is not None:
+            if (
+                running is not None
+                and running.strategy == "shadow"
+                and strategy != "shadow"
+                and (running.candidate == candidate)
+            ):
+                # Shadow, then canary, of one candidate: the usual path, so the shadow steps aside.
+                conn.execute(
+                    _R.update()
+                    .where(_R.c.id == running.id)
+                    .values(
+                        state="superseded",
+                        finished_at=now,
+                        updated_at=now,
+                        reason=f"superseded by a {strategy} rollout",
+                    )
+                )
+                record_audit(conn, actor, "rollout.supersede", endpoint, {"rollout": running.id, "by": strategy})
+            elif running is not None:
                 raise Conflict(
                     f"endpoint {endpoint!r} already has a {running.strategy} rollout (id {running.id}); "
                     "promote or roll it back first",

@@ -305,8 +305,12 @@ def test_rollout_commands_refuse_what_makes_no_sense(two_versions: Client, serve
     assert err.value.status_code == 404
     client.start_rollout("clf", "shadow", 2)
     with pytest.raises(ServerError) as err:
-        client.start_rollout("clf", "canary", 2)
+        client.start_rollout("clf", "shadow", 2)
     assert err.value.status_code == 409
+    # Shadow, then canary of the same candidate: the shadow steps aside.
+    canary = client.start_rollout("clf", "canary", 2, steps=[5, 100], min_requests_per_step=10_000)
+    assert canary["state"] == "running"
+    assert [r["state"] for r in client.rollouts("clf")] == ["running", "superseded"]
     with pytest.raises(ServerError) as err:
         client.deploy("clf", "clf", 2)
     assert err.value.status_code == 409 and "rollout" in str(err.value)
