@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
 from driftgate.errors import BadRequest, Conflict, NotFound
 from driftgate.registry.registry import check_version
@@ -22,17 +21,13 @@ from driftgate.rollout.decision import Decision, decide
 from driftgate.rollout.policy import VersionRef
 from driftgate.rollout.spec import ACTIVE_STATES, RolloutSpec
 from driftgate.store import Store
+from driftgate.validation import parse
 
 log = logging.getLogger("driftgate.rollout")
 
 
 def parse_spec(body: dict[str, Any]) -> RolloutSpec:
-    try:
-        return RolloutSpec.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise BadRequest(f"rollout field {where!r}: {first['msg']}", field=where) from None
+    return parse(RolloutSpec, body, "rollout")
 
 
 def ref_of(doc: dict[str, Any]) -> VersionRef:

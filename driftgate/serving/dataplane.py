@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
-from driftgate.errors import BadRequest, DriftgateError, EndpointNotFound, ModelFailed, ModelTimeout
+from driftgate.errors import DriftgateError, EndpointNotFound, ModelFailed, ModelTimeout
 from driftgate.records.ids import new_ids
 from driftgate.records.recorder import LogBatch, Recorder
 from driftgate.registry.schema import InputSchema
@@ -23,6 +22,7 @@ from driftgate.serving.metrics import ServingMetrics
 from driftgate.serving.result import DecodedRequest, PredictionResult
 from driftgate.serving.runtime import LoadedVersion, ModelCache, score_reference_rows
 from driftgate.store import Store
+from driftgate.validation import parse
 
 log = logging.getLogger("driftgate.serving")
 # Model calls per version at once: two keep a slow call from stalling the queue behind it,
@@ -57,12 +57,7 @@ class EndpointState:
 
 
 def parse_config(body: dict[str, Any]) -> EndpointConfig:
-    try:
-        return EndpointConfig.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise BadRequest(f"endpoint config field {where!r}: {first['msg']}", field=where) from None
+    return parse(EndpointConfig, body, "endpoint config")
 
 
 class DataPlane:

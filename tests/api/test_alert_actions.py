@@ -9,15 +9,8 @@ from pathlib import Path
 import pytest
 
 from driftgate.client import Client
-from tests.api.test_alerts import Receiver
+from tests.api.conftest import Receiver
 from tests.conftest import Artifacts, LiveServer, classification_data, make_server
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
 
 
 @pytest.fixture

@@ -1,0 +1,21 @@
+"""Request documents validated by pydantic models, with failures as 400s that name the field."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from driftgate.errors import BadRequest
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], body: Any, what: str) -> M:
+    """`model` from `body`, or `BadRequest("<what> field 'a.b': why", field="a.b")` for the first error."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise BadRequest(f"{what} field {where!r}: {first['msg']}", field=where) from None
