@@ -22,10 +22,9 @@ from driftgate.api.limits import BodyLimit
 from driftgate.api.routes import endpoints, models, monitoring, predict, review, system, v2
 from driftgate.api.services import Services
 from driftgate.monitoring.live import LiveDrift
-from driftgate.records.metrics import RecorderCollector
 from driftgate.records.recorder import LogBatch, Recorder
 from driftgate.serving.dataplane import DataPlane
-from driftgate.serving.metrics import ServingMetrics
+from driftgate.serving.metrics import ServingMetrics, refresh_every
 from driftgate.serving.runtime import ModelCache
 from driftgate.settings import Settings
 from driftgate.store import Store
@@ -35,7 +34,7 @@ log = logging.getLogger("driftgate")
 
 def build_services(settings: Settings) -> Services:
     store = Store.open(settings.data_dir, settings.db)
-    metrics = ServingMetrics()
+    metrics = ServingMetrics.from_env()
 
     def dropped(batch: LogBatch) -> None:
         metrics.log_dropped.labels(batch.endpoint, str(batch.version), batch.role).inc(len(batch))
@@ -52,7 +51,7 @@ def build_services(settings: Settings) -> Services:
     )
     # Rows left in the spool by a crash (or a store outage) go to the store before serving starts.
     recorder.flush()
-    metrics.registry.register(RecorderCollector(recorder))
+    metrics.attach_recorder(recorder)
     executor = ThreadPoolExecutor(max_workers=settings.model_threads, thread_name_prefix="driftgate-model")
     cache = ModelCache(store, trust_pickle=settings.trust_pickle)
     plane = DataPlane(store, cache, recorder, metrics, executor)
@@ -107,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         follower = asyncio.create_task(_follow_store(svc))
+        # With several workers, other workers answer scrapes from what this one last wrote.
+        refresher = asyncio.create_task(refresh_every(svc.metrics)) if svc.metrics.multiprocess else None
         svc.ready = True
         try:
             with _unready_on_sigterm(svc):
@@ -116,7 +117,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # in-flight requests finish; then everything queued is written.
             svc.ready = False
             follower.cancel()
+            if refresher is not None:
+                refresher.cancel()
             svc.recorder.close()
+            svc.metrics.refresh()
+            svc.metrics.close()
             svc.executor.shutdown(wait=False, cancel_futures=True)
             svc.store.close()
 
