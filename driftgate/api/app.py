@@ -22,6 +22,7 @@ from driftgate.api.limits import BodyLimit
 from driftgate.api.routes import endpoints, models, monitoring, predict, review, system, v2
 from driftgate.api.services import Services
 from driftgate.monitoring.live import LiveDrift
+from driftgate.monitoring.worker import DriftWorker
 from driftgate.records.recorder import LogBatch, Recorder
 from driftgate.serving.dataplane import DataPlane
 from driftgate.serving.metrics import ServingMetrics, refresh_every
@@ -55,7 +56,9 @@ def build_services(settings: Settings) -> Services:
     executor = ThreadPoolExecutor(max_workers=settings.model_threads, thread_name_prefix="driftgate-model")
     cache = ModelCache(store, trust_pickle=settings.trust_pickle)
     plane = DataPlane(store, cache, recorder, metrics, executor)
-    return Services(settings, store, plane, recorder, metrics, TokenCache(store), executor, LiveDrift(store))
+    live = LiveDrift(store)
+    worker = DriftWorker(live, data_dir=settings.data_dir, db=settings.db, trust_pickle=settings.trust_pickle)
+    return Services(settings, store, plane, recorder, metrics, TokenCache(store), executor, live, drift_worker=worker)
 
 
 async def _follow_store(svc: Services) -> None:
@@ -120,6 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if refresher is not None:
                 refresher.cancel()
             svc.recorder.close()
+            if svc.drift_worker is not None:
+                svc.drift_worker.close()
             svc.metrics.refresh()
             svc.metrics.close()
             svc.executor.shutdown(wait=False, cancel_futures=True)

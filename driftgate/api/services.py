@@ -9,6 +9,7 @@ from fastapi import Request
 
 from driftgate.api.auth import TokenCache
 from driftgate.monitoring.live import LiveDrift
+from driftgate.monitoring.worker import DriftWorker
 from driftgate.records.recorder import Recorder
 from driftgate.serving.dataplane import DataPlane
 from driftgate.serving.metrics import ServingMetrics
@@ -27,6 +28,8 @@ class Services:
     executor: ThreadPoolExecutor
     drift: LiveDrift
     ready: bool = False
+    drift_worker: DriftWorker | None = None
+    """Runs big drift windows in a child process (see monitoring/worker.py); None: all in-thread."""
 
 
 def services(request: Request) -> Services:

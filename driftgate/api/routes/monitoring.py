@@ -23,7 +23,9 @@ async def drift(
     svc = services(request)
     version = svc.dataplane.state(endpoint).stable
     await run_in_threadpool(svc.recorder.flush)
-    return await run_in_threadpool(svc.drift.report, endpoint, version, last=last, since=since, until=until)
+    # Big windows run in a child process so that they do not slow serving (monitoring/worker.py).
+    report = svc.drift_worker.report if svc.drift_worker is not None else svc.drift.report
+    return await run_in_threadpool(report, endpoint, version, last=last, since=since, until=until)
 
 
 @router.post("/{endpoint}/monitor", dependencies=[Depends(require("admin"))])
