@@ -6,7 +6,7 @@ process that work holds the GIL for 5 ms slices, and every request waits for sli
 `benchmarks/monitoring/p99_during_drift.py` measured the predict p99 at 2-3x its quiet value while
 such a report ran. Here the same `LiveDrift.report` runs in one long-lived child process (its own
 store connection, model cache and reference cache) started on first use with a lower CPU priority
-(`nice` +10), so on a busy machine serving wins the CPU and on an idle core the report runs at full
+(`nice` 19, the lowest), so on a busy machine serving wins the CPU and on an idle core the report runs at full
 speed. Small windows (`last` up to `in_process_rows`, the default 5,000-row window included) still
 run in the calling thread: a process round trip would cost more than it saves.
 """
@@ -28,7 +28,7 @@ from driftgate.rollout.policy import VersionRef
 from driftgate.serving.runtime import LoadedVersion
 
 IN_PROCESS_ROWS = 100_000
-NICENESS = 10
+NICENESS = 19
 
 
 class DriftWorker:
