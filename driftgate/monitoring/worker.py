@@ -89,7 +89,12 @@ class DriftWorker:
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
+            # A report may be half-way through a million rows: end the child rather than wait for
+            # it (the interpreter's exit would otherwise join the pool and hold up a SIGTERM).
+            children = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
+            for child in children:
+                child.terminate()
 
     def close(self) -> None:
         self._reset()

@@ -22,3 +22,10 @@ def test_a_big_window_runs_in_the_child_process_with_the_same_report(deployed: C
         report["window"].pop("computed_at")
     assert in_child == in_thread
     assert server.app.state.services.drift.latest["clf"]["window"]["rows"] == 300
+
+    children = list(worker._pool._processes.values())
+    assert children and all(c.is_alive() for c in children)
+    worker.close()  # what the app's shutdown does
+    for child in children:
+        child.join(timeout=10)
+        assert not child.is_alive()
