@@ -26,11 +26,11 @@ from driftgate.api.services import Services
 from driftgate.errors import DriftgateError
 from driftgate.monitoring.live import LiveDrift
 from driftgate.monitoring.monitor import Monitor
-from driftgate.records.metrics import RecorderCollector
+from driftgate.monitoring.worker import DriftWorker
 from driftgate.records.recorder import LogBatch, Recorder
 from driftgate.rollout.controller import RolloutController
 from driftgate.serving.dataplane import DataPlane
-from driftgate.serving.metrics import ServingMetrics
+from driftgate.serving.metrics import ServingMetrics, refresh_every
 from driftgate.serving.runtime import ModelCache
 from driftgate.settings import Settings
 from driftgate.store import Store
@@ -40,7 +40,7 @@ log = logging.getLogger("driftgate")
 
 def build_services(settings: Settings) -> Services:
     store = Store.open(settings.data_dir, settings.db)
-    metrics = ServingMetrics()
+    metrics = ServingMetrics.from_env()
 
     def dropped(batch: LogBatch) -> None:
         metrics.log_dropped.labels(batch.endpoint, str(batch.version), batch.role).inc(len(batch))
@@ -57,11 +57,12 @@ def build_services(settings: Settings) -> Services:
     )
     # Rows left in the spool by a crash (or a store outage) go to the store before serving starts.
     recorder.flush()
-    metrics.registry.register(RecorderCollector(recorder))
+    metrics.attach_recorder(recorder)
     executor = ThreadPoolExecutor(max_workers=settings.model_threads, thread_name_prefix="driftgate-model")
     cache = ModelCache(store, trust_pickle=settings.trust_pickle)
     plane = DataPlane(store, cache, recorder, metrics, executor)
     drift = LiveDrift(store)
+    worker = DriftWorker(drift, data_dir=settings.data_dir, db=settings.db, trust_pickle=settings.trust_pickle)
     rollouts_controller = RolloutController(store, plane)
 
     async def rollback(endpoint: str, reason: str) -> dict[str, Any]:
@@ -91,6 +92,7 @@ def build_services(settings: Settings) -> Services:
         rollouts_controller,
         monitor,
         alerts_engine,
+        drift_worker=worker,
     )
 
 
@@ -178,6 +180,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         background = [asyncio.create_task(_follow_store(svc)), asyncio.create_task(_drive_rollouts(svc))]
         if settings.monitor_interval > 0:
             background.append(asyncio.create_task(_monitor_periodically(svc)))
+        if svc.metrics.multiprocess:
+            # With several workers, other workers answer scrapes from what this one last wrote.
+            background.append(asyncio.create_task(refresh_every(svc.metrics)))
         svc.ready = True
         try:
             with _unready_on_sigterm(svc):
@@ -190,6 +195,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 task.cancel()
             await svc.alerts.aclose()
             svc.recorder.close()
+            if svc.drift_worker is not None:
+                svc.drift_worker.close()
+            svc.metrics.refresh()
+            svc.metrics.close()
             svc.executor.shutdown(wait=False, cancel_futures=True)
             svc.store.close()
 

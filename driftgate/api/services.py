@@ -11,6 +11,7 @@ from driftgate.alerts.engine import AlertEngine
 from driftgate.api.auth import TokenCache
 from driftgate.monitoring.live import LiveDrift
 from driftgate.monitoring.monitor import Monitor
+from driftgate.monitoring.worker import DriftWorker
 from driftgate.records.recorder import Recorder
 from driftgate.rollout.controller import RolloutController
 from driftgate.serving.dataplane import DataPlane
@@ -33,6 +34,8 @@ class Services:
     monitor: Monitor
     alerts: AlertEngine
     ready: bool = False
+    drift_worker: DriftWorker | None = None
+    """Runs big drift windows in a child process (see monitoring/worker.py); None: all in-thread."""
 
 
 def services(request: Request) -> Services:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -63,6 +65,7 @@ def serve(
     """Run the HTTP server."""
     import uvicorn
 
+    from driftgate.serving.metrics import MULTIPROC_ENV
     from driftgate.settings import ENV_VAR, Settings
 
     settings = Settings(
@@ -88,15 +91,28 @@ def serve(
         raise typer.Exit(2)
     os.environ[ENV_VAR] = settings.to_env()
     console.print(f"driftgate serving on http://{host}:{port} (store: {db or data_dir}, workers: {workers})")
-    uvicorn.run(
-        "driftgate.api.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        timeout_graceful_shutdown=30,
-    )
+    # Several workers share their Prometheus metrics through files in a directory of this server's
+    # own, created before the workers start and removed when the server exits; one worker keeps
+    # them in its own registry. Either way `serve` owns the variable: an inherited one is ignored.
+    metrics_dir = tempfile.mkdtemp(prefix="driftgate-metrics-") if workers > 1 else None
+    if metrics_dir:
+        os.environ[MULTIPROC_ENV] = metrics_dir
+    else:
+        os.environ.pop(MULTIPROC_ENV, None)
+    try:
+        uvicorn.run(
+            "driftgate.api.app:create_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            timeout_graceful_shutdown=30,
+        )
+    finally:
+        if metrics_dir:
+            os.environ.pop(MULTIPROC_ENV, None)
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @models_app.command("register")

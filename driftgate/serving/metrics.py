@@ -1,15 +1,49 @@
-"""Serving metrics in Prometheus form, on a registry the app owns (tests get a fresh one each)."""
+"""Serving metrics in Prometheus form.
+
+Two modes, chosen when the app is built:
+
+- **single process** (tests, `driftgate serve` with one worker): metrics live on a registry the app
+  owns (tests get a fresh one each); the recorder's counters come from a collector read at scrape
+  time and process metrics from prometheus_client's `ProcessCollector` (`process_*`, no labels).
+- **multiprocess** (`driftgate serve --workers N`, which sets `PROMETHEUS_MULTIPROC_DIR` to a fresh
+  directory before the workers start): every worker writes its samples to memory-mapped files in
+  that directory and `/metrics`, whichever worker answers, merges all of them with
+  `MultiProcessCollector`. Counters and histograms are summed over workers (dead ones included, so
+  they never go backwards); gauges use the `multiprocess_mode` given below. Collectors that compute
+  at scrape time (the recorder's, `ProcessCollector`) would only see the worker that answered, so
+  in this mode their values are mirrored into file-backed metrics by `refresh()`, which each worker
+  runs every second and before answering a scrape. Process metrics carry a `pid` label there:
+  `process_resident_memory_bytes{pid=...}` (a gauge, live workers only) and
+  `process_cpu_seconds_total{pid=...}` (a counter; a dead worker's series stays at its final
+  value, so `sum(rate(...))` stays right across worker restarts). Sum over `pid` for the server.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import glob
+import os
+import re
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+
+if TYPE_CHECKING:
+    from driftgate.records.recorder import Recorder
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_LIVE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")
+
+
+def multiprocess_dir() -> str | None:
+    """The directory shared by the workers of one server, or None in single-process mode."""
+    return os.environ.get(MULTIPROC_ENV) or None
 
 
 class ServingMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *, multiprocess_dir: str | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self.multiprocess_dir = multiprocess_dir
         labels = ("endpoint", "version", "role")
         self.requests = Counter(
             "driftgate_requests", "Prediction requests by outcome.", (*labels, "status"), registry=self.registry
@@ -38,5 +72,170 @@ class ServingMetrics:
             registry=self.registry,
         )
         self.log_queue = Gauge(
-            "driftgate_log_queue_rows", "Prediction log rows waiting to be written.", registry=self.registry
+            "driftgate_log_queue_rows",
+            "Prediction log rows waiting to be written.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
+        self._recorder: Recorder | None = None
+        self._mirrored = {"written": 0, "lost": 0, "spooled": 0}
+        if self.multiprocess_dir is None:
+            ProcessCollector(registry=self.registry)
+            return
+        # File-backed stand-ins for what scrape-time collectors report in single-process mode.
+        self.memory = Gauge(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes, per worker process.",
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
+        self.cpu = Counter(
+            "process_cpu_seconds",
+            "User and system CPU time spent in seconds, per worker process (dead workers keep their total).",
+            ("pid",),
+            registry=self.registry,
+        )
+        self._cpu_seen = 0.0
+        self.log_written = Counter(
+            "driftgate_log_written_rows", "Prediction log rows written to the store.", registry=self.registry
+        )
+        self.log_lost = Counter(
+            "driftgate_log_lost_rows",
+            "Prediction log rows lost: queue overflow, or store and spool both unavailable.",
+            registry=self.registry,
+        )
+        self.log_spooled = Counter(
+            "driftgate_log_spooled_rows",
+            "Prediction log rows parked in the local spool because the store refused them.",
+            registry=self.registry,
+        )
+        self.log_backlog = Gauge(
+            "driftgate_log_spool_backlog_files",
+            "Spool files waiting to be written to the store.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.log_store_up = Gauge(
+            "driftgate_log_store_up",
+            "1 while the store takes prediction log rows, 0 while spooling (the lowest over workers).",
+            registry=self.registry,
+            multiprocess_mode="livemin",
+        )
+
+    @classmethod
+    def from_env(cls) -> ServingMetrics:
+        return cls(multiprocess_dir=multiprocess_dir())
+
+    @property
+    def multiprocess(self) -> bool:
+        return self.multiprocess_dir is not None
+
+    def attach_recorder(self, recorder: Recorder) -> None:
+        self._recorder = recorder
+        if not self.multiprocess:
+            from driftgate.records.metrics import RecorderCollector
+
+            self.registry.register(RecorderCollector(recorder))
+
+    def refresh(self) -> None:
+        """Bring gauges (and, in multiprocess mode, the mirrored counters) up to date."""
+        r = self._recorder
+        if r is not None:
+            self.log_queue.set(r.queued_rows)
+        if not self.multiprocess:
+            return
+        if r is not None:
+            m = self._mirrored
+            for key, value, counter in (
+                ("written", r.written_rows, self.log_written),
+                ("lost", r.dropped_rows, self.log_lost),
+                ("spooled", r.spooled_rows, self.log_spooled),
+            ):
+                if value > m[key]:
+                    counter.inc(value - m[key])
+                    m[key] = value
+            self.log_backlog.set(r.backlog_files)
+            self.log_store_up.set(1 if r.store_available else 0)
+        self.memory.set(_rss_bytes())
+        times = os.times()
+        cpu = times.user + times.system
+        if cpu > self._cpu_seen:
+            self.cpu.labels(str(os.getpid())).inc(cpu - self._cpu_seen)
+            self._cpu_seen = cpu
+
+    def exposition(self) -> bytes:
+        """The text answered at `/metrics`: this process's registry, or every worker's files merged."""
+        self.refresh()
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        forget_dead_workers(self.multiprocess_dir)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiprocess_dir)
+        return generate_latest(registry)
+
+    def close(self) -> None:
+        """A worker leaving: its live gauges (queue size, memory, ...) stop counting."""
+        if self.multiprocess:
+            from prometheus_client.multiprocess import mark_process_dead
+
+            mark_process_dead(os.getpid(), self.multiprocess_dir)
+
+
+def forget_dead_workers(path: str | None) -> list[int]:
+    """`mark_process_dead` for every worker whose live-gauge files remain but whose process is gone
+    (a worker killed without a clean shutdown; uvicorn starts a new one). Returns those pids."""
+    from prometheus_client.multiprocess import mark_process_dead
+
+    dead = set()
+    for name in glob.glob(os.path.join(path or "", "gauge_live*_*.db")):
+        match = _LIVE_FILE.search(name)
+        if match and not _alive(int(match.group(1))):
+            dead.add(int(match.group(1)))
+    for pid in dead:
+        mark_process_dead(pid, path)
+    return sorted(dead)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped by uvicorn's supervisor) is dead for us
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return True
+
+
+def _rss_bytes() -> float:
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return float(int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, IndexError):  # not Linux: peak RSS is the best stdlib offers
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return float(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def refresh_every(metrics: ServingMetrics, seconds: float = 1.0):  # pragma: no cover - trivial loop
+    """An asyncio task body: `refresh()` every `seconds` (multiprocess mode: other workers' scrapes
+    read what this one wrote last)."""
+    import asyncio
+    import logging
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                metrics.refresh()
+            except Exception:
+                logging.getLogger("driftgate").exception("metrics refresh failed")
+
+    return loop()

@@ -52,7 +52,9 @@ async def drift(
     version = svc.dataplane.state(endpoint).stable
     check_window(last, since, until)
     await run_in_threadpool(svc.recorder.flush)
-    return await run_in_threadpool(svc.drift.report, endpoint, version, last=last, since=since, until=until)
+    # Big windows run in a child process so that they do not slow serving (monitoring/worker.py).
+    report = svc.drift_worker.report if svc.drift_worker is not None else svc.drift.report
+    return await run_in_threadpool(report, endpoint, version, last=last, since=since, until=until)
 
 
 @router.post("/{endpoint}/monitor", dependencies=[Depends(require("admin"))])

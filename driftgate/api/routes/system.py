@@ -6,7 +6,8 @@ from importlib import resources
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
 
 from driftgate.api.services import services
 
@@ -16,8 +17,9 @@ router = APIRouter(tags=["system"])
 @router.get("/metrics", include_in_schema=True)
 async def metrics(request: Request) -> Response:
     svc = services(request)
-    svc.metrics.log_queue.set(svc.recorder.queued_rows)
-    return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    # With several workers this merges every worker's metric files: file reads, off the event loop.
+    body = await run_in_threadpool(svc.metrics.exposition)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/", include_in_schema=False)
