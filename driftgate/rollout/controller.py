@@ -158,14 +158,16 @@ class RolloutController:
         return self._move(row, "resume", actor, reason or "resumed by hand", state="running", step=row["step"])
 
     def _finish(self, row: dict[str, Any], state: str, actor: str, reason: str) -> dict[str, Any]:
-        config = None
-        if state == "promoted":
-            config, _ = self.store.endpoints.get(row["endpoint"])
-            config = {**config, "model": row["candidate"]["model"], "version": row["candidate"]["version"]}
+        config = self._promoted_config(row) if state == "promoted" else None
         weight = 100.0 if state == "promoted" else 0.0
         action = "promote" if state == "promoted" else "rollback"
         log.warning("rollout %s on %s %s: %s", row["id"], row["endpoint"], state, reason)
         return self._move(row, action, actor, reason, state=state, weight=weight, endpoint_config=config)
+
+    def _promoted_config(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The endpoint's config with the candidate as its version (written with the promotion)."""
+        config, _ = self.store.endpoints.get(row["endpoint"])
+        return {**config, "model": row["candidate"]["model"], "version": row["candidate"]["version"]}
 
     def _move(self, row: dict[str, Any], action: str, actor: str, reason: str, **changes: Any) -> dict[str, Any]:
         moved = self.store.rollouts.transition(row, action=action, actor=actor, reason=reason, **changes)
@@ -238,10 +240,7 @@ class RolloutController:
         if decision.action in ("promote", "rollback"):
             state = "promoted" if decision.action == "promote" else "rolled_back"
             weight = 100.0 if state == "promoted" else 0.0
-            config = None
-            if state == "promoted":
-                config, _ = self.store.endpoints.get(row["endpoint"])
-                config = {**config, "model": row["candidate"]["model"], "version": row["candidate"]["version"]}
+            config = self._promoted_config(row) if state == "promoted" else None
             log.warning("rollout %s on %s %s: %s", row["id"], row["endpoint"], state, decision.reason)
             return self.store.rollouts.transition(
                 row,
