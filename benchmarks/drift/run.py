@@ -113,8 +113,9 @@ def make_data(rows: int) -> tuple[Path, Path]:
 def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
     """Wall seconds, peak RSS in MB, stdout of one child process."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, **(env or {})}, cwd=ROOT)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}, cwd=ROOT
+    )
     stdout, stderr = process.communicate()
     _, _, usage = os.wait4(process.pid, 0) if process.returncode is None else (0, 0, None)
     wall = time.perf_counter() - start
@@ -147,10 +148,12 @@ def detectors_table() -> list[str]:
     errors = np.concatenate([rng.random(500_000) < 0.1, rng.random(500_000) < 0.2]).astype(np.float64)
     np.save(DATA / "stream.npy", stream)
     np.save(DATA / "errors.npy", errors)
-    river = json.loads(run_tracked([str(ensure_venv("river")), "-c", RIVER, str(DATA / "stream.npy"),
-                                    str(DATA / "errors.npy")])[2])
-    ours = json.loads(run_tracked([sys.executable, "-c", OURS_DETECTORS, str(DATA / "stream.npy"),
-                                   str(DATA / "errors.npy")])[2])
+    river = json.loads(
+        run_tracked([str(ensure_venv("river")), "-c", RIVER, str(DATA / "stream.npy"), str(DATA / "errors.npy")])[2]
+    )
+    ours = json.loads(
+        run_tracked([sys.executable, "-c", OURS_DETECTORS, str(DATA / "stream.npy"), str(DATA / "errors.npy")])[2]
+    )
     lines = ["| detector | tool | updates/s | delay | false alarms before the shift |", "|---|---|---|---|---|"]
     for tool, results in (("River 0.26 `update` loop", river), ("driftgate `update_many`", ours)):
         for name, (hits, rate) in results.items():
@@ -169,15 +172,23 @@ def main() -> None:
     ref, cur = make_data(args.rows)
     # `report_files` is exactly what `driftgate drift report` runs; calling it directly leaves out the
     # import of the rest of the CLI package (server, store), which is not drift work.
-    ours = ("import sys, json; from driftgate.monitoring.io import report_files; "
-            "print(json.dumps(report_files(sys.argv[1], sys.argv[2]).to_dict()))")
+    ours = (
+        "import sys, json; from driftgate.monitoring.io import report_files; "
+        "print(json.dumps(report_files(sys.argv[1], sys.argv[2]).to_dict()))"
+    )
     tools = [("driftgate (streaming sketches)", [sys.executable, "-c", ours, str(ref), str(cur)], None)]
     if not args.skip_peers:
         tools += [
-            ("Evidently 0.7 DataDriftPreset", [str(ensure_venv("evidently")), "-c", EVIDENTLY, str(ref), str(cur)],
-             None),
-            ("NannyML 0.13 UnivariateDriftCalculator",
-             [str(ensure_venv("nannyml")), "-c", NANNYML, str(ref), str(cur)], {"NML_DISABLE_USAGE_LOGGING": "1"}),
+            (
+                "Evidently 0.7 DataDriftPreset",
+                [str(ensure_venv("evidently")), "-c", EVIDENTLY, str(ref), str(cur)],
+                None,
+            ),
+            (
+                "NannyML 0.13 UnivariateDriftCalculator",
+                [str(ensure_venv("nannyml")), "-c", NANNYML, str(ref), str(cur)],
+                {"NML_DISABLE_USAGE_LOGGING": "1"},
+            ),
         ]
     results = {}
     for name, command, env in tools:  # one at a time: the machine has two cores
@@ -185,8 +196,12 @@ def main() -> None:
         print(f"{name}: {results[name][0]:.1f} s, {results[name][1]:.0f} MB", flush=True)
     ours_wall, ours_rss, ours_out = results[tools[0][0]]
     drifted = [f["name"] for f in json.loads(ours_out)["features"] if f["drifted"]]
-    lines = [f"### {args.rows:,} reference rows vs {args.rows:,} current rows, 20 numeric + 5 categorical columns",
-             "", "| tool | whole process s | peak RSS MB | time ratio | memory ratio |", "|---|---|---|---|---|"]
+    lines = [
+        f"### {args.rows:,} reference rows vs {args.rows:,} current rows, 20 numeric + 5 categorical columns",
+        "",
+        "| tool | whole process s | peak RSS MB | time ratio | memory ratio |",
+        "|---|---|---|---|---|",
+    ]
     for name, (wall, rss, _) in results.items():
         lines.append(f"| {name} | {wall:.1f} | {rss:.0f} | {wall / ours_wall:.1f}x | {rss / ours_rss:.1f}x |")
     lines += ["", f"driftgate flagged {drifted} (shifted: {SHIFTED}).", ""]

@@ -35,8 +35,9 @@ from driftgate.monitoring.performance import performance_report
 BATCH_ROWS = 131_072
 
 
-def iter_batches(path: str | Path, batch_rows: int = BATCH_ROWS,
-                 schema: pa.Schema | None = None) -> Iterator[pa.RecordBatch]:
+def iter_batches(
+    path: str | Path, batch_rows: int = BATCH_ROWS, schema: pa.Schema | None = None
+) -> Iterator[pa.RecordBatch]:
     """Record batches of a `.parquet` / `.pq` or `.csv` file; `schema` pins CSV column types."""
     path = Path(path)
     if not path.exists():
@@ -47,8 +48,7 @@ def iter_batches(path: str | Path, batch_rows: int = BATCH_ROWS,
         yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=batch_rows)
     elif suffix in (".csv", ".txt"):
         convert = pa_csv.ConvertOptions(column_types=schema) if schema is not None else None
-        reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=16 << 20),
-                                 convert_options=convert)
+        reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=16 << 20), convert_options=convert)
         yield from reader
     else:
         raise UnsupportedFormat(f"File {path.name!r} must end in .csv or .parquet. Got {suffix!r} instead.")
@@ -103,20 +103,29 @@ class RowSample:
         keep = np.argpartition(keys, self.size)[: self.size] if keys.size > self.size else np.arange(keys.size)
         keep = keep[np.argsort(keys[keep])]  # key order: any prefix is itself a uniform sample
         self.keys = keys[keep]
-        self.columns = {name: np.concatenate([self.columns.get(name, values[:0]), values])[keep]
-                        for name, values in new.items()}
+        self.columns = {
+            name: np.concatenate([self.columns.get(name, values[:0]), values])[keep] for name, values in new.items()
+        }
 
     def head(self, rows: int) -> dict[str, np.ndarray]:
         return {name: values[:rows] for name, values in self.columns.items()}
 
 
-def profile_file(path: str | Path, feature_types: dict[str, str] | None = None, n_bins: int = 100,
-                 max_levels: int = 10_000, sample_rows: int = 2_000, edge_sample_rows: int = 100_000,
-                 batch_rows: int = BATCH_ROWS) -> ReferenceProfile:
+def profile_file(
+    path: str | Path,
+    feature_types: dict[str, str] | None = None,
+    n_bins: int = 100,
+    max_levels: int = 10_000,
+    sample_rows: int = 2_000,
+    edge_sample_rows: int = 100_000,
+    batch_rows: int = BATCH_ROWS,
+) -> ReferenceProfile:
     """Fit a `ReferenceProfile` from a file in two streaming passes."""
     schema = file_schema(path)
-    kinds = {f.name: FeatureKind(feature_types[f.name]) if feature_types and f.name in feature_types
-             else _kind(f.type) for f in schema}
+    kinds = {
+        f.name: FeatureKind(feature_types[f.name]) if feature_types and f.name in feature_types else _kind(f.type)
+        for f in schema
+    }
     # Bin edges need many numeric values; the multivariate tests need few whole rows. Two samples
     # keep the (slow) object arrays of categorical values small.
     numeric_kinds = {name: kind for name, kind in kinds.items() if kind is FeatureKind.NUMERIC}
@@ -157,9 +166,13 @@ def sketch_batch(profile: ReferenceProfile, batch: pa.RecordBatch) -> WindowSket
     return WindowSketch(profile.profile_id, batch.num_rows, features)
 
 
-def sketch_file(profile: ReferenceProfile, path: str | Path, sample_rows: int = 2_000,
-                keep_columns: Sequence[str] = (), batch_rows: int = BATCH_ROWS,
-                ) -> tuple[WindowSketch, dict[str, np.ndarray], dict[str, np.ndarray]]:
+def sketch_file(
+    profile: ReferenceProfile,
+    path: str | Path,
+    sample_rows: int = 2_000,
+    keep_columns: Sequence[str] = (),
+    batch_rows: int = BATCH_ROWS,
+) -> tuple[WindowSketch, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Sketch a whole file; also return a row sample and the full values of `keep_columns`
     (e.g. the target and prediction for performance metrics)."""
     schema = file_schema(path)
@@ -171,15 +184,25 @@ def sketch_file(profile: ReferenceProfile, path: str | Path, sample_rows: int = 
         if sample_rows:
             sample.add(batch, {name: spec.kind for name, spec in profile.specs.items() if name in batch.schema.names})
         for name, parts in kept.items():
-            parts.append(_values(batch.column(name), profile.specs[name].kind if name in profile.specs
-                                 else _kind(schema.field(name).type)))
+            parts.append(
+                _values(
+                    batch.column(name),
+                    profile.specs[name].kind if name in profile.specs else _kind(schema.field(name).type),
+                )
+            )
     columns = {name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in kept.items()}
     return sketch, (sample.columns if sample_rows else {}), columns
 
 
-def report_files(reference: str | Path, current: str | Path, settings: DriftSettings | None = None,
-                 target: str | None = None, prediction: str | None = None, sample_rows: int = 2_000,
-                 batch_rows: int = BATCH_ROWS) -> DriftReport:
+def report_files(
+    reference: str | Path,
+    current: str | Path,
+    settings: DriftSettings | None = None,
+    target: str | None = None,
+    prediction: str | None = None,
+    sample_rows: int = 2_000,
+    batch_rows: int = BATCH_ROWS,
+) -> DriftReport:
     """The whole offline report between two files, streamed: what `driftgate drift report` runs."""
     profile = profile_file(reference, sample_rows=sample_rows, batch_rows=batch_rows)
     outcome_columns = [name for name in (target, prediction) if name]
@@ -192,8 +215,9 @@ def report_files(reference: str | Path, current: str | Path, settings: DriftSett
         _, _, reference_outcomes = sketch_file(profile, reference, 0, outcome_columns, batch_rows)
     sketch, current_sample, current_outcomes = sketch_file(profile, current, sample_rows, outcome_columns, batch_rows)
     performance = performance_report(
-        reference_outcomes.get(target or ""), reference_outcomes.get(prediction or ""),
-        current_outcomes.get(target or ""), current_outcomes.get(prediction or ""),
+        reference_outcomes.get(target or ""),
+        reference_outcomes.get(prediction or ""),
+        current_outcomes.get(target or ""),
+        current_outcomes.get(prediction or ""),
     )
-    return compare(profile, sketch, settings, current_sample if sample_rows else None, prediction, target,
-                   performance)
+    return compare(profile, sketch, settings, current_sample if sample_rows else None, prediction, target, performance)

@@ -53,8 +53,9 @@ def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.asarray(y_true, float) - np.asarray(y_pred, float)) ** 2)))
 
 
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray | None = None,
-                           scores: np.ndarray | None = None, threshold: float = 0.5) -> dict[str, float]:
+def classification_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray | None = None, scores: np.ndarray | None = None, threshold: float = 0.5
+) -> dict[str, float]:
     """Accuracy and F1 from labels (or from binary `scores` cut at `threshold`), ROC AUC from scores."""
     y_true = np.asarray(y_true)
     if y_pred is None and scores is not None:
@@ -132,8 +133,12 @@ def confidence_of(probabilities: np.ndarray, threshold: float = 0.5) -> np.ndarr
     return probabilities.max(axis=1)
 
 
-def estimate_accuracy_cbpe(current_probabilities: np.ndarray, reference_probabilities: np.ndarray | None = None,
-                           reference_labels: np.ndarray | None = None, threshold: float = 0.5) -> AccuracyEstimate:
+def estimate_accuracy_cbpe(
+    current_probabilities: np.ndarray,
+    reference_probabilities: np.ndarray | None = None,
+    reference_labels: np.ndarray | None = None,
+    threshold: float = 0.5,
+) -> AccuracyEstimate:
     """Expected accuracy of a classifier on unlabelled rows from its (calibrated) confidence.
 
     Each row is right with probability equal to its calibrated confidence, so the expected accuracy
@@ -169,8 +174,12 @@ def _metrics(target: np.ndarray, prediction: np.ndarray, task: str) -> dict[str,
     return classification_metrics(target.astype(str), prediction.astype(str))
 
 
-def performance_report(reference_target: np.ndarray | None, reference_prediction: np.ndarray | None,
-                       current_target: np.ndarray | None, current_prediction: np.ndarray | None) -> dict[str, Any]:
+def performance_report(
+    reference_target: np.ndarray | None,
+    reference_prediction: np.ndarray | None,
+    current_target: np.ndarray | None,
+    current_prediction: np.ndarray | None,
+) -> dict[str, Any]:
     """The report's `performance` section: realised metrics where labels exist, CBPE where they do not.
 
     The task is read from the values: a float prediction in [0, 1] with a two-class target is a

@@ -64,12 +64,15 @@ def _svg(feature: FeatureDrift) -> str:
     for i, label in enumerate(labels):
         for share, css, offset in ((reference[i], "ref", 0.1), (current[i], "cur", 0.45)):
             height = HEIGHT * share / top
-            parts.append(f'<rect class="{css}" x="{i * step + offset * step:.1f}" y="{HEIGHT - height:.1f}" '
-                         f'width="{step * 0.45:.1f}" height="{height:.1f}"><title>{html.escape(label)}: '
-                         f'{share:.2%}</title></rect>')
+            parts.append(
+                f'<rect class="{css}" x="{i * step + offset * step:.1f}" y="{HEIGHT - height:.1f}" '
+                f'width="{step * 0.45:.1f}" height="{height:.1f}"><title>{html.escape(label)}: '
+                f"{share:.2%}</title></rect>"
+            )
     parts.append(f'<text x="0" y="{HEIGHT + 13}" font-size="10">{html.escape(labels[0])}</text>')
-    parts.append(f'<text x="{WIDTH}" y="{HEIGHT + 13}" font-size="10" text-anchor="end">'
-                 f'{html.escape(labels[-1])}</text></svg>')
+    parts.append(
+        f'<text x="{WIDTH}" y="{HEIGHT + 13}" font-size="10" text-anchor="end">{html.escape(labels[-1])}</text></svg>'
+    )
     return "".join(parts)
 
 
@@ -79,10 +82,12 @@ def _verdict(drifted: bool) -> str:
 
 def _card(feature: FeatureDrift, title: str = "") -> str:
     reasons = ", ".join(feature.reasons) or "no drift"
-    return (f'<div class="card"><b>{html.escape(title or feature.name)}</b> ({feature.kind}) '
-            f'{_verdict(feature.drifted)}<br><small>{html.escape(reasons)}; {feature.distribution.effect} '
-            f'{_fmt(feature.distribution.effect_size)} (threshold {_fmt(feature.distribution.threshold)})</small>'
-            f'<br>{_svg(feature)}</div>')
+    return (
+        f'<div class="card"><b>{html.escape(title or feature.name)}</b> ({feature.kind}) '
+        f"{_verdict(feature.drifted)}<br><small>{html.escape(reasons)}; {feature.distribution.effect} "
+        f"{_fmt(feature.distribution.effect_size)} (threshold {_fmt(feature.distribution.threshold)})</small>"
+        f"<br>{_svg(feature)}</div>"
+    )
 
 
 def render_html(report: DriftReport, title: str = "driftgate drift report") -> str:
@@ -98,16 +103,20 @@ def render_html(report: DriftReport, title: str = "driftgate drift report") -> s
     )
     multivariate = ""
     if report.multivariate is not None:
-        items = "".join(f"<li>{t.aspect}: {t.effect} {_fmt(t.effect_size)} (threshold {_fmt(t.threshold)}), "
-                        f"p adjusted {_fmt(t.p_value_adjusted)} {_verdict(t.drifted)}</li>"
-                        for t in report.multivariate.subtests)
+        items = "".join(
+            f"<li>{t.aspect}: {t.effect} {_fmt(t.effect_size)} (threshold {_fmt(t.threshold)}), "
+            f"p adjusted {_fmt(t.p_value_adjusted)} {_verdict(t.drifted)}</li>"
+            for t in report.multivariate.subtests
+        )
         items = items or f"<li>{html.escape(report.multivariate.note)}</li>"
         multivariate = f"<h2>Multivariate</h2><ul>{items}</ul>"
     prediction = f"<h2>Prediction</h2>{_card(report.prediction)}" if report.prediction else ""
     performance = ""
     if report.performance:
-        items = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
-                        for k, v in report.performance.items())
+        items = "".join(
+            f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+            for k, v in report.performance.items()
+        )
         performance = f"<h2>Performance</h2><table>{items}</table>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{STYLE}</style></head>
@@ -120,6 +129,6 @@ def render_html(report: DriftReport, title: str = "driftgate drift report") -> s
 {multivariate}{prediction}{performance}
 <h2>Distributions</h2><p class="legend"><span style="background:#90a4ae"></span>reference
 <span style="background:#ef6c00"></span>current</p>
-{''.join(_card(f) for f in report.features)}
+{"".join(_card(f) for f in report.features)}
 </body></html>
 """

@@ -27,8 +27,9 @@ CHECKS_PER_STEP = 2048  # checks evaluated together, bounds the (checks x splits
 
 
 class ADWIN(DriftDetector):
-    def __init__(self, delta: float = 0.002, clock: int = 32, min_window_length: int = 5,
-                 grace_period: int = 10) -> None:
+    def __init__(
+        self, delta: float = 0.002, clock: int = 32, min_window_length: int = 5, grace_period: int = 10
+    ) -> None:
         super().__init__()
         if not 0 < delta < 1:
             raise InvalidInput(f"delta must be in (0, 1). Got {delta} instead.")

@@ -27,8 +27,15 @@ MIN_SCALE = 1e-12  # keeps a constant stream's first change finite rather than a
 
 
 class PageHinkley(DriftDetector):
-    def __init__(self, min_instances: int = 30, delta: float = 0.25, threshold: float = 25.0, alpha: float = 1.0,
-                 mode: str = "both", scale: float | None = None) -> None:
+    def __init__(
+        self,
+        min_instances: int = 30,
+        delta: float = 0.25,
+        threshold: float = 25.0,
+        alpha: float = 1.0,
+        mode: str = "both",
+        scale: float | None = None,
+    ) -> None:
         super().__init__()
         if mode not in ("up", "down", "both"):
             raise InvalidInput(f"mode must be 'up', 'down' or 'both'. Got {mode!r} instead.")
@@ -55,12 +62,18 @@ class PageHinkley(DriftDetector):
         if self.scale is not None:
             return np.asarray(self.scale, dtype=np.float64)
         n_arr = np.asarray(n, dtype=np.float64)
-        variance = np.divide(np.asarray(total_sq) - np.asarray(total) ** 2 / n_arr, n_arr - 1,
-                             out=np.zeros_like(n_arr), where=n_arr > 1)
+        variance = np.divide(
+            np.asarray(total_sq) - np.asarray(total) ** 2 / n_arr, n_arr - 1, out=np.zeros_like(n_arr), where=n_arr > 1
+        )
         return np.maximum(np.sqrt(np.maximum(variance, 0.0)), MIN_SCALE)
 
-    def _tests(self, increase: float | np.ndarray, min_increase: float | np.ndarray,
-               decrease: float | np.ndarray, max_decrease: float | np.ndarray) -> np.ndarray:
+    def _tests(
+        self,
+        increase: float | np.ndarray,
+        min_increase: float | np.ndarray,
+        decrease: float | np.ndarray,
+        max_decrease: float | np.ndarray,
+    ) -> np.ndarray:
         up = np.asarray(increase) - np.asarray(min_increase) > self.threshold
         down = np.asarray(max_decrease) - np.asarray(decrease) > self.threshold
         return up if self.mode == "up" else down if self.mode == "down" else up | down
@@ -80,8 +93,9 @@ class PageHinkley(DriftDetector):
         self._min_increase = min(self._min_increase, self._sum_increase)
         self._max_decrease = max(self._max_decrease, self._sum_decrease)
         if self._n >= self.min_instances:
-            self._drift_detected = bool(self._tests(self._sum_increase, self._min_increase,
-                                                    self._sum_decrease, self._max_decrease))
+            self._drift_detected = bool(
+                self._tests(self._sum_increase, self._min_increase, self._sum_decrease, self._max_decrease)
+            )
         return self._drift_detected
 
     def _scan(self, values: np.ndarray) -> int:

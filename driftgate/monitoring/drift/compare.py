@@ -51,8 +51,7 @@ def compare(
         )
     set_aside = {name for name in (prediction, target) if name}
     features = [
-        evaluate_feature(spec, profile.reference.features[name], sketch.features[name], settings,
-                         (raw or {}).get(name))
+        evaluate_feature(spec, profile.reference.features[name], sketch.features[name], settings, (raw or {}).get(name))
         for name, spec in profile.specs.items()
         if name not in set_aside and name in sketch.features and name in profile.reference.features
     ]
@@ -66,8 +65,13 @@ def compare(
 
     prediction_drift = None
     if prediction and prediction in sketch.features and prediction in profile.reference.features:
-        prediction_drift = evaluate_feature(profile.specs[prediction], profile.reference.features[prediction],
-                                            sketch.features[prediction], settings, (raw or {}).get(prediction))
+        prediction_drift = evaluate_feature(
+            profile.specs[prediction],
+            profile.reference.features[prediction],
+            sketch.features[prediction],
+            settings,
+            (raw or {}).get(prediction),
+        )
         apply_correction(prediction_drift.subtests, settings)
 
     n_drifted = sum(feature.drifted for feature in features)
@@ -118,8 +122,9 @@ def compare_frames(
         current_columns.get(target) if target else None,
         current_columns.get(prediction) if prediction else None,
     )
-    return compare(profile, sketch, settings, current_shared if multivariate else None, prediction, target,
-                   performance, raw)
+    return compare(
+        profile, sketch, settings, current_shared if multivariate else None, prediction, target, performance, raw
+    )
 
 
 def _finite(name: str, values: np.ndarray) -> np.ndarray:

@@ -88,13 +88,25 @@ def evaluate_feature(
     drift.rates["current_missing_rate"] = current.missing / n_cur_all if n_cur_all else 0.0
     if reference.missing or current.missing:
         shift = st.proportion_shift(reference.missing, n_ref_all, current.missing, n_cur_all)
-        drift.missing_rate = Subtest("missing_rate", "two_proportion_z", shift.p_value, "cohens_h", shift.cohens_h,
-                                     settings.threshold("cohens_h"))
+        drift.missing_rate = Subtest(
+            "missing_rate",
+            "two_proportion_z",
+            shift.p_value,
+            "cohens_h",
+            shift.cohens_h,
+            settings.threshold("cohens_h"),
+        )
     return drift
 
 
-def _numeric(spec: FeatureSpec, binning: NumericBinning, reference: NumericSketch, current: NumericSketch,
-             settings: DriftSettings, raw: tuple[np.ndarray, np.ndarray] | None) -> FeatureDrift:
+def _numeric(
+    spec: FeatureSpec,
+    binning: NumericBinning,
+    reference: NumericSketch,
+    current: NumericSketch,
+    settings: DriftSettings,
+    raw: tuple[np.ndarray, np.ndarray] | None,
+) -> FeatureDrift:
     if raw is not None:
         comparison = st.two_sample_numeric(*raw)
     else:
@@ -109,22 +121,42 @@ def _numeric(spec: FeatureSpec, binning: NumericBinning, reference: NumericSketc
         "jensen_shannon": st.jensen_shannon_distance(reference.counts, current.counts),
     }
     method = settings.numeric_method
-    distribution = Subtest("distribution", "ks", comparison.ks_p_value, method, measures[method],
-                           settings.threshold(method))
+    distribution = Subtest(
+        "distribution", "ks", comparison.ks_p_value, method, measures[method], settings.threshold(method)
+    )
     statistics = dict(measures)
     if raw is None:
         statistics["ks_error_bound"] = comparison.ks_error_bound
         statistics["wasserstein_error_bound"] = comparison.wasserstein_error_bound / scale
-    statistics.update(reference_mean=reference.mean, current_mean=current.mean, reference_std=reference_std,
-                      current_std=float(np.sqrt(current.variance)))
-    histogram = {"edges": binning.edges.tolist(), "reference": reference.counts.tolist(),
-                 "current": current.counts.tolist()}
-    return FeatureDrift(spec.name, spec.kind.value, distribution, statistics=statistics,
-                        n_reference=reference.count, n_current=current.count, histogram=histogram)
+    statistics.update(
+        reference_mean=reference.mean,
+        current_mean=current.mean,
+        reference_std=reference_std,
+        current_std=float(np.sqrt(current.variance)),
+    )
+    histogram = {
+        "edges": binning.edges.tolist(),
+        "reference": reference.counts.tolist(),
+        "current": current.counts.tolist(),
+    }
+    return FeatureDrift(
+        spec.name,
+        spec.kind.value,
+        distribution,
+        statistics=statistics,
+        n_reference=reference.count,
+        n_current=current.count,
+        histogram=histogram,
+    )
 
 
-def _categorical(spec: FeatureSpec, binning: CategoricalBinning, reference: CategoricalSketch,
-                 current: CategoricalSketch, settings: DriftSettings) -> FeatureDrift:
+def _categorical(
+    spec: FeatureSpec,
+    binning: CategoricalBinning,
+    reference: CategoricalSketch,
+    current: CategoricalSketch,
+    settings: DriftSettings,
+) -> FeatureDrift:
     # The distances use the pooled table of the chi-square test too: on hundreds of sparse levels
     # raw distances are inflated by sampling noise alone.
     chi = st.chi_square(reference.counts, current.counts, pool_last=binning.complete)
@@ -137,10 +169,19 @@ def _categorical(spec: FeatureSpec, binning: CategoricalBinning, reference: Cate
     method = settings.categorical_method
     distribution = Subtest("distribution", "chi2", chi.p_value, method, measures[method], settings.threshold(method))
     statistics = {**measures, "chi2": chi.statistic, "chi2_dof": float(chi.dof)}
-    drift = FeatureDrift(spec.name, spec.kind.value, distribution, statistics=statistics,
-                         n_reference=reference.count, n_current=current.count,
-                         histogram={"levels": [*binning.levels, "(other)"], "reference": reference.counts.tolist(),
-                                    "current": current.counts.tolist()})
+    drift = FeatureDrift(
+        spec.name,
+        spec.kind.value,
+        distribution,
+        statistics=statistics,
+        n_reference=reference.count,
+        n_current=current.count,
+        histogram={
+            "levels": [*binning.levels, "(other)"],
+            "reference": reference.counts.tolist(),
+            "current": current.counts.tolist(),
+        },
+    )
     unseen_ref, unseen_cur = int(reference.counts[-1]), int(current.counts[-1])
     drift.rates["unseen_rate"] = unseen_cur / current.count if current.count else 0.0
     if binning.complete and unseen_cur > 0:
@@ -151,9 +192,14 @@ def _categorical(spec: FeatureSpec, binning: CategoricalBinning, reference: Cate
         singletons = int(np.sum(reference.counts[:-1] == 1)) + unseen_ref
         shift = st.proportion_shift(singletons, reference.count, unseen_cur, current.count)
         rising = shift.current_rate > shift.reference_rate
-        drift.unseen_categories = Subtest("unseen_categories", "good_turing_z", shift.p_value if rising else 1.0,
-                                          "cohens_h", shift.cohens_h if rising else 0.0,
-                                          settings.threshold("cohens_h"))
+        drift.unseen_categories = Subtest(
+            "unseen_categories",
+            "good_turing_z",
+            shift.p_value if rising else 1.0,
+            "cohens_h",
+            shift.cohens_h if rising else 0.0,
+            settings.threshold("cohens_h"),
+        )
         drift.unseen_examples = current.unseen_examples
     return drift
 

@@ -93,15 +93,16 @@ def domain_classifier(reference: np.ndarray, current: np.ndarray, folds: int = 5
     return auc, float(stats.norm.sf(z))
 
 
-def pca_reconstruction(reference: np.ndarray, current: np.ndarray, explained: float = 0.9,
-                       seed: int = 0) -> tuple[float, float]:
+def pca_reconstruction(
+    reference: np.ndarray, current: np.ndarray, explained: float = 0.9, seed: int = 0
+) -> tuple[float, float]:
     """Ratio of current to held-out reference PCA reconstruction error, and a one-sided p-value.
 
     PCA is fitted (SVD) on half of the reference rows; the other half gives the error expected
     without drift, so the ratio is about 1 when nothing changed. The p-value is Mann-Whitney's.
     """
     order = np.random.default_rng(seed).permutation(len(reference))
-    fit_rows, held_out = reference[order[: len(order) // 2]], reference[order[len(order) // 2:]]
+    fit_rows, held_out = reference[order[: len(order) // 2]], reference[order[len(order) // 2 :]]
     centre = fit_rows.mean(axis=0)
     _, singular, components = np.linalg.svd(fit_rows - centre, full_matrices=False)
     share = np.cumsum(singular**2) / max(float(np.sum(singular**2)), 1e-300)
@@ -117,8 +118,9 @@ def pca_reconstruction(reference: np.ndarray, current: np.ndarray, explained: fl
     return ratio, p_value
 
 
-def multivariate_drift(profile: ReferenceProfile, current_sample: Mapping[str, np.ndarray],
-                       max_rows: int = 2_000, seed: int = 0) -> MultivariateDrift:
+def multivariate_drift(
+    profile: ReferenceProfile, current_sample: Mapping[str, np.ndarray], max_rows: int = 2_000, seed: int = 0
+) -> MultivariateDrift:
     """Both tests on the profile's reference sample versus up to `max_rows` current rows.
 
     Returned subtests are undecided: `compare` puts their p-values in the correction family.
@@ -134,6 +136,7 @@ def multivariate_drift(profile: ReferenceProfile, current_sample: Mapping[str, n
     auc, auc_p = domain_classifier(reference, current, seed=seed)
     result.domain_classifier = Subtest("domain_classifier", "mann_whitney_auc", auc_p, "auc", auc, AUC_THRESHOLD)
     ratio, ratio_p = pca_reconstruction(reference, current, seed=seed)
-    result.pca_reconstruction = Subtest("pca_reconstruction", "mann_whitney", ratio_p, "error_ratio", ratio,
-                                        RECONSTRUCTION_THRESHOLD)
+    result.pca_reconstruction = Subtest(
+        "pca_reconstruction", "mann_whitney", ratio_p, "error_ratio", ratio, RECONSTRUCTION_THRESHOLD
+    )
     return result

@@ -70,8 +70,12 @@ class ReferenceProfile:
     Build with `fit` from in-memory columns, or with `from_parts` when the reference was streamed.
     """
 
-    def __init__(self, specs: Mapping[str, FeatureSpec], reference: WindowSketch | None = None,
-                 sample: Mapping[str, np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        specs: Mapping[str, FeatureSpec],
+        reference: WindowSketch | None = None,
+        sample: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
         self.specs = dict(specs)
         self.profile_id = _fingerprint(self.specs)
         self.reference = reference if reference is not None else WindowSketch(self.profile_id, 0, {})
@@ -104,8 +108,9 @@ class ReferenceProfile:
         return cls(specs, profile.sketch(arrays), {name: values[picked] for name, values in arrays.items()})
 
     @classmethod
-    def from_parts(cls, specs: Mapping[str, FeatureSpec], reference: WindowSketch,
-                   sample: Mapping[str, np.ndarray] | None = None) -> ReferenceProfile:
+    def from_parts(
+        cls, specs: Mapping[str, FeatureSpec], reference: WindowSketch, sample: Mapping[str, np.ndarray] | None = None
+    ) -> ReferenceProfile:
         """Assemble a profile whose reference sketch was built chunk by chunk (see `io`)."""
         return cls(specs, reference, sample)
 
@@ -133,8 +138,11 @@ class ReferenceProfile:
         sample = {}
         for name, values in data.get("sample", {}).items():
             kind = specs[name].kind if name in specs else FeatureKind.CATEGORICAL
-            sample[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64) \
-                if kind is FeatureKind.NUMERIC else np.array(values, dtype=object)
+            sample[name] = (
+                np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+                if kind is FeatureKind.NUMERIC
+                else np.array(values, dtype=object)
+            )
         return cls(specs, WindowSketch.from_dict(data["reference"]), sample)
 
 
@@ -151,8 +159,10 @@ def _kind(name: str, values: np.ndarray, feature_types: Mapping[str, str] | None
 
 def _as_float(name: str, values: np.ndarray) -> np.ndarray:
     try:
-        return np.asarray(values, dtype=np.float64) if values.dtype.kind != "O" else np.array(
-            [np.nan if v is None else v for v in values], dtype=np.float64
+        return (
+            np.asarray(values, dtype=np.float64)
+            if values.dtype.kind != "O"
+            else np.array([np.nan if v is None else v for v in values], dtype=np.float64)
         )
     except (TypeError, ValueError):
         raise InvalidInput(

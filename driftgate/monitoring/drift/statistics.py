@@ -148,8 +148,9 @@ class ChiSquare:
     table: np.ndarray  # the 2 x k table after pooling; rows are reference and current
 
 
-def chi_square(reference_counts: np.ndarray, current_counts: np.ndarray, min_expected: float = 5.0,
-               pool_last: bool = False) -> ChiSquare:
+def chi_square(
+    reference_counts: np.ndarray, current_counts: np.ndarray, min_expected: float = 5.0, pool_last: bool = False
+) -> ChiSquare:
     """Chi-square test of homogeneity on a 2 x k table, rare cells pooled first.
 
     Cells whose expected count is under `min_expected` are pooled, rarest (by pooled count) first,
@@ -159,8 +160,9 @@ def chi_square(reference_counts: np.ndarray, current_counts: np.ndarray, min_exp
     there by construction): it is pooled with the reference's rare levels before anything else.
     Without pooling it equals `scipy.stats.chi2_contingency(..., correction=False)`.
     """
-    table = _pool_sparse_cells(np.asarray(reference_counts, float), np.asarray(current_counts, float), min_expected,
-                               pool_last)
+    table = _pool_sparse_cells(
+        np.asarray(reference_counts, float), np.asarray(current_counts, float), min_expected, pool_last
+    )
     total = table.sum()
     if table.shape[1] < 2 or total == 0 or np.any(table.sum(axis=1) == 0):
         return ChiSquare(0.0, 1.0, 0, 0.0, table)
