@@ -13,8 +13,8 @@ counts in them are exact, which is all the tests need.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,25 +36,59 @@ BATCH_ROWS = 131_072
 
 
 def iter_batches(
-    path: str | Path, batch_rows: int = BATCH_ROWS, schema: pa.Schema | None = None
+    path: str | Path,
+    batch_rows: int = BATCH_ROWS,
+    schema: pa.Schema | None = None,
+    columns: Sequence[str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Record batches of a `.parquet` / `.pq` or `.csv` file; `schema` pins CSV column types."""
+    """Record batches of a `.parquet` / `.pq` or `.csv` file; `schema` pins CSV column types and
+    `columns` reads only those columns.
+
+    Parquet text columns arrive dictionary-encoded (as Parquet stores them): counting categories then
+    costs one pass over small integer codes instead of hashing every string.
+    """
+    path = _existing(path)
+    if _is_parquet(path):
+        # pre_buffer=False: otherwise the reader buffers the column chunks of the whole file ahead.
+        parquet = _parquet_file(path)
+        yield from parquet.iter_batches(batch_size=batch_rows, columns=list(columns) if columns is not None else None)
+    else:
+        include = list(columns) if columns is not None else []
+        convert = pa_csv.ConvertOptions(
+            column_types=schema if schema is not None else {}, include_columns=include, include_missing_columns=False
+        )
+        reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=16 << 20), convert_options=convert)
+        yield from reader
+
+
+def _existing(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise InvalidInput(f"File {str(path)!r} does not exist: give the path of a CSV or Parquet file.")
     suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        # pre_buffer=False: otherwise the reader buffers the column chunks of the whole file ahead.
-        yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=batch_rows)
-    elif suffix in (".csv", ".txt"):
-        convert = pa_csv.ConvertOptions(column_types=schema) if schema is not None else None
-        reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=16 << 20), convert_options=convert)
-        yield from reader
-    else:
+    if suffix not in (".parquet", ".pq", ".csv", ".txt"):
         raise UnsupportedFormat(f"File {path.name!r} must end in .csv or .parquet. Got {suffix!r} instead.")
+    return path
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in (".parquet", ".pq")
+
+
+def _parquet_file(path: Path) -> pq.ParquetFile:
+    text = [
+        f.name
+        for f in pq.read_schema(path)
+        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_binary(f.type)
+    ]
+    return pq.ParquetFile(path, pre_buffer=False, read_dictionary=text or None)
 
 
 def file_schema(path: str | Path) -> pa.Schema:
+    """The Arrow schema of the batches `iter_batches` yields (Parquet: from the footer, no data read)."""
+    path = _existing(path)
+    if _is_parquet(path):
+        return _parquet_file(path).schema_arrow
     return next(iter_batches(path)).schema
 
 
@@ -68,9 +102,19 @@ def _floats(column: pa.Array) -> np.ndarray:
 
 
 def _category_counts(column: pa.Array) -> tuple[list[str], list[int], int]:
-    counted = pc.value_counts(pc.cast(column, pa.string()))
-    values, counts = counted.field("values").to_pylist(), counted.field("counts").to_pylist()
-    present = [(value, count) for value, count in zip(values, counts, strict=True) if value is not None]
+    if pa.types.is_dictionary(column.type):
+        # Count the codes, then spell out only the distinct values (duplicates in a dictionary are
+        # harmless: callers add up counts per value).
+        counted = pc.value_counts(column)
+        values = pc.cast(counted.field("values").dictionary_decode(), pa.string())
+    else:
+        counted = pc.value_counts(pc.cast(column, pa.string()))
+        values = counted.field("values")
+    present = [
+        (value, count)
+        for value, count in zip(values.to_pylist(), counted.field("counts").to_pylist(), strict=True)
+        if value is not None
+    ]
     return [v for v, _ in present], [c for _, c in present], column.null_count
 
 
@@ -80,35 +124,74 @@ def _values(column: pa.Array, kind: FeatureKind) -> np.ndarray:
     return pc.cast(column, pa.string()).to_numpy(zero_copy_only=False)
 
 
-@dataclass
 class RowSample:
-    """Uniform sample of rows without replacement: the rows with the `size` smallest random keys."""
+    """Uniform sample of rows without replacement: the rows with the `size` smallest random keys,
+    in key order (so any prefix is itself a uniform sample).
 
-    size: int
-    seed: int = 0
-    keys: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    Candidates are buffered and cut back to `size` rows only when the buffer doubles; a batch
+    offers at most its own `size` smallest keys, and only those rows are converted to numpy.
+    """
 
-    def __post_init__(self) -> None:
-        self._rng = np.random.default_rng(self.seed)
+    def __init__(self, size: int, seed: int = 0) -> None:
+        self.size, self.seed = size, seed
+        self._rng = np.random.default_rng(seed)
+        self._keys: list[np.ndarray] = []
+        self._parts: dict[str, list[np.ndarray]] = {}
+        self._buffered = 0
+        self._threshold = math.inf  # a key at or above this cannot enter any more
+        self._settled = True
 
     def add(self, batch: pa.RecordBatch, kinds: dict[str, FeatureKind]) -> None:
         """Offer every row of `batch`; only rows that can enter the sample are converted to numpy."""
         keys = self._rng.random(batch.num_rows)
-        if self.keys.size >= self.size:  # full: a row enters only if its key beats the largest kept key
-            candidates = np.flatnonzero(keys < self.keys[-1])
-            batch, keys = batch.take(pa.array(candidates)), keys[candidates]
-        new = {name: _values(batch.column(name), kind) for name, kind in kinds.items()}
-        keys = np.concatenate([self.keys, keys])
+        chosen = np.flatnonzero(keys < self._threshold) if self._threshold < math.inf else None
+        if (keys.size if chosen is None else chosen.size) > self.size:  # beyond its own bottom `size`: never kept
+            pool = keys if chosen is None else keys[chosen]
+            bottom = np.argpartition(pool, self.size - 1)[: self.size]
+            chosen = np.sort(bottom if chosen is None else chosen[bottom])
+        if chosen is not None:
+            keys = keys[chosen]
+        for name, kind in kinds.items():
+            self._parts.setdefault(name, []).append(_rows(batch.column(name), kind, chosen))
+        self._keys.append(keys)
+        self._buffered += keys.size
+        self._settled = False
+        if self._buffered >= 2 * self.size:
+            self._settle()
+
+    def _settle(self) -> None:
+        if self._settled:
+            return
+        keys = np.concatenate(self._keys) if self._keys else np.zeros(0)
         keep = np.argpartition(keys, self.size)[: self.size] if keys.size > self.size else np.arange(keys.size)
-        keep = keep[np.argsort(keys[keep])]  # key order: any prefix is itself a uniform sample
-        self.keys = keys[keep]
-        self.columns = {
-            name: np.concatenate([self.columns.get(name, values[:0]), values])[keep] for name, values in new.items()
-        }
+        keep = keep[np.argsort(keys[keep])]  # key order
+        self._keys = [keys[keep]]
+        self._parts = {name: [np.concatenate(parts)[keep]] for name, parts in self._parts.items()}
+        self._buffered = keep.size
+        if keep.size >= self.size:
+            self._threshold = float(keys[keep[-1]])
+        self._settled = True
+
+    @property
+    def keys(self) -> np.ndarray:
+        self._settle()
+        return self._keys[0] if self._keys else np.zeros(0)
+
+    @property
+    def columns(self) -> dict[str, np.ndarray]:
+        self._settle()
+        return {name: parts[0] for name, parts in self._parts.items()}
 
     def head(self, rows: int) -> dict[str, np.ndarray]:
         return {name: values[:rows] for name, values in self.columns.items()}
+
+
+def _rows(column: pa.Array, kind: FeatureKind, rows: np.ndarray | None) -> np.ndarray:
+    """`_values` of the given rows (all when None) of one column."""
+    if kind is FeatureKind.NUMERIC:
+        values = _floats(column)
+        return values if rows is None else values[rows]
+    return _values(column if rows is None else column.take(pa.array(rows)), kind)
 
 
 def profile_file(
@@ -131,11 +214,15 @@ def profile_file(
     numeric_kinds = {name: kind for name, kind in kinds.items() if kind is FeatureKind.NUMERIC}
     edge_sample, row_sample = RowSample(edge_sample_rows), RowSample(max(sample_rows, 1), seed=2)
     category_totals: dict[str, dict[str, int]] = {n: {} for n, k in kinds.items() if k is FeatureKind.CATEGORICAL}
+    category_missing = dict.fromkeys(category_totals, 0)
+    rows = 0
     for batch in iter_batches(path, batch_rows, schema):
+        rows += batch.num_rows
         edge_sample.add(batch, numeric_kinds)
         row_sample.add(batch, kinds)
         for name, totals in category_totals.items():
-            values, counts, _ = _category_counts(batch.column(name))
+            values, counts, missing = _category_counts(batch.column(name))
+            category_missing[name] += missing
             for value, count in zip(values, counts, strict=True):
                 totals[value] = totals.get(value, 0) + count
     specs: dict[str, FeatureSpec] = {}
@@ -146,8 +233,22 @@ def profile_file(
             totals = category_totals[name]
             binning = CategoricalBinning.fit(list(totals), list(totals.values()), max_levels)
             specs[name] = FeatureSpec(name, kind, binning)
+    # The category counts of pass 1 are exact and final; only the numeric columns are read again,
+    # to count them into the bins that pass 1's sample fixed.
+    features: dict[str, FeatureSketch] = {}
+    if numeric_kinds:
+        numeric = ReferenceProfile({name: specs[name] for name in numeric_kinds})
+        counted, _, _ = sketch_file(numeric, path, sample_rows=0, batch_rows=batch_rows, columns=list(numeric_kinds))
+        features.update(counted.features)
+    for name in category_totals:
+        binning = specs[name].binning
+        assert isinstance(binning, CategoricalBinning)
+        totals = category_totals[name]
+        features[name] = CategoricalSketch.of_counts(
+            binning, list(totals), list(totals.values()), category_missing[name]
+        )
     skeleton = ReferenceProfile(specs)
-    reference, _, _ = sketch_file(skeleton, path, sample_rows=0, batch_rows=batch_rows)
+    reference = WindowSketch(skeleton.profile_id, rows, {name: features[name] for name in sorted(features)})
     return ReferenceProfile.from_parts(specs, reference, row_sample.head(sample_rows))
 
 
@@ -172,14 +273,15 @@ def sketch_file(
     sample_rows: int = 2_000,
     keep_columns: Sequence[str] = (),
     batch_rows: int = BATCH_ROWS,
+    columns: Sequence[str] | None = None,
 ) -> tuple[WindowSketch, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Sketch a whole file; also return a row sample and the full values of `keep_columns`
-    (e.g. the target and prediction for performance metrics)."""
+    (e.g. the target and prediction for performance metrics). `columns`: read only these."""
     schema = file_schema(path)
     sketch = WindowSketch(profile.profile_id, 0, {})
     sample = RowSample(max(sample_rows, 1), seed=1)
     kept: dict[str, list[np.ndarray]] = {name: [] for name in keep_columns if name in schema.names}
-    for batch in iter_batches(path, batch_rows, schema):
+    for batch in iter_batches(path, batch_rows, schema, columns):
         sketch = sketch.merge(sketch_batch(profile, batch))
         if sample_rows:
             sample.add(batch, {name: spec.kind for name, spec in profile.specs.items() if name in batch.schema.names})

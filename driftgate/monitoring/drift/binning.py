@@ -25,6 +25,9 @@ from driftgate.errors import InvalidInput
 # Extra reference quantiles in the tails: they keep the sketch's Wasserstein error small where a
 # plain 1 %-wide outer bin would stretch from the 99th percentile to the maximum.
 TAIL_QUANTILES = (0.001, 0.005, 0.995, 0.999)
+# From this many values on, `NumericBinning.count` sorts them and searches the edges in them
+# instead of searching every value in the edges (same counts, see `count_sorted`).
+SORT_COUNT_MIN_ROWS = 256
 
 
 class FeatureKind(StrEnum):
@@ -55,7 +58,21 @@ class NumericBinning:
     def count(self, values: np.ndarray) -> np.ndarray:
         """Counts per bin of the finite values (NaN and +-inf are the caller's missing values)."""
         finite = values[np.isfinite(values)]
-        return np.bincount(np.searchsorted(self.edges, finite, side="left"), minlength=self.n_bins).astype(np.int64)
+        if finite.size < SORT_COUNT_MIN_ROWS:
+            return np.bincount(np.searchsorted(self.edges, finite, side="left"), minlength=self.n_bins).astype(np.int64)
+        return self.count_sorted(np.sort(finite))
+
+    def count_sorted(self, ordered: np.ndarray) -> np.ndarray:
+        """Counts per bin of finite values already sorted ascending: one binary search per edge.
+
+        Same counts as binning each value (bin i holds `edges[i-1] < x <= edges[i]`), but a
+        vectorised sort plus ~100 searches is several times faster than ~100k unordered searches.
+        """
+        at_or_below = np.empty(self.n_bins + 1, dtype=np.int64)
+        at_or_below[0] = 0
+        at_or_below[1:-1] = np.searchsorted(ordered, self.edges, side="right")
+        at_or_below[-1] = ordered.size
+        return np.diff(at_or_below)
 
     def to_dict(self) -> dict[str, Any]:
         return {"edges": self.edges.tolist()}

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from driftgate.errors import InvalidInput
-from driftgate.monitoring.drift.binning import CategoricalBinning, NumericBinning
+from driftgate.monitoring.drift.binning import SORT_COUNT_MIN_ROWS, CategoricalBinning, NumericBinning
 
 # How many unseen category values a sketch keeps as examples: the smallest ones in string order,
 # because "the k smallest of a union" is exactly mergeable, unlike "the k most frequent".
@@ -46,18 +46,26 @@ class NumericSketch:
     @classmethod
     def of(cls, binning: NumericBinning, values: np.ndarray) -> NumericSketch:
         values = np.asarray(values, dtype=np.float64)
-        finite = values[np.isfinite(values)]
+        is_finite = np.isfinite(values)
+        finite = values if is_finite.all() else values[is_finite]
         if finite.size == 0:
             return cls(np.zeros(binning.n_bins, np.int64), missing=int(values.size))
         mean = float(finite.mean())
+        deviations = finite - mean
+        np.square(deviations, out=deviations)  # in place: the same sum as np.sum((finite - mean) ** 2)
+        if finite.size >= SORT_COUNT_MIN_ROWS:
+            ordered = np.sort(finite)
+            counts, minimum, maximum = binning.count_sorted(ordered), ordered[0], ordered[-1]
+        else:
+            counts, minimum, maximum = binning.count(finite), finite.min(), finite.max()
         return cls(
-            counts=binning.count(finite),
+            counts=counts,
             missing=int(values.size - finite.size),
             count=int(finite.size),
             mean=mean,
-            m2=float(np.sum((finite - mean) ** 2)),
-            minimum=float(finite.min()),
-            maximum=float(finite.max()),
+            m2=float(np.sum(deviations)),
+            minimum=float(minimum),
+            maximum=float(maximum),
         )
 
     @property
