@@ -14,8 +14,11 @@ counts in them are exact, which is all the tests need.
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -29,7 +32,13 @@ from driftgate.monitoring.drift.compare import compare
 from driftgate.monitoring.drift.evaluate import DriftSettings
 from driftgate.monitoring.drift.profile import FeatureSpec, ReferenceProfile
 from driftgate.monitoring.drift.report import DriftReport
-from driftgate.monitoring.drift.sketches import CategoricalSketch, FeatureSketch, NumericSketch, WindowSketch
+from driftgate.monitoring.drift.sketches import (
+    CategoricalSketch,
+    FeatureSketch,
+    NumericSketch,
+    NumericSummary,
+    WindowSketch,
+)
 from driftgate.monitoring.performance import performance_report
 
 BATCH_ROWS = 131_072
@@ -141,8 +150,13 @@ class RowSample:
         self._threshold = math.inf  # a key at or above this cannot enter any more
         self._settled = True
 
-    def add(self, batch: pa.RecordBatch, kinds: dict[str, FeatureKind]) -> None:
-        """Offer every row of `batch`; only rows that can enter the sample are converted to numpy."""
+    def add(
+        self, batch: pa.RecordBatch, kinds: dict[str, FeatureKind], floats: dict[str, np.ndarray] | None = None
+    ) -> None:
+        """Offer every row of `batch`; only rows that can enter the sample are converted to numpy.
+
+        floats: numeric columns of the batch already converted with `_floats` (reused, not redone).
+        """
         keys = self._rng.random(batch.num_rows)
         chosen = np.flatnonzero(keys < self._threshold) if self._threshold < math.inf else None
         if (keys.size if chosen is None else chosen.size) > self.size:  # beyond its own bottom `size`: never kept
@@ -152,7 +166,12 @@ class RowSample:
         if chosen is not None:
             keys = keys[chosen]
         for name, kind in kinds.items():
-            self._parts.setdefault(name, []).append(_rows(batch.column(name), kind, chosen))
+            known = floats.get(name) if floats is not None and kind is FeatureKind.NUMERIC else None
+            if known is not None:
+                part = known if chosen is None else known[chosen]
+            else:
+                part = _rows(batch.column(name), kind, chosen)
+            self._parts.setdefault(name, []).append(part)
         self._keys.append(keys)
         self._buffered += keys.size
         self._settled = False
@@ -202,8 +221,13 @@ def profile_file(
     sample_rows: int = 2_000,
     edge_sample_rows: int = 100_000,
     batch_rows: int = BATCH_ROWS,
+    spill_bytes: int | None = None,
 ) -> ReferenceProfile:
-    """Fit a `ReferenceProfile` from a file in two streaming passes."""
+    """Fit a `ReferenceProfile` from a file in one streaming pass (see `SortedSpill`).
+
+    spill_bytes: disk budget for the sorted numeric values (default: `SPILL_LIMIT` or half the free
+    space of the temporary directory); 0 reads the numeric columns twice instead.
+    """
     schema = file_schema(path)
     kinds = {
         f.name: FeatureKind(feature_types[f.name]) if feature_types and f.name in feature_types else _kind(f.type)
@@ -216,30 +240,51 @@ def profile_file(
     category_totals: dict[str, dict[str, int]] = {n: {} for n, k in kinds.items() if k is FeatureKind.CATEGORICAL}
     category_missing = dict.fromkeys(category_totals, 0)
     rows = 0
-    for batch in iter_batches(path, batch_rows, schema):
-        rows += batch.num_rows
-        edge_sample.add(batch, numeric_kinds)
-        row_sample.add(batch, kinds)
-        for name, totals in category_totals.items():
-            values, counts, missing = _category_counts(batch.column(name))
-            category_missing[name] += missing
-            for value, count in zip(values, counts, strict=True):
-                totals[value] = totals.get(value, 0) + count
-    specs: dict[str, FeatureSpec] = {}
-    for name, kind in kinds.items():
-        if kind is FeatureKind.NUMERIC:
-            specs[name] = FeatureSpec(name, kind, NumericBinning.fit(edge_sample.columns[name], n_bins))
-        else:
-            totals = category_totals[name]
-            binning = CategoricalBinning.fit(list(totals), list(totals.values()), max_levels)
-            specs[name] = FeatureSpec(name, kind, binning)
-    # The category counts of pass 1 are exact and final; only the numeric columns are read again,
-    # to count them into the bins that pass 1's sample fixed.
-    features: dict[str, FeatureSketch] = {}
-    if numeric_kinds:
-        numeric = ReferenceProfile({name: specs[name] for name in numeric_kinds})
-        counted, _, _ = sketch_file(numeric, path, sample_rows=0, batch_rows=batch_rows, columns=list(numeric_kinds))
-        features.update(counted.features)
+    # The bin edges are known only at the end of the pass, so each batch's numeric columns are
+    # summarised now and their sorted finite values wait in a temporary file to be counted into
+    # the bins afterwards: the reference is read once. Past `spill_bytes` the file is dropped and
+    # the numeric columns are read a second time instead (same counts either way).
+    with SortedSpill(spill_bytes if spill_bytes is not None else _spill_budget()) as spill:
+        summaries: list[dict[str, tuple[int, NumericSummary]]] = []
+        for batch in iter_batches(path, batch_rows, schema):
+            rows += batch.num_rows
+            floats = {name: _floats(batch.column(name)) for name in numeric_kinds}
+            edge_sample.add(batch, numeric_kinds, floats)
+            row_sample.add(batch, kinds, floats)
+            for name, totals in category_totals.items():
+                values, counts, missing = _category_counts(batch.column(name))
+                category_missing[name] += missing
+                for value, count in zip(values, counts, strict=True):
+                    totals[value] = totals.get(value, 0) + count
+            if spill.open:
+                parts = {}
+                for name, values in floats.items():
+                    ordered, summary = NumericSketch.summarise(values)
+                    parts[name] = (spill.put(ordered), summary)
+                summaries.append(parts)
+        specs: dict[str, FeatureSpec] = {}
+        for name, kind in kinds.items():
+            if kind is FeatureKind.NUMERIC:
+                specs[name] = FeatureSpec(name, kind, NumericBinning.fit(edge_sample.columns[name], n_bins))
+            else:
+                totals = category_totals[name]
+                binning = CategoricalBinning.fit(list(totals), list(totals.values()), max_levels)
+                specs[name] = FeatureSpec(name, kind, binning)
+        features: dict[str, FeatureSketch] = {}
+        if numeric_kinds and spill.open:
+            # Merged batch by batch in file order, exactly as `sketch_file` merges them.
+            for parts in summaries:
+                for name, (segment, summary) in parts.items():
+                    binning = specs[name].binning
+                    assert isinstance(binning, NumericBinning)
+                    sketch = NumericSketch.from_summary(binning, spill.get(segment), summary)
+                    previous = features.get(name)
+                    features[name] = sketch if previous is None else previous.merge(sketch)  # type: ignore[union-attr]
+        elif numeric_kinds:
+            numeric = ReferenceProfile({name: specs[name] for name in numeric_kinds})
+            counted, _, _ = sketch_file(numeric, path, 0, batch_rows=batch_rows, columns=list(numeric_kinds))
+            features.update(counted.features)
+    # The category counts of the pass are exact and final.
     for name in category_totals:
         binning = specs[name].binning
         assert isinstance(binning, CategoricalBinning)
@@ -250,6 +295,69 @@ def profile_file(
     skeleton = ReferenceProfile(specs)
     reference = WindowSketch(skeleton.profile_id, rows, {name: features[name] for name in sorted(features)})
     return ReferenceProfile.from_parts(specs, reference, row_sample.head(sample_rows))
+
+
+SPILL_LIMIT = 4 << 30  # bytes of sorted reference values kept on disk at most; beyond, read twice
+
+
+def _spill_budget() -> int:
+    try:
+        free = shutil.disk_usage(tempfile.gettempdir()).free
+    except OSError:
+        return 0
+    return min(SPILL_LIMIT, free // 2)
+
+
+class SortedSpill:
+    """Append-only float64 segments in an anonymous temporary file, up to `limit` bytes.
+
+    `put` returns a segment id; once a write would pass the limit (or fails) the spill closes
+    itself, frees the file, and `open` turns False for good: callers then recompute instead.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._file: Any = None
+        self._segments: list[tuple[int, int]] = []
+        self._size = 0
+        self.open = limit > 0
+
+    def __enter__(self) -> SortedSpill:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def put(self, values: np.ndarray) -> int:
+        if not self.open:
+            return -1
+        nbytes = values.size * 8
+        if self._size + nbytes > self.limit:
+            self.close()
+            return -1
+        try:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="driftgate-spill-")  # noqa: SIM115 (closed by close())
+            self._file.write(np.ascontiguousarray(values, dtype=np.float64).data)
+        except OSError:
+            self.close()
+            return -1
+        self._segments.append((self._size, values.size))
+        self._size += nbytes
+        return len(self._segments) - 1
+
+    def get(self, segment: int) -> np.ndarray:
+        offset, count = self._segments[segment]
+        if count == 0:
+            return np.zeros(0)
+        self._file.seek(offset)
+        return np.fromfile(self._file, dtype=np.float64, count=count)
+
+    def close(self) -> None:
+        self.open = False
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def sketch_batch(profile: ReferenceProfile, batch: pa.RecordBatch) -> WindowSketch:

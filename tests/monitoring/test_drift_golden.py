@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from driftgate.monitoring.drift import ReferenceProfile, compare_frames
 from driftgate.monitoring.io import profile_file, report_files, sketch_file
@@ -92,6 +93,21 @@ def assert_close(actual: Any, expected: Any, where: str = "") -> None:
 
 def test_answers_match_the_pinned_golden(tmp_path: Path) -> None:
     assert_close(cases(tmp_path), json.loads(GOLDEN.read_text()))
+
+
+@pytest.mark.parametrize("spill_bytes", [0, 400_000])
+def test_profile_without_or_with_a_full_spill_is_the_same(tmp_path: Path, spill_bytes: int) -> None:
+    # 0: the numeric columns are read twice; 400 kB: the spill fills up after three batches and is dropped.
+    cases(tmp_path)  # writes the files
+    golden = json.loads(GOLDEN.read_text())["profile_sampled_edges"]
+    profile = profile_file(
+        tmp_path / "ref.parquet",
+        sample_rows=100,
+        edge_sample_rows=5_000,
+        batch_rows=BATCH_ROWS,
+        spill_bytes=spill_bytes,
+    )
+    assert_close(json.loads(json.dumps(profile.to_dict(), default=str)), golden)
 
 
 if __name__ == "__main__":
