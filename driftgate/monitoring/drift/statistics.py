@@ -16,7 +16,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special, stats
 
 # Categorical levels rarer than this in the reference are pooled (see `chi_square`).
 RARE_REFERENCE_COUNT = 20
@@ -44,6 +43,8 @@ def ks_p_value(statistic: float, n_reference: int, n_current: int) -> float:
     """Two-sided asymptotic KS p-value, as `scipy.stats.ks_2samp(method="asymp")` computes it."""
     if n_reference == 0 or n_current == 0:
         return 1.0
+    from scipy import stats  # deferred, like every scipy.stats use here: see `driftgate.monitoring.io`
+
     effective_n = n_reference * n_current / (n_reference + n_current)
     return float(np.clip(stats.kstwo.sf(statistic, max(1, round(effective_n))), 0.0, 1.0))
 
@@ -65,6 +66,8 @@ def two_sample_numeric(reference: np.ndarray, current: np.ndarray) -> NumericCom
     ks = float(gaps.max())
     wasserstein = float(np.sum(gaps[:-1] * np.diff(support)))
     if ref.size * cur.size <= 10_000:
+        from scipy import stats
+
         # Small samples: the exact distribution, as scipy's default "auto" method does.
         p_value = float(stats.ks_2samp(ref, cur, method="exact").pvalue)
     else:
@@ -133,6 +136,8 @@ def jensen_shannon_distance(reference_counts: np.ndarray, current_counts: np.nda
     cur = np.asarray(current_counts, dtype=np.float64)
     if ref.sum() == 0 or cur.sum() == 0:
         return 0.0
+    from scipy import special
+
     ref, cur = ref / ref.sum(), cur / cur.sum()
     middle = (ref + cur) / 2
     divergence = (np.sum(special.rel_entr(ref, middle)) + np.sum(special.rel_entr(cur, middle))) / 2
@@ -166,6 +171,8 @@ def chi_square(
     total = table.sum()
     if table.shape[1] < 2 or total == 0 or np.any(table.sum(axis=1) == 0):
         return ChiSquare(0.0, 1.0, 0, 0.0, table)
+    from scipy import stats
+
     expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / total
     statistic = float(np.sum((table - expected) ** 2 / expected))
     dof = table.shape[1] - 1
@@ -231,6 +238,8 @@ def proportion_shift(
     """Did the rate of something (missing values, unseen categories) change between two windows?"""
     if reference_total == 0 or current_total == 0:
         return ProportionShift(0.0, 0.0, 1.0, 0.0)
+    from scipy import stats
+
     p_ref, p_cur = reference_hits / reference_total, current_hits / current_total
     pooled = (reference_hits + current_hits) / (reference_total + current_total)
     variance = pooled * (1 - pooled) * (1 / reference_total + 1 / current_total)
