@@ -17,6 +17,8 @@ makes `update_many` fast. As in River 0.26 the detector starts afresh after a de
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from driftgate.errors import InvalidInput
@@ -47,7 +49,7 @@ class ADWIN(DriftDetector):
         self._prefix_sq = np.zeros(64)
         self._blocks = 0
         self._partial: list[float] = []
-        self._grid_count = -1  # cache of `_cut_at_end`
+        self._grid_span = (math.inf, -math.inf)  # cache of `_cut_at_end`: none yet
 
     @property
     def width(self) -> int:
@@ -98,10 +100,10 @@ class ADWIN(DriftDetector):
         width = end * self.clock
         if width <= self.grace_period:
             return False
-        count = int(np.searchsorted(_GRID_FLOATS, end, side="left"))
-        if count == 0:  # one block: no split leaves a block on the older side
-            return False
-        if count != self._grid_count:
+        if not self._grid_span[0] < end <= self._grid_span[1]:  # the grid below `end` changed
+            count = int(np.searchsorted(_GRID_FLOATS, end, side="left"))
+            if count == 0:  # one block: no split leaves a block on the older side
+                return False
             self._cache_grid(count)
         newer_rows, inverse_newer, newer_ok = self._grid_cache
         total, total_sq = float(self._prefix[end]), float(self._prefix_sq[end])
@@ -118,7 +120,8 @@ class ADWIN(DriftDetector):
         return bool((cut & newer_ok).any())
 
     def _cache_grid(self, count: int) -> None:
-        self._grid_count = count
+        # Valid while the number of grid sizes below `end` stays `count`.
+        self._grid_span = (float(_GRID_FLOATS[count - 1]), float(_GRID_FLOATS[count]))
         self._grid_sizes = _GRID_SIZES[: _GRID_DISTINCT[count]]
         newer_rows = (self._grid_sizes * self.clock).astype(np.float64)
         inverse_newer = 1 / np.maximum(newer_rows - (self.min_window_length - 1), 1)
