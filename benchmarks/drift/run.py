@@ -67,13 +67,21 @@ OURS_DETECTORS = """
 import sys, time, json, numpy as np
 from driftgate.monitoring.detectors import ADWIN, DDM, PageHinkley
 stream, errors = np.load(sys.argv[1]), np.load(sys.argv[2])
-out = {}
+batched, looped = {}, {}
 for name, make, data in (("ADWIN", ADWIN, stream), ("PageHinkley", PageHinkley, stream), ("DDM", DDM, errors),
                          ("PageHinkley (threshold 18: River's delay)", lambda: PageHinkley(threshold=18), stream)):
     start = time.perf_counter()
     hits = make().update_many(data).tolist()
-    out[name] = (hits, len(data) / (time.perf_counter() - start))
-print(json.dumps(out))
+    batched[name] = (hits, len(data) / (time.perf_counter() - start))
+for name, make, data in (("ADWIN", ADWIN, stream.tolist()), ("PageHinkley", PageHinkley, stream.tolist()),
+                         ("DDM", DDM, errors.tolist())):
+    detector, hits, start = make(), [], time.perf_counter()
+    for i, x in enumerate(data):  # the same loop as River's
+        detector.update(x)
+        if detector.drift_detected:
+            hits.append(i)
+    looped[name] = (hits, len(data) / (time.perf_counter() - start))
+print(json.dumps({"update_many": batched, "update": looped}))
 """
 
 
@@ -155,7 +163,12 @@ def detectors_table() -> list[str]:
         run_tracked([sys.executable, "-c", OURS_DETECTORS, str(DATA / "stream.npy"), str(DATA / "errors.npy")])[2]
     )
     lines = ["| detector | tool | updates/s | delay | false alarms before the shift |", "|---|---|---|---|---|"]
-    for tool, results in (("River 0.26 `update` loop", river), ("driftgate `update_many`", ours)):
+    tools = (
+        ("River 0.26 `update` loop", river),
+        ("driftgate `update` loop", ours["update"]),
+        ("driftgate `update_many`", ours["update_many"]),
+    )
+    for tool, results in tools:
         for name, (hits, rate) in results.items():
             after = [h for h in hits if h >= 500_000]
             delay = after[0] - 500_000 if after else "none"
@@ -168,6 +181,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also run the driftgate package found in DIR (e.g. `git archive main driftgate | tar -x -C DIR`), "
+        "for before/after numbers in the same run",
+    )
     args = parser.parse_args()
     ref, cur = make_data(args.rows)
     # `report_files` is exactly what `driftgate drift report` runs; calling it directly leaves out the
@@ -177,6 +196,15 @@ def main() -> None:
         "print(json.dumps(report_files(sys.argv[1], sys.argv[2]).to_dict()))"
     )
     tools = [("driftgate (streaming sketches)", [sys.executable, "-c", ours, str(ref), str(cur)], None)]
+    if args.baseline:
+        # The editable install's finder would shadow DIR: drop it, put DIR first.
+        pinned = (
+            "import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in str(f)]; "
+            f"sys.path.insert(0, {str(Path(args.baseline).resolve())!r}); "
+        )
+        tools.append(
+            ("driftgate baseline (--baseline)", [sys.executable, "-c", pinned + ours, str(ref), str(cur)], None)
+        )
     if not args.skip_peers:
         tools += [
             (
