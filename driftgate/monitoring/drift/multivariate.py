@@ -131,9 +131,13 @@ def multivariate_drift(
     Returned subtests are undecided: `compare` puts their p-values in the correction family.
     """
     reference = encode(profile, profile.sample)
+    rows = len(next(iter(current_sample.values()))) if current_sample else 0
+    if rows > max_rows:
+        # Pick the rows first, then encode only them: encoding is row by row, so this is the same
+        # matrix as encoding everything and picking afterwards, without a (rows x columns) detour.
+        picked = np.random.default_rng(seed).permutation(rows)[:max_rows]
+        current_sample = {name: np.asarray(values)[picked] for name, values in current_sample.items()}
     current = encode(profile, current_sample)
-    if len(current) > max_rows:
-        current = current[np.random.default_rng(seed).permutation(len(current))[:max_rows]]
     result = MultivariateDrift(n_reference=len(reference), n_current=len(current))
     if min(len(reference), len(current)) < MIN_ROWS or reference.shape[1] == 0:
         result.note = f"skipped: needs at least {MIN_ROWS} rows on each side and one encodable feature"

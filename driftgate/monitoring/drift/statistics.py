@@ -58,10 +58,9 @@ def two_sample_numeric(reference: np.ndarray, current: np.ndarray) -> NumericCom
     cur = np.sort(np.asarray(current, dtype=np.float64))
     if ref.size == 0 or cur.size == 0:
         return NumericComparison(0.0, 1.0, 0.0)
-    support = np.concatenate([ref, cur])
-    support.sort(kind="mergesort")
-    ref_cdf = np.searchsorted(ref, support, side="right") / ref.size
-    cur_cdf = np.searchsorted(cur, support, side="right") / cur.size
+    ref_upto, cur_upto, support = _counts_at_or_below(ref, cur)
+    ref_cdf = ref_upto / ref.size
+    cur_cdf = cur_upto / cur.size
     gaps = np.abs(ref_cdf - cur_cdf)
     ks = float(gaps.max())
     wasserstein = float(np.sum(gaps[:-1] * np.diff(support)))
@@ -73,6 +72,26 @@ def two_sample_numeric(reference: np.ndarray, current: np.ndarray) -> NumericCom
     else:
         p_value = ks_p_value(ks, ref.size, cur.size)
     return NumericComparison(ks, p_value, wasserstein)
+
+
+def _counts_at_or_below(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How many reference and current values are <= each value of `support`, both sorted samples merged.
+
+    The same numbers as `np.searchsorted(ref, support, side="right")` (and the same for `cur`), from
+    one stable merge and a running count instead of a binary search per value (about twice as fast
+    on 1M + 1M values).
+    """
+    both = np.concatenate([ref, cur])
+    order = np.argsort(both, kind="stable")  # two sorted runs: a linear merge
+    support = both[order]
+    ref_upto = np.cumsum(order < ref.size)
+    # Ties: every member of a run of equal values takes the count at the run's last member.
+    last = np.empty(support.size, dtype=bool)
+    last[:-1] = support[1:] != support[:-1]
+    last[-1] = True
+    run_end = np.flatnonzero(last)[np.cumsum(last) - last]
+    ref_at = ref_upto[run_end]
+    return ref_at, run_end + 1 - ref_at, support
 
 
 def two_sample_binned(
