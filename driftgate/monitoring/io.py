@@ -13,13 +13,9 @@ counts in them are exact, which is all the tests need.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import math
 import shutil
-import sys
 import tempfile
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -418,42 +414,6 @@ def report_files(
     batch_rows: int = BATCH_ROWS,
 ) -> DriftReport:
     """The whole offline report between two files, streamed: what `driftgate drift report` runs."""
-    warming = _warm_up_scipy()
-    try:
-        return _report_files(reference, current, settings, target, prediction, sample_rows, batch_rows)
-    finally:
-        if warming is not None:
-            warming.join()
-
-
-def _warm_up_scipy() -> threading.Thread | None:
-    """Import scipy.stats on a helper thread while the files stream in.
-
-    The drift statistics import it lazily, and importing it costs about half a second, a quarter
-    of a 1M-row report; Parquet decoding and numpy sorting release the GIL, so on two or more
-    cores the import is mostly hidden. A failed import here is ignored: the first real use raises.
-    """
-    if "scipy.stats" in sys.modules:
-        return None
-    thread = threading.Thread(target=_import_quietly, args=("scipy.stats",), name="driftgate-import", daemon=True)
-    thread.start()
-    return thread
-
-
-def _import_quietly(name: str) -> None:
-    with contextlib.suppress(Exception):  # the caller imports it again and sees the error
-        importlib.import_module(name)
-
-
-def _report_files(
-    reference: str | Path,
-    current: str | Path,
-    settings: DriftSettings | None,
-    target: str | None,
-    prediction: str | None,
-    sample_rows: int,
-    batch_rows: int,
-) -> DriftReport:
     profile = profile_file(reference, sample_rows=sample_rows, batch_rows=batch_rows)
     outcome_columns = [name for name in (target, prediction) if name]
     for name in outcome_columns:

@@ -51,7 +51,7 @@ def auc_score(labels: np.ndarray, scores: np.ndarray) -> float:
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())
     if n_pos == 0 or n_neg == 0:
         return math.nan
-    from scipy import stats  # deferred: see `driftgate.monitoring.io`
+    from scipy import stats  # deferred here and below: importing scipy.stats takes ~0.5 s
 
     ranks = stats.rankdata(scores)
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
