@@ -3,9 +3,12 @@
 Not pure (pyarrow); the pure statistics live in `driftgate.monitoring.drift`. Memory stays at
 one batch plus a bounded row sample, whatever the file size:
 
-* pass 1 over the reference: exact category counts and a uniform row sample (bottom-k of random
-  keys, `edge_sample_rows` rows) whose quantiles give the numeric bin edges;
-* pass 2 over the reference and one pass over the current file: exact counts into sketches.
+* one pass over the reference: exact category counts, a uniform row sample (bottom-k of random
+  keys, `edge_sample_rows` rows) whose quantiles give the numeric bin edges, and per batch the
+  numeric moments plus the sorted finite values, which wait in a bounded temporary file
+  (`SortedSpill`) until the edges are known and are then counted (past the spill budget the
+  numeric columns are read a second time instead);
+* one pass over the current file: exact counts into sketches.
 
 The bin edges come from a sample, so they are only approximately the reference quantiles; the
 counts in them are exact, which is all the tests need.
