@@ -67,13 +67,21 @@ OURS_DETECTORS = """
 import sys, time, json, numpy as np
 from driftgate.monitoring.detectors import ADWIN, DDM, PageHinkley
 stream, errors = np.load(sys.argv[1]), np.load(sys.argv[2])
-out = {}
+batched, looped = {}, {}
 for name, make, data in (("ADWIN", ADWIN, stream), ("PageHinkley", PageHinkley, stream), ("DDM", DDM, errors),
                          ("PageHinkley (threshold 18: River's delay)", lambda: PageHinkley(threshold=18), stream)):
     start = time.perf_counter()
     hits = make().update_many(data).tolist()
-    out[name] = (hits, len(data) / (time.perf_counter() - start))
-print(json.dumps(out))
+    batched[name] = (hits, len(data) / (time.perf_counter() - start))
+for name, make, data in (("ADWIN", ADWIN, stream.tolist()), ("PageHinkley", PageHinkley, stream.tolist()),
+                         ("DDM", DDM, errors.tolist())):
+    detector, hits, start = make(), [], time.perf_counter()
+    for i, x in enumerate(data):  # the same loop as River's
+        detector.update(x)
+        if detector.drift_detected:
+            hits.append(i)
+    looped[name] = (hits, len(data) / (time.perf_counter() - start))
+print(json.dumps({"update_many": batched, "update": looped}))
 """
 
 
@@ -113,8 +121,9 @@ def make_data(rows: int) -> tuple[Path, Path]:
 def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
     """Wall seconds, peak RSS in MB, stdout of one child process."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, **(env or {})}, cwd=ROOT)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}, cwd=ROOT
+    )
     stdout, stderr = process.communicate()
     _, _, usage = os.wait4(process.pid, 0) if process.returncode is None else (0, 0, None)
     wall = time.perf_counter() - start
@@ -147,12 +156,19 @@ def detectors_table() -> list[str]:
     errors = np.concatenate([rng.random(500_000) < 0.1, rng.random(500_000) < 0.2]).astype(np.float64)
     np.save(DATA / "stream.npy", stream)
     np.save(DATA / "errors.npy", errors)
-    river = json.loads(run_tracked([str(ensure_venv("river")), "-c", RIVER, str(DATA / "stream.npy"),
-                                    str(DATA / "errors.npy")])[2])
-    ours = json.loads(run_tracked([sys.executable, "-c", OURS_DETECTORS, str(DATA / "stream.npy"),
-                                   str(DATA / "errors.npy")])[2])
+    river = json.loads(
+        run_tracked([str(ensure_venv("river")), "-c", RIVER, str(DATA / "stream.npy"), str(DATA / "errors.npy")])[2]
+    )
+    ours = json.loads(
+        run_tracked([sys.executable, "-c", OURS_DETECTORS, str(DATA / "stream.npy"), str(DATA / "errors.npy")])[2]
+    )
     lines = ["| detector | tool | updates/s | delay | false alarms before the shift |", "|---|---|---|---|---|"]
-    for tool, results in (("River 0.26 `update` loop", river), ("driftgate `update_many`", ours)):
+    tools = (
+        ("River 0.26 `update` loop", river),
+        ("driftgate `update` loop", ours["update"]),
+        ("driftgate `update_many`", ours["update_many"]),
+    )
+    for tool, results in tools:
         for name, (hits, rate) in results.items():
             after = [h for h in hits if h >= 500_000]
             delay = after[0] - 500_000 if after else "none"
@@ -165,19 +181,42 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also run the driftgate package found in DIR (e.g. `git archive main driftgate | tar -x -C DIR`), "
+        "for before/after numbers in the same run",
+    )
     args = parser.parse_args()
     ref, cur = make_data(args.rows)
     # `report_files` is exactly what `driftgate drift report` runs; calling it directly leaves out the
     # import of the rest of the CLI package (server, store), which is not drift work.
-    ours = ("import sys, json; from driftgate.monitoring.io import report_files; "
-            "print(json.dumps(report_files(sys.argv[1], sys.argv[2]).to_dict()))")
+    ours = (
+        "import sys, json; from driftgate.monitoring.io import report_files; "
+        "print(json.dumps(report_files(sys.argv[1], sys.argv[2]).to_dict()))"
+    )
     tools = [("driftgate (streaming sketches)", [sys.executable, "-c", ours, str(ref), str(cur)], None)]
+    if args.baseline:
+        # The editable install's finder would shadow DIR: drop it, put DIR first.
+        pinned = (
+            "import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in str(f)]; "
+            f"sys.path.insert(0, {str(Path(args.baseline).resolve())!r}); "
+        )
+        tools.append(
+            ("driftgate baseline (--baseline)", [sys.executable, "-c", pinned + ours, str(ref), str(cur)], None)
+        )
     if not args.skip_peers:
         tools += [
-            ("Evidently 0.7 DataDriftPreset", [str(ensure_venv("evidently")), "-c", EVIDENTLY, str(ref), str(cur)],
-             None),
-            ("NannyML 0.13 UnivariateDriftCalculator",
-             [str(ensure_venv("nannyml")), "-c", NANNYML, str(ref), str(cur)], {"NML_DISABLE_USAGE_LOGGING": "1"}),
+            (
+                "Evidently 0.7 DataDriftPreset",
+                [str(ensure_venv("evidently")), "-c", EVIDENTLY, str(ref), str(cur)],
+                None,
+            ),
+            (
+                "NannyML 0.13 UnivariateDriftCalculator",
+                [str(ensure_venv("nannyml")), "-c", NANNYML, str(ref), str(cur)],
+                {"NML_DISABLE_USAGE_LOGGING": "1"},
+            ),
         ]
     results = {}
     for name, command, env in tools:  # one at a time: the machine has two cores
@@ -185,8 +224,12 @@ def main() -> None:
         print(f"{name}: {results[name][0]:.1f} s, {results[name][1]:.0f} MB", flush=True)
     ours_wall, ours_rss, ours_out = results[tools[0][0]]
     drifted = [f["name"] for f in json.loads(ours_out)["features"] if f["drifted"]]
-    lines = [f"### {args.rows:,} reference rows vs {args.rows:,} current rows, 20 numeric + 5 categorical columns",
-             "", "| tool | whole process s | peak RSS MB | time ratio | memory ratio |", "|---|---|---|---|---|"]
+    lines = [
+        f"### {args.rows:,} reference rows vs {args.rows:,} current rows, 20 numeric + 5 categorical columns",
+        "",
+        "| tool | whole process s | peak RSS MB | time ratio | memory ratio |",
+        "|---|---|---|---|---|",
+    ]
     for name, (wall, rss, _) in results.items():
         lines.append(f"| {name} | {wall:.1f} | {rss:.0f} | {wall / ours_wall:.1f}x | {rss / ours_rss:.1f}x |")
     lines += ["", f"driftgate flagged {drifted} (shifted: {SHIFTED}).", ""]

@@ -3,9 +3,12 @@
 Not pure (pyarrow); the pure statistics live in `driftgate.monitoring.drift`. Memory stays at
 one batch plus a bounded row sample, whatever the file size:
 
-* pass 1 over the reference: exact category counts and a uniform row sample (bottom-k of random
-  keys, `edge_sample_rows` rows) whose quantiles give the numeric bin edges;
-* pass 2 over the reference and one pass over the current file: exact counts into sketches.
+* one pass over the reference: exact category counts, a uniform row sample (bottom-k of random
+  keys, `edge_sample_rows` rows) whose quantiles give the numeric bin edges, and per batch the
+  numeric moments plus the sorted finite values, which wait in a bounded temporary file
+  (`SortedSpill`) until the edges are known and are then counted (past the spill budget the
+  numeric columns are read a second time instead);
+* one pass over the current file: exact counts into sketches.
 
 The bin edges come from a sample, so they are only approximately the reference quantiles; the
 counts in them are exact, which is all the tests need.
@@ -13,9 +16,12 @@ counts in them are exact, which is all the tests need.
 
 from __future__ import annotations
 
+import math
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -29,32 +35,72 @@ from driftgate.monitoring.drift.compare import compare
 from driftgate.monitoring.drift.evaluate import DriftSettings
 from driftgate.monitoring.drift.profile import FeatureSpec, ReferenceProfile
 from driftgate.monitoring.drift.report import DriftReport
-from driftgate.monitoring.drift.sketches import CategoricalSketch, FeatureSketch, NumericSketch, WindowSketch
+from driftgate.monitoring.drift.sketches import (
+    CategoricalSketch,
+    FeatureSketch,
+    NumericSketch,
+    NumericSummary,
+    WindowSketch,
+)
 from driftgate.monitoring.performance import performance_report
 
 BATCH_ROWS = 131_072
 
 
 def iter_batches(
-    path: str | Path, batch_rows: int = BATCH_ROWS, schema: pa.Schema | None = None
+    path: str | Path,
+    batch_rows: int = BATCH_ROWS,
+    schema: pa.Schema | None = None,
+    columns: Sequence[str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Record batches of a `.parquet` / `.pq` or `.csv` file; `schema` pins CSV column types."""
+    """Record batches of a `.parquet` / `.pq` or `.csv` file; `schema` pins CSV column types and
+    `columns` reads only those columns.
+
+    Parquet text columns arrive dictionary-encoded (as Parquet stores them): counting categories then
+    costs one pass over small integer codes instead of hashing every string.
+    """
+    path = _existing(path)
+    if _is_parquet(path):
+        # pre_buffer=False: otherwise the reader buffers the column chunks of the whole file ahead.
+        parquet = _parquet_file(path)
+        yield from parquet.iter_batches(batch_size=batch_rows, columns=list(columns) if columns is not None else None)
+    else:
+        include = list(columns) if columns is not None else []
+        convert = pa_csv.ConvertOptions(
+            column_types=schema if schema is not None else {}, include_columns=include, include_missing_columns=False
+        )
+        reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=16 << 20), convert_options=convert)
+        yield from reader
+
+
+def _existing(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise InvalidInput(f"File {str(path)!r} does not exist: give the path of a CSV or Parquet file.")
     suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        # pre_buffer=False: otherwise the reader buffers the column chunks of the whole file ahead.
-        yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=batch_rows)
-    elif suffix in (".csv", ".txt"):
-        convert = pa_csv.ConvertOptions(column_types=schema) if schema is not None else None
-        reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=16 << 20), convert_options=convert)
-        yield from reader
-    else:
+    if suffix not in (".parquet", ".pq", ".csv", ".txt"):
         raise UnsupportedFormat(f"File {path.name!r} must end in .csv or .parquet. Got {suffix!r} instead.")
+    return path
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in (".parquet", ".pq")
+
+
+def _parquet_file(path: Path) -> pq.ParquetFile:
+    text = [
+        f.name
+        for f in pq.read_schema(path)
+        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_binary(f.type)
+    ]
+    return pq.ParquetFile(path, pre_buffer=False, read_dictionary=text or None)
 
 
 def file_schema(path: str | Path) -> pa.Schema:
+    """The Arrow schema of the batches `iter_batches` yields (Parquet: from the footer, no data read)."""
+    path = _existing(path)
+    if _is_parquet(path):
+        return _parquet_file(path).schema_arrow
     return next(iter_batches(path)).schema
 
 
@@ -68,9 +114,19 @@ def _floats(column: pa.Array) -> np.ndarray:
 
 
 def _category_counts(column: pa.Array) -> tuple[list[str], list[int], int]:
-    counted = pc.value_counts(pc.cast(column, pa.string()))
-    values, counts = counted.field("values").to_pylist(), counted.field("counts").to_pylist()
-    present = [(value, count) for value, count in zip(values, counts, strict=True) if value is not None]
+    if pa.types.is_dictionary(column.type):
+        # Count the codes, then spell out only the distinct values (duplicates in a dictionary are
+        # harmless: callers add up counts per value).
+        counted = pc.value_counts(column)
+        values = pc.cast(counted.field("values").dictionary_decode(), pa.string())
+    else:
+        counted = pc.value_counts(pc.cast(column, pa.string()))
+        values = counted.field("values")
+    present = [
+        (value, count)
+        for value, count in zip(values.to_pylist(), counted.field("counts").to_pylist(), strict=True)
+        if value is not None
+    ]
     return [v for v, _ in present], [c for _, c in present], column.null_count
 
 
@@ -80,35 +136,84 @@ def _values(column: pa.Array, kind: FeatureKind) -> np.ndarray:
     return pc.cast(column, pa.string()).to_numpy(zero_copy_only=False)
 
 
-@dataclass
 class RowSample:
-    """Uniform sample of rows without replacement: the rows with the `size` smallest random keys."""
+    """Uniform sample of rows without replacement: the rows with the `size` smallest random keys,
+    in key order (so any prefix is itself a uniform sample).
 
-    size: int
-    seed: int = 0
-    keys: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    Candidates are buffered and cut back to `size` rows only when the buffer doubles; a batch
+    offers at most its own `size` smallest keys, and only those rows are converted to numpy.
+    """
 
-    def __post_init__(self) -> None:
-        self._rng = np.random.default_rng(self.seed)
+    def __init__(self, size: int, seed: int = 0) -> None:
+        self.size, self.seed = size, seed
+        self._rng = np.random.default_rng(seed)
+        self._keys: list[np.ndarray] = []
+        self._parts: dict[str, list[np.ndarray]] = {}
+        self._buffered = 0
+        self._threshold = math.inf  # a key at or above this cannot enter any more
+        self._settled = True
 
-    def add(self, batch: pa.RecordBatch, kinds: dict[str, FeatureKind]) -> None:
-        """Offer every row of `batch`; only rows that can enter the sample are converted to numpy."""
+    def add(
+        self, batch: pa.RecordBatch, kinds: dict[str, FeatureKind], floats: dict[str, np.ndarray] | None = None
+    ) -> None:
+        """Offer every row of `batch`; only rows that can enter the sample are converted to numpy.
+
+        floats: numeric columns of the batch already converted with `_floats` (reused, not redone).
+        """
         keys = self._rng.random(batch.num_rows)
-        if self.keys.size >= self.size:  # full: a row enters only if its key beats the largest kept key
-            candidates = np.flatnonzero(keys < self.keys[-1])
-            batch, keys = batch.take(pa.array(candidates)), keys[candidates]
-        new = {name: _values(batch.column(name), kind) for name, kind in kinds.items()}
-        keys = np.concatenate([self.keys, keys])
+        chosen = np.flatnonzero(keys < self._threshold) if self._threshold < math.inf else None
+        if (keys.size if chosen is None else chosen.size) > self.size:  # beyond its own bottom `size`: never kept
+            pool = keys if chosen is None else keys[chosen]
+            bottom = np.argpartition(pool, self.size - 1)[: self.size]
+            chosen = np.sort(bottom if chosen is None else chosen[bottom])
+        if chosen is not None:
+            keys = keys[chosen]
+        for name, kind in kinds.items():
+            known = floats.get(name) if floats is not None and kind is FeatureKind.NUMERIC else None
+            if known is not None:
+                part = known if chosen is None else known[chosen]
+            else:
+                part = _rows(batch.column(name), kind, chosen)
+            self._parts.setdefault(name, []).append(part)
+        self._keys.append(keys)
+        self._buffered += keys.size
+        self._settled = False
+        if self._buffered >= 2 * self.size:
+            self._settle()
+
+    def _settle(self) -> None:
+        if self._settled:
+            return
+        keys = np.concatenate(self._keys) if self._keys else np.zeros(0)
         keep = np.argpartition(keys, self.size)[: self.size] if keys.size > self.size else np.arange(keys.size)
-        keep = keep[np.argsort(keys[keep])]  # key order: any prefix is itself a uniform sample
-        self.keys = keys[keep]
-        self.columns = {
-            name: np.concatenate([self.columns.get(name, values[:0]), values])[keep] for name, values in new.items()
-        }
+        keep = keep[np.argsort(keys[keep])]  # key order
+        self._keys = [keys[keep]]
+        self._parts = {name: [np.concatenate(parts)[keep]] for name, parts in self._parts.items()}
+        self._buffered = keep.size
+        if keep.size >= self.size:
+            self._threshold = float(keys[keep[-1]])
+        self._settled = True
+
+    @property
+    def keys(self) -> np.ndarray:
+        self._settle()
+        return self._keys[0] if self._keys else np.zeros(0)
+
+    @property
+    def columns(self) -> dict[str, np.ndarray]:
+        self._settle()
+        return {name: parts[0] for name, parts in self._parts.items()}
 
     def head(self, rows: int) -> dict[str, np.ndarray]:
         return {name: values[:rows] for name, values in self.columns.items()}
+
+
+def _rows(column: pa.Array, kind: FeatureKind, rows: np.ndarray | None) -> np.ndarray:
+    """`_values` of the given rows (all when None) of one column."""
+    if kind is FeatureKind.NUMERIC:
+        values = _floats(column)
+        return values if rows is None else values[rows]
+    return _values(column if rows is None else column.take(pa.array(rows)), kind)
 
 
 def profile_file(
@@ -119,8 +224,13 @@ def profile_file(
     sample_rows: int = 2_000,
     edge_sample_rows: int = 100_000,
     batch_rows: int = BATCH_ROWS,
+    spill_bytes: int | None = None,
 ) -> ReferenceProfile:
-    """Fit a `ReferenceProfile` from a file in two streaming passes."""
+    """Fit a `ReferenceProfile` from a file in one streaming pass (see `SortedSpill`).
+
+    spill_bytes: disk budget for the sorted numeric values (default: `SPILL_LIMIT` or half the free
+    space of the temporary directory); 0 reads the numeric columns twice instead.
+    """
     schema = file_schema(path)
     kinds = {
         f.name: FeatureKind(feature_types[f.name]) if feature_types and f.name in feature_types else _kind(f.type)
@@ -131,24 +241,126 @@ def profile_file(
     numeric_kinds = {name: kind for name, kind in kinds.items() if kind is FeatureKind.NUMERIC}
     edge_sample, row_sample = RowSample(edge_sample_rows), RowSample(max(sample_rows, 1), seed=2)
     category_totals: dict[str, dict[str, int]] = {n: {} for n, k in kinds.items() if k is FeatureKind.CATEGORICAL}
-    for batch in iter_batches(path, batch_rows, schema):
-        edge_sample.add(batch, numeric_kinds)
-        row_sample.add(batch, kinds)
-        for name, totals in category_totals.items():
-            values, counts, _ = _category_counts(batch.column(name))
-            for value, count in zip(values, counts, strict=True):
-                totals[value] = totals.get(value, 0) + count
-    specs: dict[str, FeatureSpec] = {}
-    for name, kind in kinds.items():
-        if kind is FeatureKind.NUMERIC:
-            specs[name] = FeatureSpec(name, kind, NumericBinning.fit(edge_sample.columns[name], n_bins))
-        else:
-            totals = category_totals[name]
-            binning = CategoricalBinning.fit(list(totals), list(totals.values()), max_levels)
-            specs[name] = FeatureSpec(name, kind, binning)
+    category_missing = dict.fromkeys(category_totals, 0)
+    rows = 0
+    # The bin edges are known only at the end of the pass, so each batch's numeric columns are
+    # summarised now and their sorted finite values wait in a temporary file to be counted into
+    # the bins afterwards: the reference is read once. Past `spill_bytes` the file is dropped and
+    # the numeric columns are read a second time instead (same counts either way).
+    with SortedSpill(spill_bytes if spill_bytes is not None else _spill_budget()) as spill:
+        summaries: list[dict[str, tuple[int, NumericSummary]]] = []
+        for batch in iter_batches(path, batch_rows, schema):
+            rows += batch.num_rows
+            floats = {name: _floats(batch.column(name)) for name in numeric_kinds}
+            edge_sample.add(batch, numeric_kinds, floats)
+            row_sample.add(batch, kinds, floats)
+            for name, totals in category_totals.items():
+                values, counts, missing = _category_counts(batch.column(name))
+                category_missing[name] += missing
+                for value, count in zip(values, counts, strict=True):
+                    totals[value] = totals.get(value, 0) + count
+            if spill.open:
+                parts = {}
+                for name, values in floats.items():
+                    ordered, summary = NumericSketch.summarise(values)
+                    parts[name] = (spill.put(ordered), summary)
+                summaries.append(parts)
+        specs: dict[str, FeatureSpec] = {}
+        for name, kind in kinds.items():
+            if kind is FeatureKind.NUMERIC:
+                specs[name] = FeatureSpec(name, kind, NumericBinning.fit(edge_sample.columns[name], n_bins))
+            else:
+                totals = category_totals[name]
+                binning = CategoricalBinning.fit(list(totals), list(totals.values()), max_levels)
+                specs[name] = FeatureSpec(name, kind, binning)
+        features: dict[str, FeatureSketch] = {}
+        if numeric_kinds and spill.open:
+            # Merged batch by batch in file order, exactly as `sketch_file` merges them.
+            for parts in summaries:
+                for name, (segment, summary) in parts.items():
+                    binning = specs[name].binning
+                    assert isinstance(binning, NumericBinning)
+                    sketch = NumericSketch.from_summary(binning, spill.get(segment), summary)
+                    previous = features.get(name)
+                    features[name] = sketch if previous is None else previous.merge(sketch)  # type: ignore[union-attr]
+        elif numeric_kinds:
+            numeric = ReferenceProfile({name: specs[name] for name in numeric_kinds})
+            counted, _, _ = sketch_file(numeric, path, 0, batch_rows=batch_rows, columns=list(numeric_kinds))
+            features.update(counted.features)
+    # The category counts of the pass are exact and final.
+    for name in category_totals:
+        binning = specs[name].binning
+        assert isinstance(binning, CategoricalBinning)
+        totals = category_totals[name]
+        features[name] = CategoricalSketch.of_counts(
+            binning, list(totals), list(totals.values()), category_missing[name]
+        )
     skeleton = ReferenceProfile(specs)
-    reference, _, _ = sketch_file(skeleton, path, sample_rows=0, batch_rows=batch_rows)
+    reference = WindowSketch(skeleton.profile_id, rows, {name: features[name] for name in sorted(features)})
     return ReferenceProfile.from_parts(specs, reference, row_sample.head(sample_rows))
+
+
+SPILL_LIMIT = 4 << 30  # bytes of sorted reference values kept on disk at most; beyond, read twice
+
+
+def _spill_budget() -> int:
+    try:
+        free = shutil.disk_usage(tempfile.gettempdir()).free
+    except OSError:
+        return 0
+    return min(SPILL_LIMIT, free // 2)
+
+
+class SortedSpill:
+    """Append-only float64 segments in an anonymous temporary file, up to `limit` bytes.
+
+    `put` returns a segment id; once a write would pass the limit (or fails) the spill closes
+    itself, frees the file, and `open` turns False for good: callers then recompute instead.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._file: Any = None
+        self._segments: list[tuple[int, int]] = []
+        self._size = 0
+        self.open = limit > 0
+
+    def __enter__(self) -> SortedSpill:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def put(self, values: np.ndarray) -> int:
+        if not self.open:
+            return -1
+        nbytes = values.size * 8
+        if self._size + nbytes > self.limit:
+            self.close()
+            return -1
+        try:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="driftgate-spill-")  # noqa: SIM115 (closed by close())
+            self._file.write(np.ascontiguousarray(values, dtype=np.float64).data)
+        except OSError:
+            self.close()
+            return -1
+        self._segments.append((self._size, values.size))
+        self._size += nbytes
+        return len(self._segments) - 1
+
+    def get(self, segment: int) -> np.ndarray:
+        offset, count = self._segments[segment]
+        if count == 0:
+            return np.zeros(0)
+        self._file.seek(offset)
+        return np.fromfile(self._file, dtype=np.float64, count=count)
+
+    def close(self) -> None:
+        self.open = False
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def sketch_batch(profile: ReferenceProfile, batch: pa.RecordBatch) -> WindowSketch:
@@ -172,14 +384,15 @@ def sketch_file(
     sample_rows: int = 2_000,
     keep_columns: Sequence[str] = (),
     batch_rows: int = BATCH_ROWS,
+    columns: Sequence[str] | None = None,
 ) -> tuple[WindowSketch, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Sketch a whole file; also return a row sample and the full values of `keep_columns`
-    (e.g. the target and prediction for performance metrics)."""
+    (e.g. the target and prediction for performance metrics). `columns`: read only these."""
     schema = file_schema(path)
     sketch = WindowSketch(profile.profile_id, 0, {})
     sample = RowSample(max(sample_rows, 1), seed=1)
     kept: dict[str, list[np.ndarray]] = {name: [] for name in keep_columns if name in schema.names}
-    for batch in iter_batches(path, batch_rows, schema):
+    for batch in iter_batches(path, batch_rows, schema, columns):
         sketch = sketch.merge(sketch_batch(profile, batch))
         if sample_rows:
             sample.add(batch, {name: spec.kind for name, spec in profile.specs.items() if name in batch.schema.names})

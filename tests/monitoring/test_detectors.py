@@ -83,3 +83,35 @@ def test_bad_parameters_name_the_field() -> None:
         PageHinkley(mode="sideways")
     with pytest.raises(Exception, match="delta must be"):
         ADWIN(delta=2)
+
+
+def regimes() -> list[float]:
+    rng = np.random.default_rng(5)
+    parts = [
+        rng.normal(0, 1, 3000),
+        rng.normal(2, 2, 3000),
+        rng.normal(0, 0.1, 3000),
+        np.round(rng.normal(-1, 1, 3000)),
+    ]
+    return np.concatenate(parts).tolist()
+
+
+@pytest.mark.parametrize(
+    "make,expected",
+    # Recorded with the per-value `update` before it was rewritten for speed (numpy per value for
+    # Page-Hinkley, an uncached split grid for ADWIN): the scalar paths must keep these detections.
+    [
+        (lambda: ADWIN(clock=1), [3020, 6027, 9007]),
+        (lambda: ADWIN(clock=8, min_window_length=40), [3031, 6063, 9015]),
+        (lambda: ADWIN(delta=0.3, grace_period=100), [2431, 3007, 6047, 9023, 9439]),
+        (PageHinkley, [3019, 6032, 9001]),
+        (lambda: PageHinkley(mode="up", alpha=0.999), [3000, 11359]),
+        (
+            lambda: PageHinkley(delta=0.005, threshold=50, alpha=0.9999, scale=1.0),
+            [814, 2612, 3027, 3207, 3437, 4093, 4436, 4745, 5207, 5515, 5797, 6027, 9038, 9399, 11109],
+        ),
+    ],
+)
+def test_scalar_update_keeps_pinned_detections(make: object, expected: list[int]) -> None:
+    detector = make()  # type: ignore[operator]
+    assert [i for i, x in enumerate(regimes()) if detector.update(x)] == expected

@@ -37,11 +37,13 @@ def test_pure_modules_import_no_web_database_or_pandas() -> None:
 
 def frames(seed: int, n: int, shift: float) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "age": rng.normal(40 + 10 * shift, 10, n),
-        "income": rng.lognormal(10, 0.5, n),
-        "city": rng.choice(["paris", "lyon", "nice"], n, p=[0.5, 0.3, 0.2] if not shift else [0.2, 0.3, 0.5]),
-    })
+    frame = pd.DataFrame(
+        {
+            "age": rng.normal(40 + 10 * shift, 10, n),
+            "income": rng.lognormal(10, 0.5, n),
+            "city": rng.choice(["paris", "lyon", "nice"], n, p=[0.5, 0.3, 0.2] if not shift else [0.2, 0.3, 0.5]),
+        }
+    )
     frame["label"] = (rng.random(n) < 0.3).astype(int)
     frame["score"] = np.clip(frame["label"] * 0.4 + rng.random(n) * 0.6, 0, 1)
     return frame
@@ -51,9 +53,23 @@ def test_cli_report_json_and_html(tmp_path: Path) -> None:
     frames(0, 800, 0.0).to_csv(tmp_path / "ref.csv", index=False)
     frames(1, 600, 1.0).to_parquet(tmp_path / "cur.parquet")
     html = tmp_path / "out.html"
-    result = CliRunner().invoke(app, ["report", "--reference", str(tmp_path / "ref.csv"), "--current",
-                                      str(tmp_path / "cur.parquet"), "--json", "--html", str(html),
-                                      "--target", "label", "--prediction", "score"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "report",
+            "--reference",
+            str(tmp_path / "ref.csv"),
+            "--current",
+            str(tmp_path / "cur.parquet"),
+            "--json",
+            "--html",
+            str(html),
+            "--target",
+            "label",
+            "--prediction",
+            "score",
+        ],
+    )
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
     assert {f["name"]: f["drifted"] for f in body["features"]} == {"age": True, "income": False, "city": True}
@@ -66,8 +82,9 @@ def test_cli_report_json_and_html(tmp_path: Path) -> None:
 
 def test_cli_names_a_missing_column(tmp_path: Path) -> None:
     frames(0, 100, 0.0).to_csv(tmp_path / "ref.csv", index=False)
-    result = CliRunner().invoke(app, ["report", "-r", str(tmp_path / "ref.csv"), "-c", str(tmp_path / "ref.csv"),
-                                      "--target", "nope"])
+    result = CliRunner().invoke(
+        app, ["report", "-r", str(tmp_path / "ref.csv"), "-c", str(tmp_path / "ref.csv"), "--target", "nope"]
+    )
     assert result.exit_code == 2
     assert "nope" in result.output
 

@@ -23,10 +23,12 @@ rows = hs.lists(hs.tuples(numbers, cities), min_size=0, max_size=60)
 
 
 def window(part: list[tuple[float, str | None]]) -> WindowSketch:
-    return PROFILE.sketch({
-        "x": np.array([x for x, _ in part], dtype=np.float64),
-        "city": np.array([c for _, c in part], dtype=object),
-    })
+    return PROFILE.sketch(
+        {
+            "x": np.array([x for x, _ in part], dtype=np.float64),
+            "city": np.array([c for _, c in part], dtype=object),
+        }
+    )
 
 
 def assert_equal(left: WindowSketch, right: WindowSketch) -> None:

@@ -14,9 +14,16 @@ ZIPF = 1 / np.arange(1, 301) ** 1.1
 ZIPF /= ZIPF.sum()
 
 
-def table(rng: np.random.Generator, n: int, *, mean: float = 0.0, sd: float = 1.0,
-          mix: tuple[float, float, float] = (0.5, 0.3, 0.2), new_share: float = 0.0,
-          missing: float = 0.0) -> dict[str, np.ndarray]:
+def table(
+    rng: np.random.Generator,
+    n: int,
+    *,
+    mean: float = 0.0,
+    sd: float = 1.0,
+    mix: tuple[float, float, float] = (0.5, 0.3, 0.2),
+    new_share: float = 0.0,
+    missing: float = 0.0,
+) -> dict[str, np.ndarray]:
     """Five numeric columns (the first one shifted), a 3-level and a 300-level categorical."""
     columns: dict[str, np.ndarray] = {"shifted": rng.normal(mean, sd, n)}
     for i in range(4):
@@ -125,8 +132,9 @@ def test_report_json_shape_and_settings() -> None:
     reference, current = table(rng, 2_000), table(rng, 2_000, mean=1.0)
     reference["proba"], current["proba"] = rng.random(2_000), rng.random(2_000) ** 2
     reference["label"], current["label"] = (reference["proba"] > 0.5).astype(int), (current["proba"] > 0.6).astype(int)
-    report = compare_frames(reference, current, prediction="proba", target="label",
-                            settings=DriftSettings(correction="benjamini-hochberg"))
+    report = compare_frames(
+        reference, current, prediction="proba", target="label", settings=DriftSettings(correction="benjamini-hochberg")
+    )
     body = json.loads(json.dumps(report.to_dict()))
     assert set(body) == {"features", "dataset", "multivariate", "prediction", "performance"}
     assert {"name", "type", "test", "statistic", "p_value", "threshold", "drifted"} <= set(body["features"][0])

@@ -17,6 +17,8 @@ makes `update_many` fast. As in River 0.26 the detector starts afresh after a de
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from driftgate.errors import InvalidInput
@@ -47,6 +49,7 @@ class ADWIN(DriftDetector):
         self._prefix_sq = np.zeros(64)
         self._blocks = 0
         self._partial: list[float] = []
+        self._grid_span = (math.inf, -math.inf)  # cache of `_cut_at_end`: none yet
 
     @property
     def width(self) -> int:
@@ -63,15 +66,66 @@ class ADWIN(DriftDetector):
     def update(self, x: float) -> bool:
         if self._drift_detected:
             self.reset()
+        value = float(x)
         if self._shift is None:
-            self._shift = float(x)
-        self._partial.append(float(x) - self._shift)
-        if len(self._partial) == self.clock:
-            block = np.asarray(self._partial)
+            self._shift = value
+        partial = self._partial
+        partial.append(value - self._shift)
+        if len(partial) == self.clock:
+            block = np.array(partial)
             self._partial = []
-            self._append_blocks(np.array([block.sum()]), np.array([np.dot(block, block)]))
-            self._drift_detected = bool(self._first_cut(self._blocks, self._blocks) >= 0)
+            self._append_block(float(block.sum()), float(np.dot(block, block)))
+            self._drift_detected = self._cut_at_end()
         return self._drift_detected
+
+    def _append_block(self, total: float, squares: float) -> None:
+        """`_append_blocks` for one block, without the array round trip (same prefix sums)."""
+        end = self._blocks + 1
+        if end + 1 > self._prefix.size:
+            capacity = max(2 * self._prefix.size, end + 1)
+            self._prefix = np.resize(self._prefix, capacity)
+            self._prefix_sq = np.resize(self._prefix_sq, capacity)
+        self._prefix[end] = self._prefix[end - 1] + total
+        self._prefix_sq[end] = self._prefix_sq[end - 1] + squares
+        self._blocks = end
+
+    def _cut_at_end(self) -> bool:
+        """`_cuts` for the one window that ends at the newest block: the check `update` makes.
+
+        The same float operations as `_cuts` (so the same answer bit for bit), with what depends only
+        on the split grid cached between calls, because one window's check is a few dozen splits and
+        the numpy calls, not the arithmetic, are its cost.
+        """
+        end = self._blocks
+        width = end * self.clock
+        if width <= self.grace_period:
+            return False
+        if not self._grid_span[0] < end <= self._grid_span[1]:  # the grid below `end` changed
+            count = int(np.searchsorted(_GRID_FLOATS, end, side="left"))
+            if count == 0:  # one block: no split leaves a block on the older side
+                return False
+            self._cache_grid(count)
+        newer_rows, inverse_newer, newer_ok = self._grid_cache
+        total, total_sq = float(self._prefix[end]), float(self._prefix_sq[end])
+        variance = max(total_sq - total * total / width, 0.0) / width
+        older = self._prefix[end - self._grid_sizes]
+        older_rows = width - newer_rows  # n0 (exact: integers below 2**53)
+        mean_gap = older / older_rows - (total - older) / newer_rows
+        log_term = float(np.log(2 * np.log(np.array([max(width, 2)], dtype=np.float64)) / self.delta)[0])
+        m_recip = 1 / np.maximum(older_rows - (self.min_window_length - 1), 1) + inverse_newer
+        epsilon = np.sqrt(2 * m_recip * variance * log_term) + 2 / 3 * log_term * m_recip
+        cut = np.abs(mean_gap) > epsilon
+        if self.clock < self.min_window_length:  # otherwise every older side holds enough values
+            cut &= older_rows >= self.min_window_length
+        return bool((cut & newer_ok).any())
+
+    def _cache_grid(self, count: int) -> None:
+        # Valid while the number of grid sizes below `end` stays `count`.
+        self._grid_span = (float(_GRID_FLOATS[count - 1]), float(_GRID_FLOATS[count]))
+        self._grid_sizes = _GRID_SIZES[: _GRID_DISTINCT[count]]
+        newer_rows = (self._grid_sizes * self.clock).astype(np.float64)
+        inverse_newer = 1 / np.maximum(newer_rows - (self.min_window_length - 1), 1)
+        self._grid_cache = (newer_rows, inverse_newer, newer_rows >= self.min_window_length)
 
     def _scan(self, values: np.ndarray) -> int:
         if self._shift is None:
@@ -132,10 +186,25 @@ class ADWIN(DriftDetector):
         return cut.any(axis=1) & (width > self.grace_period)
 
 
-def _split_grid(max_blocks: int) -> np.ndarray:
-    """1, 2, 3, 4, 5, 6, 7, 9, 11, ... blocks: every size up to 4, then growing by `GRID_RATIO`."""
+def _grid_steps() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The float sizes 1, 2, 3, ... (growing by `GRID_RATIO`), their integer parts deduplicated,
+    and for each prefix of the sizes how many distinct integer parts it holds."""
     sizes, size = [], 1.0
-    while size < max_blocks:
-        sizes.append(int(size))
+    while size < 2.0**62:
+        sizes.append(size)
         size = max(size + 1, size * GRID_RATIO)
-    return np.unique(np.asarray(sizes or [1], dtype=np.int64))
+    floats = np.asarray(sizes)
+    whole = floats.astype(np.int64)
+    distinct = np.concatenate([[0], np.cumsum(np.concatenate([[True], whole[1:] != whole[:-1]]))])
+    return floats, np.unique(whole), distinct
+
+
+_GRID_FLOATS, _GRID_SIZES, _GRID_DISTINCT = _grid_steps()
+_FIRST_SIZE = _GRID_SIZES[:1].copy()
+
+
+def _split_grid(max_blocks: int) -> np.ndarray:
+    """1, 2, 3, 4, 5, 6, 7, 9, 11, ... blocks below `max_blocks`: every size up to 4, then growing by
+    `GRID_RATIO` (at least [1]). Precomputed once; callers must not modify the returned array."""
+    count = int(np.searchsorted(_GRID_FLOATS, max_blocks, side="left"))
+    return _GRID_SIZES[: _GRID_DISTINCT[count]] if count else _FIRST_SIZE

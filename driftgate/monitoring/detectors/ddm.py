@@ -44,17 +44,17 @@ class DDM(DriftDetector):
     def update(self, x: float) -> bool:
         if self._drift_detected:
             self.reset()
-        self._n += 1
-        self._errors += x
-        p = self._errors / self._n
-        s = math.sqrt(p * (1 - p) / self._n)
-        if self._n > self.warm_start:
-            if p + s <= self._ps_min:
-                self._p_min, self._s_min, self._ps_min = p, s, p + s
-            self._warning_detected = p + s > self._p_min + self.warning_threshold * self._s_min
-            self._drift_detected = p + s > self._p_min + self.drift_threshold * self._s_min
-            if self._drift_detected:
-                self._warning_detected = False
+        n = self._n = self._n + 1
+        errors = self._errors = self._errors + x
+        p = errors / n
+        s = math.sqrt(p * (1 - p) / n)
+        if n > self.warm_start:
+            ps = p + s
+            if ps <= self._ps_min:
+                self._p_min, self._s_min, self._ps_min = p, s, ps
+            p_min, s_min = self._p_min, self._s_min
+            drift = self._drift_detected = ps > p_min + self.drift_threshold * s_min
+            self._warning_detected = not drift and ps > p_min + self.warning_threshold * s_min
         return self._drift_detected
 
     def _scan(self, values: np.ndarray) -> int:

@@ -79,23 +79,31 @@ class PageHinkley(DriftDetector):
         return up if self.mode == "up" else down if self.mode == "down" else up | down
 
     def update(self, x: float) -> bool:
+        # Scalar twin of `_scan` in plain floats (same operations in the same order, so the same
+        # values as the numpy path bit for bit), which is what makes one call cheap.
         if self._drift_detected:
             self.reset()
+        value = float(x)
         if self._n == 0:
-            self._shift = float(x)
-        self._n += 1
-        value = float(x) - self._shift
-        self._sum += value
-        self._sum_sq += value * value
-        deviation = (value - self._sum / self._n) / float(self._unit(self._n, self._sum, self._sum_sq))
-        self._sum_increase = self.alpha * self._sum_increase + deviation - self.delta
-        self._sum_decrease = self.alpha * self._sum_decrease + deviation + self.delta
-        self._min_increase = min(self._min_increase, self._sum_increase)
-        self._max_decrease = max(self._max_decrease, self._sum_decrease)
-        if self._n >= self.min_instances:
-            self._drift_detected = bool(
-                self._tests(self._sum_increase, self._min_increase, self._sum_decrease, self._max_decrease)
-            )
+            self._shift = value
+        n = self._n = self._n + 1
+        value -= self._shift
+        total = self._sum = self._sum + value
+        total_sq = self._sum_sq = self._sum_sq + value * value
+        if self.scale is not None:
+            unit = float(self.scale)
+        else:
+            variance = (total_sq - total * total / n) / (n - 1) if n > 1 else 0.0
+            unit = max(math.sqrt(max(variance, 0.0)), MIN_SCALE) if variance == variance else variance
+        deviation = (value - total / n) / unit
+        increase = self._sum_increase = self.alpha * self._sum_increase + deviation - self.delta
+        decrease = self._sum_decrease = self.alpha * self._sum_decrease + deviation + self.delta
+        self._min_increase = min(self._min_increase, increase)
+        self._max_decrease = max(self._max_decrease, decrease)
+        if n >= self.min_instances:
+            up = increase - self._min_increase > self.threshold
+            down = self._max_decrease - decrease > self.threshold
+            self._drift_detected = up if self.mode == "up" else down if self.mode == "down" else up or down
         return self._drift_detected
 
     def _scan(self, values: np.ndarray) -> int:

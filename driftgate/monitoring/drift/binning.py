@@ -13,6 +13,7 @@ the same way, which is what makes window sketches mergeable and comparable.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -25,6 +26,9 @@ from driftgate.errors import InvalidInput
 # Extra reference quantiles in the tails: they keep the sketch's Wasserstein error small where a
 # plain 1 %-wide outer bin would stretch from the 99th percentile to the maximum.
 TAIL_QUANTILES = (0.001, 0.005, 0.995, 0.999)
+# From this many values on, `NumericBinning.count` sorts them and searches the edges in them
+# instead of searching every value in the edges (same counts, see `count_sorted`).
+SORT_COUNT_MIN_ROWS = 256
 
 
 class FeatureKind(StrEnum):
@@ -46,7 +50,9 @@ class NumericBinning:
         if finite.size == 0:
             return cls(np.array([0.0]))
         levels = np.unique(np.concatenate([np.linspace(0, 1, n_bins + 1)[1:-1], TAIL_QUANTILES]))
-        return cls(np.unique(np.quantile(finite, levels)))
+        # Sorting first is faster than np.quantile's partition around ~100 order statistics, and
+        # gives the same order statistics, hence the same edges.
+        return cls(np.unique(np.quantile(np.sort(finite), levels)))
 
     @property
     def n_bins(self) -> int:
@@ -55,7 +61,21 @@ class NumericBinning:
     def count(self, values: np.ndarray) -> np.ndarray:
         """Counts per bin of the finite values (NaN and +-inf are the caller's missing values)."""
         finite = values[np.isfinite(values)]
-        return np.bincount(np.searchsorted(self.edges, finite, side="left"), minlength=self.n_bins).astype(np.int64)
+        if finite.size < SORT_COUNT_MIN_ROWS:
+            return np.bincount(np.searchsorted(self.edges, finite, side="left"), minlength=self.n_bins).astype(np.int64)
+        return self.count_sorted(np.sort(finite))
+
+    def count_sorted(self, ordered: np.ndarray) -> np.ndarray:
+        """Counts per bin of finite values already sorted ascending: one binary search per edge.
+
+        Same counts as binning each value (bin i holds `edges[i-1] < x <= edges[i]`), but a
+        vectorised sort plus ~100 searches is several times faster than ~100k unordered searches.
+        """
+        at_or_below = np.empty(self.n_bins + 1, dtype=np.int64)
+        at_or_below[0] = 0
+        at_or_below[1:-1] = np.searchsorted(ordered, self.edges, side="right")
+        at_or_below[-1] = ordered.size
+        return np.diff(at_or_below)
 
     def to_dict(self) -> dict[str, Any]:
         return {"edges": self.edges.tolist()}
@@ -115,17 +135,42 @@ def is_missing(values: np.ndarray) -> np.ndarray:
     """Missing mask for any 1-D array: NaN/inf for floats, None/NaN for objects."""
     if values.dtype.kind == "f":
         return ~np.isfinite(values)
-    if values.dtype.kind in "iub":
+    if values.dtype.kind in "iubUS":
         return np.zeros(values.shape, dtype=bool)
     return np.fromiter((v is None or v != v for v in values), dtype=bool, count=values.size)
 
 
 def category_counts(values: np.ndarray) -> tuple[list[str], list[int], int]:
     """Distinct non-missing values (as str), their counts, and the number of missing values."""
+    if values.dtype.kind == "O":
+        counted = _object_category_counts(values)
+        if counted is not None:
+            return counted
     missing = is_missing(values)
     present = values[~missing].astype(str)
     distinct, counts = np.unique(present, return_counts=True)
     return distinct.tolist(), counts.tolist(), int(missing.sum())
+
+
+def _object_category_counts(values: np.ndarray) -> tuple[list[str], list[int], int] | None:
+    """`category_counts` of an object array by hashing (one C-level pass) instead of converting every
+    value to a numpy string and sorting them. Only when every distinct value is a plain `str`, None
+    or a float NaN, where both give the same answer; None otherwise (the caller takes the general path).
+    """
+    tally = Counter(values.tolist())
+    distinct: list[str] = []
+    counts: list[int] = []
+    missing = 0
+    for value, count in tally.items():
+        if value is None or (type(value) is float and value != value):
+            missing += count
+        elif type(value) is str and not value.endswith("\x00"):  # numpy strings drop trailing NULs
+            distinct.append(value)
+            counts.append(count)
+        else:
+            return None
+    order = sorted(range(len(distinct)), key=distinct.__getitem__)
+    return [distinct[i] for i in order], [counts[i] for i in order], missing
 
 
 def infer_kind(values: np.ndarray) -> FeatureKind:

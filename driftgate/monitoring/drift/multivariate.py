@@ -11,7 +11,6 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
-from scipy import stats
 
 from driftgate.monitoring.drift.binning import CategoricalBinning, is_missing
 from driftgate.monitoring.drift.profile import ReferenceProfile, _as_float
@@ -52,6 +51,8 @@ def auc_score(labels: np.ndarray, scores: np.ndarray) -> float:
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())
     if n_pos == 0 or n_neg == 0:
         return math.nan
+    from scipy import stats  # deferred here and below: importing scipy.stats takes ~0.5 s
+
     ranks = stats.rankdata(scores)
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
@@ -87,6 +88,8 @@ def domain_classifier(reference: np.ndarray, current: np.ndarray, folds: int = 5
         train, test = fold_of != fold, fold_of == fold
         weights = fit_logistic(features[train], labels[train])
         scores[test] = features[test] @ weights[:-1] + weights[-1]
+    from scipy import stats
+
     auc = auc_score(labels, scores)
     n1, n0 = len(current), len(reference)
     z = (auc - 0.5) / math.sqrt((n1 + n0 + 1) / (12 * n1 * n0))
@@ -112,6 +115,8 @@ def pca_reconstruction(
         centred = rows - centre
         return np.sum((centred - centred @ basis.T @ basis) ** 2, axis=1)
 
+    from scipy import stats
+
     reference_errors, current_errors = errors(held_out), errors(current)
     ratio = float(current_errors.mean() / max(reference_errors.mean(), 1e-12))
     p_value = float(stats.mannwhitneyu(current_errors, reference_errors, alternative="greater").pvalue)
@@ -126,9 +131,13 @@ def multivariate_drift(
     Returned subtests are undecided: `compare` puts their p-values in the correction family.
     """
     reference = encode(profile, profile.sample)
+    rows = len(next(iter(current_sample.values()))) if current_sample else 0
+    if rows > max_rows:
+        # Pick the rows first, then encode only them: encoding is row by row, so this is the same
+        # matrix as encoding everything and picking afterwards, without a (rows x columns) detour.
+        picked = np.random.default_rng(seed).permutation(rows)[:max_rows]
+        current_sample = {name: np.asarray(values)[picked] for name, values in current_sample.items()}
     current = encode(profile, current_sample)
-    if len(current) > max_rows:
-        current = current[np.random.default_rng(seed).permutation(len(current))[:max_rows]]
     result = MultivariateDrift(n_reference=len(reference), n_current=len(current))
     if min(len(reference), len(current)) < MIN_ROWS or reference.shape[1] == 0:
         result.note = f"skipped: needs at least {MIN_ROWS} rows on each side and one encodable feature"

@@ -19,16 +19,24 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from driftgate.errors import InvalidInput
-from driftgate.monitoring.drift.binning import CategoricalBinning, NumericBinning
+from driftgate.monitoring.drift.binning import SORT_COUNT_MIN_ROWS, CategoricalBinning, NumericBinning
 
 # How many unseen category values a sketch keeps as examples: the smallest ones in string order,
 # because "the k smallest of a union" is exactly mergeable, unlike "the k most frequent".
 UNSEEN_EXAMPLES = 10
+
+
+class NumericSummary(NamedTuple):
+    """Missing count, mean and M2 of one chunk of numeric values (see `NumericSketch.summarise`)."""
+
+    missing: int
+    mean: float
+    m2: float
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,8 @@ class NumericSketch:
     @classmethod
     def of(cls, binning: NumericBinning, values: np.ndarray) -> NumericSketch:
         values = np.asarray(values, dtype=np.float64)
+        if values.size >= SORT_COUNT_MIN_ROWS:
+            return cls.from_summary(binning, *cls.summarise(values))
         finite = values[np.isfinite(values)]
         if finite.size == 0:
             return cls(np.zeros(binning.n_bins, np.int64), missing=int(values.size))
@@ -58,6 +68,38 @@ class NumericSketch:
             m2=float(np.sum((finite - mean) ** 2)),
             minimum=float(finite.min()),
             maximum=float(finite.max()),
+        )
+
+    @staticmethod
+    def summarise(values: np.ndarray) -> tuple[np.ndarray, NumericSummary]:
+        """Everything a sketch needs but the bins: the finite values sorted, and (missing, mean, M2).
+
+        Split from `from_summary` so that a reference can be summarised before its bin edges are
+        known (the sorted values wait on disk, see `driftgate.monitoring.io`).
+        """
+        values = np.asarray(values, dtype=np.float64)
+        is_finite = np.isfinite(values)
+        finite = values if is_finite.all() else values[is_finite]
+        if finite.size == 0:
+            return finite, NumericSummary(int(values.size), 0.0, 0.0)
+        mean = float(finite.mean())
+        deviations = finite - mean
+        np.square(deviations, out=deviations)  # in place: the same sum as np.sum((finite - mean) ** 2)
+        return np.sort(finite), NumericSummary(int(values.size - finite.size), mean, float(np.sum(deviations)))
+
+    @classmethod
+    def from_summary(cls, binning: NumericBinning, ordered: np.ndarray, summary: NumericSummary) -> NumericSketch:
+        """The sketch of values whose sorted finite part is `ordered` (see `summarise`)."""
+        if ordered.size == 0:
+            return cls(np.zeros(binning.n_bins, np.int64), missing=summary.missing)
+        return cls(
+            counts=binning.count_sorted(ordered),
+            missing=summary.missing,
+            count=int(ordered.size),
+            mean=summary.mean,
+            m2=summary.m2,
+            minimum=float(ordered[0]),
+            maximum=float(ordered[-1]),
         )
 
     @property

@@ -16,7 +16,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special, stats
 
 # Categorical levels rarer than this in the reference are pooled (see `chi_square`).
 RARE_REFERENCE_COUNT = 20
@@ -44,6 +43,8 @@ def ks_p_value(statistic: float, n_reference: int, n_current: int) -> float:
     """Two-sided asymptotic KS p-value, as `scipy.stats.ks_2samp(method="asymp")` computes it."""
     if n_reference == 0 or n_current == 0:
         return 1.0
+    from scipy import stats  # deferred here and below: importing scipy.stats takes ~0.5 s
+
     effective_n = n_reference * n_current / (n_reference + n_current)
     return float(np.clip(stats.kstwo.sf(statistic, max(1, round(effective_n))), 0.0, 1.0))
 
@@ -57,19 +58,40 @@ def two_sample_numeric(reference: np.ndarray, current: np.ndarray) -> NumericCom
     cur = np.sort(np.asarray(current, dtype=np.float64))
     if ref.size == 0 or cur.size == 0:
         return NumericComparison(0.0, 1.0, 0.0)
-    support = np.concatenate([ref, cur])
-    support.sort(kind="mergesort")
-    ref_cdf = np.searchsorted(ref, support, side="right") / ref.size
-    cur_cdf = np.searchsorted(cur, support, side="right") / cur.size
+    ref_upto, cur_upto, support = _counts_at_or_below(ref, cur)
+    ref_cdf = ref_upto / ref.size
+    cur_cdf = cur_upto / cur.size
     gaps = np.abs(ref_cdf - cur_cdf)
     ks = float(gaps.max())
     wasserstein = float(np.sum(gaps[:-1] * np.diff(support)))
     if ref.size * cur.size <= 10_000:
+        from scipy import stats
+
         # Small samples: the exact distribution, as scipy's default "auto" method does.
         p_value = float(stats.ks_2samp(ref, cur, method="exact").pvalue)
     else:
         p_value = ks_p_value(ks, ref.size, cur.size)
     return NumericComparison(ks, p_value, wasserstein)
+
+
+def _counts_at_or_below(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How many reference and current values are <= each value of `support`, both sorted samples merged.
+
+    The same numbers as `np.searchsorted(ref, support, side="right")` (and the same for `cur`), from
+    one stable merge and a running count instead of a binary search per value (about twice as fast
+    on 1M + 1M values).
+    """
+    both = np.concatenate([ref, cur])
+    order = np.argsort(both, kind="stable")  # two sorted runs: a linear merge
+    support = both[order]
+    ref_upto = np.cumsum(order < ref.size)
+    # Ties: every member of a run of equal values takes the count at the run's last member.
+    last = np.empty(support.size, dtype=bool)
+    last[:-1] = support[1:] != support[:-1]
+    last[-1] = True
+    run_end = np.flatnonzero(last)[np.cumsum(last) - last]
+    ref_at = ref_upto[run_end]
+    return ref_at, run_end + 1 - ref_at, support
 
 
 def two_sample_binned(
@@ -133,6 +155,8 @@ def jensen_shannon_distance(reference_counts: np.ndarray, current_counts: np.nda
     cur = np.asarray(current_counts, dtype=np.float64)
     if ref.sum() == 0 or cur.sum() == 0:
         return 0.0
+    from scipy import special
+
     ref, cur = ref / ref.sum(), cur / cur.sum()
     middle = (ref + cur) / 2
     divergence = (np.sum(special.rel_entr(ref, middle)) + np.sum(special.rel_entr(cur, middle))) / 2
@@ -166,6 +190,8 @@ def chi_square(
     total = table.sum()
     if table.shape[1] < 2 or total == 0 or np.any(table.sum(axis=1) == 0):
         return ChiSquare(0.0, 1.0, 0, 0.0, table)
+    from scipy import stats
+
     expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / total
     statistic = float(np.sum((table - expected) ** 2 / expected))
     dof = table.shape[1] - 1
@@ -231,6 +257,8 @@ def proportion_shift(
     """Did the rate of something (missing values, unseen categories) change between two windows?"""
     if reference_total == 0 or current_total == 0:
         return ProportionShift(0.0, 0.0, 1.0, 0.0)
+    from scipy import stats
+
     p_ref, p_cur = reference_hits / reference_total, current_hits / current_total
     pooled = (reference_hits + current_hits) / (reference_total + current_total)
     variance = pooled * (1 - pooled) * (1 / reference_total + 1 / current_total)
