@@ -17,6 +17,7 @@ import contextlib
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -95,6 +96,14 @@ class DriftWorker:
             pool.shutdown(wait=False, cancel_futures=True)
             for child in children:
                 child.terminate()
+            # Polled, not joined: after the pool's shutdown a child's sentinel may already be closed,
+            # which makes join() return at once. A child that ignores SIGTERM for 5 s gets SIGKILL.
+            deadline = time.monotonic() + 5
+            while any(c.is_alive() for c in children) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            for child in children:
+                if child.is_alive():
+                    child.kill()
 
     def close(self) -> None:
         self._reset()
