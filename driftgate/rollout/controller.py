@@ -191,8 +191,8 @@ class RolloutController:
         )
         cand, champ, pairs = samples(rows, champion, candidate, classification)
         gates = evaluate_gates(spec.analysis, cand, champ, pairs)
-        step_rows = self.store.rollouts.count_rows(
-            row["endpoint"], row["step_started_at"], candidate.model, candidate.version
+        step_rows = self.store.predictions.count_range(
+            row["endpoint"], since=row["step_started_at"], model=candidate.model, version=candidate.version, role=None
         )
         decision = decide(spec, row["step"], step_rows, now - row["step_started_at"], gates)
         report = {

@@ -222,9 +222,12 @@ class PredictionRepo:
         until: float | None = None,
         version: int | None = None,
         role: str | None = "primary",
+        model: str | None = None,
     ) -> int:
         p = t.predictions
         query = select(func.count()).select_from(p).where(*self._filters(endpoint, since, until, version, role))
+        if model is not None:
+            query = query.where(p.c.model == model)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
 

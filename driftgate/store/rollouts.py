@@ -204,11 +204,3 @@ class RolloutRepo:
         )
         with self.engine.connect() as conn:
             return [r._asdict() for r in conn.execute(query)]
-
-    def count_rows(self, endpoint: str, since: float, model: str, version: int) -> int:
-        p = t.predictions
-        query = select(func.count()).where(
-            p.c.endpoint == endpoint, p.c.ts >= since, p.c.model == model, p.c.version == version
-        )
-        with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar() or 0)
