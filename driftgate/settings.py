@@ -37,6 +37,8 @@ class Settings:
     """Seconds between prediction log flushes (kill -9 can lose at most this much)."""
     log_batch_rows: int = 5000
     log_max_queued_rows: int = 500_000
+    shadow_process: bool = True
+    """Score shadow copies in a separate idle-priority process (off: in threads of the server)."""
     model_threads: int = 4
     """Threads that run models off the event loop."""
     sync_interval: float = 0.5

@@ -32,6 +32,7 @@ from driftgate.rollout.controller import RolloutController
 from driftgate.serving.dataplane import DataPlane
 from driftgate.serving.metrics import ServingMetrics, refresh_every
 from driftgate.serving.runtime import ModelCache
+from driftgate.serving.shadow_process import ShadowProcess
 from driftgate.settings import Settings
 from driftgate.store import Store
 
@@ -60,7 +61,12 @@ def build_services(settings: Settings) -> Services:
     metrics.attach_recorder(recorder)
     executor = ThreadPoolExecutor(max_workers=settings.model_threads, thread_name_prefix="driftgate-model")
     cache = ModelCache(store, trust_pickle=settings.trust_pickle)
-    plane = DataPlane(store, cache, recorder, metrics, executor)
+    shadows = (
+        ShadowProcess(data_dir=settings.data_dir, db=settings.db, trust_pickle=settings.trust_pickle)
+        if settings.shadow_process
+        else None
+    )
+    plane = DataPlane(store, cache, recorder, metrics, executor, shadows)
     drift = LiveDrift(store)
     worker = DriftWorker(drift, data_dir=settings.data_dir, db=settings.db, trust_pickle=settings.trust_pickle)
     rollouts_controller = RolloutController(store, plane)
@@ -194,6 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for task in background:
                 task.cancel()
             await svc.alerts.aclose()
+            svc.dataplane.close()
             svc.recorder.close()
             if svc.drift_worker is not None:
                 svc.drift_worker.close()

@@ -60,6 +60,9 @@ def serve(
     durable_log: Annotated[bool, typer.Option(help="Lose no acknowledged prediction on a crash.")] = False,
     insecure: Annotated[bool, typer.Option(help="Serve a non-loopback address without tokens.")] = False,
     trust_pickle: Annotated[bool, typer.Option(help="Load pickle artifacts registered without trust.")] = False,
+    shadow_in_process: Annotated[
+        bool, typer.Option(help="Score shadow copies in threads of the server, not an idle-priority process.")
+    ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Run the HTTP server."""
@@ -79,6 +82,7 @@ def serve(
         durable_log=durable_log,
         insecure=insecure,
         trust_pickle=trust_pickle,
+        shadow_process=not shadow_in_process,
     )
     store = _store(data_dir, db)
     has_tokens = bool(store.tokens.scopes_by_digest())

@@ -7,6 +7,7 @@ raising `InvalidInput` with the feature, the expectation and the offending value
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -89,6 +90,13 @@ class InputSchema:
                 )
             )
         return cls(tuple(feats), data.get("unknown_categories", "allow"))
+
+    @cached_property
+    def frame_signature(self) -> tuple[Any, ...]:
+        """Two schemas with the same signature turn the same request into the same frame, or both
+        refuse it (value ranges are only counted, never refused)."""
+        reject = self.unknown_categories == "reject"
+        return tuple((f.name, f.kind, f.nullable, f.categories if reject else None) for f in self.features)
 
     def with_unknown_categories(self, policy: Literal["allow", "reject"]) -> InputSchema:
         return InputSchema(self.features, policy)

@@ -44,6 +44,11 @@ class TrafficPolicy(Protocol):
         """Every version this policy may route to or keeps warm; the data plane keeps them loaded."""
         ...
 
+    @property
+    def shadowed(self) -> tuple[VersionRef, ...]:
+        """The versions some route sends copies to (they get a shadow scorer of their own)."""
+        ...
+
 
 def bucket(key: str) -> int:
     """A stable bucket in [0, BUCKETS) for a sticky key: the same in every process (unlike hash())."""
@@ -72,6 +77,10 @@ class SingleVersion:
     def versions(self) -> tuple[VersionRef, ...]:
         return (self.target,)
 
+    @property
+    def shadowed(self) -> tuple[VersionRef, ...]:
+        return ()
+
 
 @dataclass(frozen=True, slots=True)
 class Shadowed:
@@ -95,6 +104,10 @@ class Shadowed:
     @property
     def versions(self) -> tuple[VersionRef, ...]:
         return (self.champion, self.candidate)
+
+    @property
+    def shadowed(self) -> tuple[VersionRef, ...]:
+        return (self.candidate,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +138,10 @@ class WeightedSplit:
     def versions(self) -> tuple[VersionRef, ...]:
         return (self.champion, self.candidate)
 
+    @property
+    def shadowed(self) -> tuple[VersionRef, ...]:
+        return (self.champion,) if self.mirror else ()
+
 
 @dataclass(frozen=True, slots=True)
 class BlueGreen:
@@ -143,6 +160,10 @@ class BlueGreen:
     @property
     def versions(self) -> tuple[VersionRef, ...]:
         return (self.active, self.standby)
+
+    @property
+    def shadowed(self) -> tuple[VersionRef, ...]:
+        return ()
 
 
 def policy_for(

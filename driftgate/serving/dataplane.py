@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from driftgate.errors import DriftgateError, EndpointNotFound, ModelFailed, ModelTimeout
 from driftgate.records.ids import new_ids
@@ -21,6 +22,7 @@ from driftgate.serving.endpoint_config import EndpointConfig
 from driftgate.serving.metrics import ServingMetrics
 from driftgate.serving.result import DecodedRequest, PredictionResult
 from driftgate.serving.runtime import LoadedVersion, ModelCache, score_reference_rows
+from driftgate.serving.shadow_process import ShadowFailed, ShadowProcess
 from driftgate.store import Store
 from driftgate.validation import parse
 
@@ -31,6 +33,8 @@ MAX_CALLS_IN_FLIGHT = 2
 # Rows being scored by shadows at once; past this, copies are dropped (and counted) so a slow
 # shadow can never pile up memory or threads behind live traffic.
 MAX_SHADOW_ROWS = 10_000
+# Shadow calls merge everything queued (one pickle and one round trip to the shadow process).
+MAX_SHADOW_BATCH_ROWS = 4096
 
 
 @dataclass
@@ -43,6 +47,9 @@ class EndpointState:
     # Each version's schema with this endpoint's unknown-category policy applied.
     schemas: dict[VersionRef, InputSchema]
     batchers: dict[VersionRef, MicroBatcher]
+    # Shadow copies go through batchers of their own (own threads, maybe another process), so
+    # they never queue in front of, or merge into, the calls that answer callers.
+    shadow_batchers: dict[VersionRef, MicroBatcher]
     # The active rollout's row (strategy, state, weight, spec...), None without one.
     rollout: dict[str, Any] | None = None
 
@@ -50,6 +57,9 @@ class EndpointState:
     def stable(self) -> LoadedVersion:
         """The version whose schema decodes requests (positional inputs follow its feature order)."""
         return self.versions[self.policy.baseline]
+
+    def same_frame(self, a: VersionRef, b: VersionRef) -> bool:
+        return self.schemas[a].frame_signature == self.schemas[b].frame_signature
 
     @property
     def sticky_key(self) -> str | None:
@@ -68,12 +78,16 @@ class DataPlane:
         recorder: Recorder,
         metrics: ServingMetrics,
         executor: ThreadPoolExecutor,
+        shadow_process: ShadowProcess | None = None,
     ) -> None:
         self.store = store
         self.cache = cache
         self.recorder = recorder
         self.metrics = metrics
         self.executor = executor
+        # Threads that only wait for shadow calls: a slow shadow never holds a model thread.
+        self.shadow_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="driftgate-shadow")
+        self.shadow_process = shadow_process
         self._endpoints: dict[str, EndpointState] = {}
         self._head_revision = 0
         self._shadow_tasks: set[asyncio.Task[None]] = set()
@@ -114,7 +128,19 @@ class DataPlane:
             )
             for ref, v in versions.items()
         }
-        state = EndpointState(name, cfg, revision, policy, versions, schemas, batchers, rollout)
+        shadow_batchers = {
+            ref: MicroBatcher(
+                self.shadow_process.scorer(ref) if self.shadow_process else versions[ref].score,
+                self.shadow_executor,
+                max_rows=max(cfg.batching.max_batch_size, MAX_SHADOW_BATCH_ROWS),
+                max_in_flight=1,
+            )
+            for ref in policy.shadowed
+        }
+        if self.shadow_process is not None:
+            for ref in policy.shadowed:
+                await loop.run_in_executor(self.shadow_executor, self.shadow_process.preload, ref)
+        state = EndpointState(name, cfg, revision, policy, versions, schemas, batchers, shadow_batchers, rollout)
         self._endpoints[name] = state
         self._head_revision = max(self._head_revision, revision)
         return state
@@ -223,7 +249,7 @@ class DataPlane:
             )
         )
         for shadow in route.shadows:
-            self._spawn_shadow(st, shadow, request, ids)
+            self._spawn_shadow(st, shadow, request, ids, frame if st.same_frame(shadow, ref) else None)
         answered = (
             predictions
             if answered_status is None
@@ -273,17 +299,37 @@ class DataPlane:
 
     # ---- shadows --------------------------------------------------------------------------------
 
-    def _spawn_shadow(self, st: EndpointState, ref: VersionRef, request: DecodedRequest, parent_ids: list[str]) -> None:
-        """Score a copy off the request path; when shadows fall behind, copies are dropped, not queued."""
+    def close(self) -> None:
+        self.shadow_executor.shutdown(wait=False, cancel_futures=True)
+        if self.shadow_process is not None:
+            self.shadow_process.close()
+
+    def _spawn_shadow(
+        self,
+        st: EndpointState,
+        ref: VersionRef,
+        request: DecodedRequest,
+        parent_ids: list[str],
+        frame: pd.DataFrame | None,
+    ) -> None:
+        """Score a copy off the request path; when shadows fall behind, copies are dropped, not queued.
+        `frame`: the primary's own, when the shadow's schema would build the same one."""
         if self._shadow_rows + request.n_rows > MAX_SHADOW_ROWS:
             self.metrics.shadow_dropped.labels(st.name, str(ref.version)).inc(request.n_rows)
             return
         self._shadow_rows += request.n_rows
-        task = asyncio.create_task(self._shadow(st, ref, request, parent_ids))
+        task = asyncio.create_task(self._shadow(st, ref, request, parent_ids, frame))
         self._shadow_tasks.add(task)
         task.add_done_callback(self._shadow_tasks.discard)
 
-    async def _shadow(self, st: EndpointState, ref: VersionRef, request: DecodedRequest, parent_ids: list[str]) -> None:
+    async def _shadow(
+        self,
+        st: EndpointState,
+        ref: VersionRef,
+        request: DecodedRequest,
+        parent_ids: list[str],
+        frame: pd.DataFrame | None,
+    ) -> None:
         n = request.n_rows
         ts = time.time()
         started = time.perf_counter()
@@ -291,13 +337,15 @@ class DataPlane:
         preds: list[Any] | None = None
         proba = None
         status, error = "ok", None
-        frame = None
         try:
-            frame = st.schemas[ref].to_frame(request.columns, n)
-            out, proba = await asyncio.wait_for(st.batchers[ref].submit(frame), st.config.timeout_ms / 1000)
+            if frame is None:
+                frame = st.schemas[ref].to_frame(request.columns, n)
+            out, proba = await asyncio.wait_for(st.shadow_batchers[ref].submit(frame), st.config.timeout_ms / 1000)
             preds = out.tolist()
         except TimeoutError:
             status, error = "timeout", f"over {st.config.timeout_ms} ms"
+        except ShadowFailed as exc:  # raised in the shadow process; its text names the original type
+            status, error = "error", str(exc)
         except Exception as exc:  # a failing shadow is recorded, never felt by the caller
             status, error = "error", f"{type(exc).__name__}: {str(exc)[:300]}"
         finally:

@@ -4,6 +4,7 @@ sticky routing, persistence across restarts and replicas, and the audit trail.""
 from __future__ import annotations
 
 import io
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from driftgate.client import Client, ServerError
+from driftgate.registry.registry import Registration, register
 from tests.conftest import Artifacts, LiveServer, classification_data, make_server
 
 FEATURES = ["x1", "x2", "colour"]
@@ -60,6 +62,13 @@ class SlowModel:
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         time.sleep(self.pause)
         return self.model.predict_proba(frame)
+
+
+class PidModel:
+    """Predicts the id of the process that runs it: tells where a shadow was scored."""
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.full(len(frame), float(os.getpid()))
 
 
 @pytest.fixture
@@ -172,6 +181,36 @@ def test_a_failing_or_slow_shadow_never_reaches_the_caller(
         assert row["status"] == "ok", row["error"]
         assert primary[row["parent_id"]]["latency_ms"] < row["latency_ms"]
     assert len(logged_rows) == 5
+
+
+@pytest.mark.parametrize("in_process", [False, True], ids=["shadow-process", "shadow-thread"])
+def test_shadows_are_scored_in_their_own_process(tmp_path: Path, artifacts: Artifacts, in_process: bool) -> None:
+    srv = make_server(tmp_path, shadow_process=not in_process, **FAST)
+    try:
+        with Client(srv.url) as client:
+            store = srv.app.state.services.store
+            for _ in range(2):  # format 'python' registers from the local side only
+                register(
+                    store,
+                    Registration(
+                        "pid", b"tests.api.test_rollouts:PidModel", "python", artifacts.reference_csv, "ref.csv", "y"
+                    ),
+                )
+            client.deploy("pid", "pid", 1)
+            client.start_rollout("pid", "shadow", 2)
+            answers = [client.predict("pid", rows(3, i)) for i in range(5)]
+            assert {p for a in answers for p in a["predictions"]} == {float(os.getpid())}  # the server answers
+
+            def shadow_outputs() -> set[Any] | None:
+                flush(srv)
+                found = [r for r in store.predictions.window("pid", role=None, since=0) if r["role"] == "shadow"]
+                return {r["output"] for r in found} if len(found) >= 15 else None
+
+            where = until(shadow_outputs)
+            assert len(where) == 1
+            assert (where == {float(os.getpid())}) is in_process
+    finally:
+        srv.stop()
 
 
 def test_a_good_canary_walks_its_steps_and_is_promoted(two_versions: Client, server: LiveServer) -> None:

@@ -1,0 +1,89 @@
+"""One long-lived helper process at low CPU priority, started on first use, replaced if it dies.
+
+Work that must not take the serving process's GIL (big drift reports, shadow scoring) runs here:
+a spawned child (the server has threads: never fork) with its own store connection, set up by an
+`initializer` in the child. Its CPU priority drops before the initializer imports anything, so on
+a busy core serving wins and on an idle one the child runs at full speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Literal
+
+Priority = Literal["nice", "idle"]
+NICENESS = 19
+KILL_AFTER_S = 5.0
+
+
+def lower_priority(priority: Priority) -> None:
+    """`nice`: the lowest niceness, so a busy core still gives the child a small share.
+    `idle`: SCHED_IDLE, the child runs only on a core nothing else wants (falls back to nice)."""
+    if priority == "idle" and hasattr(os, "sched_setscheduler"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # type: ignore[attr-defined]
+            return
+    with contextlib.suppress(OSError):
+        os.nice(NICENESS)
+
+
+def _boot(priority: Priority, initializer: Callable[..., None], args: tuple[Any, ...]) -> None:
+    lower_priority(priority)
+    initializer(*args)
+
+
+class ChildProcess:
+    """`submit(fn, *args)` runs a module-level `fn` in the child; `call` waits for its result and
+    retries once on a fresh child if the old one died (the OOM killer, a crashing native library)."""
+
+    def __init__(self, initializer: Callable[..., None], args: tuple[Any, ...], priority: Priority = "nice") -> None:
+        self._boot_args = (priority, initializer, args)
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_boot,
+                    initargs=self._boot_args,
+                )
+            pool = self._pool
+        return pool.submit(fn, *args)
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return self.submit(fn, *args).result()
+        except BrokenProcessPool:
+            self.reset()
+            return self.submit(fn, *args).result()
+
+    def reset(self) -> None:
+        """End the child now (it may be half-way through a long job) and start afresh on next use."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        children = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for child in children:
+            child.terminate()
+        # Polled, not joined: after the pool's shutdown a child's sentinel may already be closed,
+        # which makes join() return at once. A child that ignores SIGTERM gets SIGKILL.
+        deadline = time.monotonic() + KILL_AFTER_S
+        while any(c.is_alive() for c in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for child in children:
+            if child.is_alive():
+                child.kill()
+
+    close = reset
