@@ -52,7 +52,7 @@ SERVER_CORE, CLIENT_CORE = "0", "1"
 CONNS = 16
 ROW_COUNTS = (1, 100)
 ENDPOINT = "bench"
-BIG_BATCH = 1024
+CONTROL_CALLS = 2  # the control endpoint's batching.max_concurrent_calls (the default is 1)
 
 PEER_PINS = {
     "mlserver": ["mlserver==1.7.*", "mlserver-sklearn==1.7.*", "uvloop==0.21.0"],
@@ -174,9 +174,9 @@ def register_driftgate(csv: Path) -> Path:
         check=True,
         capture_output=True,
     )
-    # Not the default: the same model behind a second endpoint whose micro-batches may hold more
-    # rows than the default 64, so that concurrent 100-row requests can share a model call too.
-    big = json.dumps({"batching": {"max_batch_size": BIG_BATCH}})
+    # A control: the same model behind a second endpoint that runs two model calls at once
+    # (the default is one, which merges more requests per call).
+    big = json.dumps({"batching": {"max_concurrent_calls": CONTROL_CALLS}})
     subprocess.run(
         [
             cli,
@@ -420,7 +420,7 @@ def build_servers(paths: dict[str, Path], data_dir: Path, skip: set[str], notes:
         servers.append(
             Server(
                 "driftgate_batch",
-                f"driftgate, logging on, max_batch_size={BIG_BATCH} (= default)",
+                f"driftgate, logging on, max_concurrent_calls={CONTROL_CALLS} (control)",
                 [str(BIN / "driftgate"), "serve", "--data-dir", str(data_dir), "--port", str(p)],
                 f"http://127.0.0.1:{p}/v1/endpoints/{ENDPOINT}_batch/predict",
                 native,
@@ -909,9 +909,9 @@ def markdown(doc: dict) -> str:
         "- **driftgate, logging off**: there is no switch, so `benchmarks/serving/driftgate_nolog.py` runs the same "
         "`create_app` with `Settings(log_max_queued_rows=0)`: the recorder drops every batch at hand-over (and "
         "counts it), so nothing is encoded or written; the request path still builds ids and the log batch.",
-        f"- **driftgate, max_batch_size={BIG_BATCH}**: the same server with the endpoint deployed "
-        f'with `--config \'{{"batching": {{"max_batch_size": {BIG_BATCH}}}}}\'`, which is now also the default '
-        "(it was 64 rows, with which a 100-row request never shared a model call); kept as a control.",
+        f"- **driftgate, max_concurrent_calls={CONTROL_CALLS}**: the same server with a second endpoint deployed "
+        f'with `--config \'{{"batching": {{"max_concurrent_calls": {CONTROL_CALLS}}}}}\'` (two model calls at '
+        "once, the default before this run; the default is now one, which merges more requests per call).",
         "- **MLServer**: `mlserver start` with mlserver-sklearn, `parallel_workers=0` (model in the server "
         "process), `uvloop==0.21.0` pinned (with 0.23 the model never loads). V2 request with one input per "
         "feature (FP64 for numeric, BYTES with `content_type: str` for categorical) and `content_type: pd`, so it "

@@ -43,6 +43,21 @@ def redact(inputs: dict[str, Any], rules: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+def redact_columns(columns: Mapping[str, Any], rules: Mapping[str, str]) -> dict[str, Any]:
+    """Apply the rules to columns of rows (name -> values); the caller's mapping is left as it was.
+
+    >>> redact_columns({"email": ["a@b.c"], "x": [1]}, {"email": "drop"})
+    {'x': [1]}
+    """
+    out: dict[str, Any] = {}
+    for name, values in columns.items():
+        rule = rules.get(name)
+        if rule == "drop":
+            continue
+        out[name] = values if rule is None else [hash_value(v) for v in list(values)]
+    return out
+
+
 def redact_frame(frame: pd.DataFrame, rules: Mapping[str, str]) -> pd.DataFrame:
     """Apply the rules to every row of a frame; the caller's frame is left as it was.
 
@@ -57,12 +72,12 @@ def redact_frame(frame: pd.DataFrame, rules: Mapping[str, str]) -> pd.DataFrame:
     return out.assign(**hashed) if hashed else out
 
 
-def scrub_text(text: str, frame: pd.DataFrame, rules: Mapping[str, str]) -> str:
+def scrub_text(text: str, frame: pd.DataFrame | Mapping[str, Any], rules: Mapping[str, str]) -> str:
     """Blank out raw values of redacted fields that an error message may quote."""
     for name in rules:
-        if name not in frame.columns:
+        if name not in frame:  # a frame's columns, a mapping's keys
             continue
-        for value in set(map(str, frame[name].tolist())):
+        for value in set(map(str, list(frame[name]))):
             if value and value in text:
                 text = text.replace(value, REDACTED)
     return text

@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from driftgate.records.redaction import redact_frame, scrub_text
+from driftgate.records.redaction import redact_columns, redact_frame, scrub_text
 
 COLUMNS = (
     "id",
@@ -48,7 +48,8 @@ class LogBatch:
     role: str
     ts: float
     ids: list[str]
-    frame: pd.DataFrame | None
+    # The inputs: a DataFrame, or columns (name -> values) as the data plane hands them over.
+    frame: pd.DataFrame | Mapping[str, Any] | None
     predictions: list[Any] | None
     probabilities: np.ndarray | None
     latency_ms: float
@@ -93,15 +94,22 @@ def encode(batch: LogBatch) -> list[Row]:
     if frame is not None and batch.redact:
         if error:
             error = scrub_text(error, frame, batch.redact)
-        frame = redact_frame(frame, batch.redact)
-    if frame is not None and len(frame.columns):
+        if isinstance(frame, pd.DataFrame):
+            frame = redact_frame(frame, batch.redact)
+        else:
+            frame = redact_columns(frame, batch.redact)
+    if frame is None or not len(frame):
+        inputs = ["{}"] * n
+    elif isinstance(frame, pd.DataFrame):
         names = [str(c) for c in frame.columns]
         # One conversion for the whole frame: per-column Series access costs ~20 us each, which
         # dominates for the 1-row frames most requests bring.
         values = frame.to_numpy(dtype=object).tolist()
         inputs = [dumps(dict(zip(names, row, strict=True))) for row in values]
     else:
-        inputs = ["{}"] * n
+        names = list(frame)
+        cols = [v.tolist() if isinstance(v, np.ndarray) else list(v) for v in frame.values()]
+        inputs = [dumps(dict(zip(names, row, strict=True))) for row in zip(*cols, strict=True)]
     if batch.predictions is not None:
         outputs: list[str | None] = [dumps(_scalar(p)) for p in batch.predictions]
     else:

@@ -4,11 +4,17 @@ While a model call runs, new requests queue; when it finishes they go together a
 (up to `max_rows`). A lone request never waits: with nothing in flight it is dispatched at once,
 so batching costs no latency at low load and merges calls exactly when load makes them queue.
 `max_wait_us` adds an optional short wait for more requests when one call is already in flight.
+
+A call running longer than `stall_after_ms` stops holding its slot (up to `MAX_STALLED` such
+calls), so one slow request, or a model that hangs on some input, does not hold up the rest: one
+call at a time, which merges the most requests per call, without head-of-line blocking.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -16,12 +22,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from driftgate.registry.schema import Columns, frame_of, merge_columns
+
 Scores = tuple[np.ndarray, np.ndarray | None]
+# Calls past `stall_after_ms` that may run beside the normal ones: each holds a worker thread.
+MAX_STALLED = 2
 
 
 @dataclass(slots=True)
 class _Pending:
-    frame: pd.DataFrame
+    columns: Columns
+    rows: int
     future: asyncio.Future[Scores]
 
 
@@ -34,48 +45,80 @@ class MicroBatcher:
         max_rows: int = 64,
         max_wait_us: int = 0,
         max_in_flight: int = 1,
+        stall_after_ms: float = 50.0,
     ) -> None:
         self._score = score
         self._executor = executor
         self.max_rows = max_rows
         self.max_wait = max_wait_us / 1e6
         self.max_in_flight = max_in_flight
+        self.stall_after = stall_after_ms / 1000
         self._queue: list[_Pending] = []
         self._queued_rows = 0
-        self._in_flight = 0
+        self._started: dict[int, float] = {}  # call number -> monotonic start, for calls in flight
+        self._numbers = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
+        self._stall_timer: asyncio.TimerHandle | None = None
         self.calls = 0  # model calls made, for tests and metrics
 
-    async def submit(self, frame: pd.DataFrame) -> Scores:
+    async def submit(self, columns: Columns) -> Scores:
+        """Scores for these rows (validated columns, see `InputSchema.to_columns`). Requests are
+        merged as columns and one DataFrame is built per model call, in the worker thread."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Scores] = loop.create_future()
-        self._queue.append(_Pending(frame, future))
-        self._queued_rows += len(frame)
+        rows = len(next(iter(columns.values()))) if columns else 0
+        self._queue.append(_Pending(columns, rows, future))
+        self._queued_rows += rows
         self._maybe_dispatch(loop)
         return await future
 
+    @property
+    def _in_flight(self) -> int:
+        return len(self._started)
+
+    def _free_slot(self) -> bool:
+        """A call may start: fewer than `max_in_flight` calls are running that are not stalled."""
+        if not self._started:
+            return True
+        if self._in_flight >= self.max_in_flight + MAX_STALLED:
+            return False
+        now = time.monotonic()
+        return sum(now - t < self.stall_after for t in self._started.values()) < self.max_in_flight
+
     def _maybe_dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
-        while self._queue and self._in_flight < self.max_in_flight:
+        while self._queue and self._free_slot():
             if self._in_flight and self._queued_rows < self.max_rows and self.max_wait > 0 and self._timer is None:
                 self._timer = loop.call_later(self.max_wait, self._on_timer, loop)
                 return
             self._dispatch(loop)
+        if self._queue and self._stall_timer is None and self._in_flight < self.max_in_flight + MAX_STALLED:
+            # Look again when the oldest running call would count as stalled (a finishing call
+            # dispatches anyway).
+            now = time.monotonic()
+            running = [t for t in self._started.values() if now - t < self.stall_after]
+            if running and self.stall_after != float("inf"):
+                due = min(running) + self.stall_after - now
+                self._stall_timer = loop.call_later(max(due, 0.001), self._on_stall_timer, loop)
+
+    def _on_stall_timer(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._stall_timer = None
+        self._maybe_dispatch(loop)
 
     def _on_timer(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
-        if self._queue and self._in_flight < self.max_in_flight:
+        if self._queue and self._free_slot():
             self._dispatch(loop)
 
     def _take(self) -> list[_Pending]:
         taken: list[_Pending] = []
         rows = 0
-        while self._queue and (not taken or rows + len(self._queue[0].frame) <= self.max_rows):
+        while self._queue and (not taken or rows + self._queue[0].rows <= self.max_rows):
             item = self._queue.pop(0)
             if item.future.cancelled():  # its caller timed out or went away
-                self._queued_rows -= len(item.frame)
+                self._queued_rows -= item.rows
                 continue
             taken.append(item)
-            rows += len(item.frame)
+            rows += item.rows
         self._queued_rows -= rows
         return taken
 
@@ -86,37 +129,39 @@ class MicroBatcher:
         batch = self._take()
         if not batch:
             return
-        self._in_flight += 1
+        number = next(self._numbers)
+        self._started[number] = time.monotonic()
         self.calls += 1
-        task = loop.run_in_executor(self._executor, self._run, [p.frame for p in batch])
-        task.add_done_callback(lambda done: self._finish(loop, batch, done))
+        task = loop.run_in_executor(self._executor, self._run, [p.columns for p in batch])
+        task.add_done_callback(lambda done: self._finish(loop, number, batch, done))
 
-    def _run(self, frames: list[pd.DataFrame]) -> list[Scores | BaseException]:
+    def _run(self, parts: list[Columns]) -> list[Scores | BaseException]:
         """In a worker thread: one call for all; if it fails, each request alone, so one bad
         request's error is its own and the others still get answers."""
-        if len(frames) == 1:
-            return [self._score_one(frames[0])]
-        merged = pd.concat(frames, ignore_index=True, copy=False)
+        if len(parts) == 1:
+            return [self._score_one(parts[0])]
         try:
-            preds, proba = self._score(merged)
+            preds, proba = self._score(frame_of(merge_columns(parts)))
         except Exception:
-            return [self._score_one(f) for f in frames]
+            return [self._score_one(p) for p in parts]
         out: list[Scores | BaseException] = []
         start = 0
-        for frame in frames:
-            end = start + len(frame)
+        for part in parts:
+            end = start + len(next(iter(part.values())))
             out.append((preds[start:end], None if proba is None else proba[start:end]))
             start = end
         return out
 
-    def _score_one(self, frame: pd.DataFrame) -> Scores | BaseException:
+    def _score_one(self, columns: Columns) -> Scores | BaseException:
         try:
-            return self._score(frame)
+            return self._score(frame_of(columns))
         except Exception as exc:
             return exc
 
-    def _finish(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending], done: asyncio.Future) -> None:
-        self._in_flight -= 1
+    def _finish(
+        self, loop: asyncio.AbstractEventLoop, number: int, batch: list[_Pending], done: asyncio.Future
+    ) -> None:
+        del self._started[number]
         exc = done.exception()
         results = [exc] * len(batch) if exc is not None else done.result()
         for pending, result in zip(batch, results, strict=True):

@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from driftgate.errors import DriftgateError, EndpointNotFound, ModelFailed, ModelTimeout
 from driftgate.records.ids import new_ids
 from driftgate.records.recorder import LogBatch, Recorder
-from driftgate.registry.schema import InputSchema
+from driftgate.registry.schema import Columns, InputSchema
 from driftgate.rollout.policy import Route, TrafficPolicy, VersionRef, policy_for
 from driftgate.serving.batching import MicroBatcher
 from driftgate.serving.endpoint_config import EndpointConfig
@@ -27,9 +26,6 @@ from driftgate.store import Store
 from driftgate.validation import parse
 
 log = logging.getLogger("driftgate.serving")
-# Model calls per version at once: two keep a slow call from stalling the queue behind it,
-# more would mostly split batches that are better merged.
-MAX_CALLS_IN_FLIGHT = 2
 # Rows being scored by shadows at once; past this, copies are dropped (and counted) so a slow
 # shadow can never pile up memory or threads behind live traffic.
 MAX_SHADOW_ROWS = 10_000
@@ -124,7 +120,7 @@ class DataPlane:
                 self.executor,
                 max_rows=cfg.batching.max_batch_size,
                 max_wait_us=cfg.batching.max_wait_us,
-                max_in_flight=MAX_CALLS_IN_FLIGHT,
+                max_in_flight=cfg.batching.max_concurrent_calls,
             )
             for ref, v in versions.items()
         }
@@ -134,6 +130,7 @@ class DataPlane:
                 self.shadow_executor,
                 max_rows=max(cfg.batching.max_batch_size, MAX_SHADOW_BATCH_ROWS),
                 max_in_flight=1,
+                stall_after_ms=float("inf"),  # no caller waits on a shadow: never more than one call
             )
             for ref in policy.shadowed
         }
@@ -203,15 +200,15 @@ class DataPlane:
         endpoint = st.name
         ref = route.primary
         version = st.versions[ref]
-        frame = st.schemas[ref].to_frame(request.columns, request.n_rows)
+        inputs = st.schemas[ref].to_columns(request.columns, request.n_rows)
         labels = (endpoint, str(ref.version), "primary")
         started = time.perf_counter()
         ts = time.time()
         try:
-            preds, proba = await asyncio.wait_for(st.batchers[ref].submit(frame), st.config.timeout_ms / 1000)
+            preds, proba = await asyncio.wait_for(st.batchers[ref].submit(inputs), st.config.timeout_ms / 1000)
         except TimeoutError:
             self.metrics.requests.labels(*labels, "timeout").inc()
-            self._log_failure(st, ref, ts, frame, "timeout", f"over {st.config.timeout_ms} ms")
+            self._log_failure(st, ref, ts, inputs, request.n_rows, "timeout", f"over {st.config.timeout_ms} ms")
             raise ModelTimeout(
                 f"model {ref} did not answer within timeout_ms={st.config.timeout_ms}", endpoint=endpoint
             ) from None
@@ -221,7 +218,7 @@ class DataPlane:
             self.metrics.requests.labels(*labels, "error").inc()
             message = f"{type(exc).__name__}: {str(exc)[:300]}"
             log.warning("model %s failed on endpoint %s: %s", ref, endpoint, message)
-            self._log_failure(st, ref, ts, frame, "error", message)
+            self._log_failure(st, ref, ts, inputs, request.n_rows, "error", message)
             raise ModelFailed(f"model {ref} failed: {message}", endpoint=endpoint) from None
         latency_ms = (time.perf_counter() - started) * 1000
         self.metrics.latency.labels(*labels).observe(latency_ms / 1000)
@@ -240,7 +237,7 @@ class DataPlane:
                 "primary",
                 ts,
                 ids,
-                frame,
+                inputs,
                 predictions,
                 proba,
                 latency_ms,
@@ -249,7 +246,7 @@ class DataPlane:
             )
         )
         for shadow in route.shadows:
-            self._spawn_shadow(st, shadow, request, ids, frame if st.same_frame(shadow, ref) else None)
+            self._spawn_shadow(st, shadow, request, ids, inputs if st.same_frame(shadow, ref) else None)
         answered = (
             predictions
             if answered_status is None
@@ -310,15 +307,15 @@ class DataPlane:
         ref: VersionRef,
         request: DecodedRequest,
         parent_ids: list[str],
-        frame: pd.DataFrame | None,
+        inputs: Columns | None,
     ) -> None:
         """Score a copy off the request path; when shadows fall behind, copies are dropped, not queued.
-        `frame`: the primary's own, when the shadow's schema would build the same one."""
+        `inputs`: the primary's own, when the shadow's schema would build the same one."""
         if self._shadow_rows + request.n_rows > MAX_SHADOW_ROWS:
             self.metrics.shadow_dropped.labels(st.name, str(ref.version)).inc(request.n_rows)
             return
         self._shadow_rows += request.n_rows
-        task = asyncio.create_task(self._shadow(st, ref, request, parent_ids, frame))
+        task = asyncio.create_task(self._shadow(st, ref, request, parent_ids, inputs))
         self._shadow_tasks.add(task)
         task.add_done_callback(self._shadow_tasks.discard)
 
@@ -328,7 +325,7 @@ class DataPlane:
         ref: VersionRef,
         request: DecodedRequest,
         parent_ids: list[str],
-        frame: pd.DataFrame | None,
+        inputs: Columns | None,
     ) -> None:
         n = request.n_rows
         ts = time.time()
@@ -338,9 +335,9 @@ class DataPlane:
         proba = None
         status, error = "ok", None
         try:
-            if frame is None:
-                frame = st.schemas[ref].to_frame(request.columns, n)
-            out, proba = await asyncio.wait_for(st.shadow_batchers[ref].submit(frame), st.config.timeout_ms / 1000)
+            if inputs is None:
+                inputs = st.schemas[ref].to_columns(request.columns, n)
+            out, proba = await asyncio.wait_for(st.shadow_batchers[ref].submit(inputs), st.config.timeout_ms / 1000)
             preds = out.tolist()
         except TimeoutError:
             status, error = "timeout", f"over {st.config.timeout_ms} ms"
@@ -363,7 +360,7 @@ class DataPlane:
                 "shadow",
                 ts,
                 new_ids(n),
-                frame,
+                inputs,
                 preds,
                 proba,
                 latency_ms,
@@ -374,8 +371,9 @@ class DataPlane:
             )
         )
 
-    def _log_failure(self, st: EndpointState, ref: VersionRef, ts: float, frame: Any, status: str, error: str) -> None:
-        n = len(frame)
+    def _log_failure(
+        self, st: EndpointState, ref: VersionRef, ts: float, inputs: Columns, n: int, status: str, error: str
+    ) -> None:
         self.recorder.record(
             LogBatch(
                 st.name,
@@ -384,7 +382,7 @@ class DataPlane:
                 "primary",
                 ts,
                 new_ids(n),
-                frame,
+                inputs,
                 None,
                 None,
                 0.0,

@@ -14,6 +14,12 @@ class Batching(BaseModel):
 
     max_batch_size: int = Field(1024, ge=1, le=100_000, description="Most rows merged into one model call.")
     max_wait_us: int = Field(500, ge=0, le=1_000_000, description="Longest a request waits for others to join.")
+    # One call at a time merges the most requests per call: best for models that hold the GIL
+    # (scikit-learn pipelines: measured ~10-30 % more req/s than two). Models that release it
+    # (onnxruntime, big numpy work) on a machine with spare cores gain from overlapping calls.
+    max_concurrent_calls: int = Field(
+        1, ge=1, le=64, description="Model calls of one version running at once in this process."
+    )
 
 
 class EndpointConfig(BaseModel):

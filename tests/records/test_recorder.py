@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -52,6 +53,18 @@ def test_rows_are_encoded_redacted_and_round_trip(store: Store) -> None:
     assert stored["inputs"]["x"] is None and stored["inputs"]["email"].startswith("sha256:")
     assert stored["output"] == 1 and stored["probabilities"] == [0.5, 0.5]
     assert as_dict(rows[0])["inputs"]["x"] == 0.0
+
+
+def test_columns_encode_like_the_frame_they_stand_for() -> None:
+    """The data plane hands over validated columns, not a DataFrame: same rows, same redaction."""
+    framed = batch(3, redact={"email": "hash"})
+    framed.frame.loc[1, "x"] = float("nan")
+    columns = {name: framed.frame[name].to_numpy() for name in framed.frame.columns}
+    as_columns = dataclasses.replace(framed, frame=columns)
+    assert encode(as_columns) == encode(framed)
+    dropped = dataclasses.replace(as_columns, redact={"email": "drop"})
+    assert all("email" not in as_dict(row)["inputs"] for row in encode(dropped))
+    assert "email" in columns  # the caller's columns are left as they were
 
 
 def test_writes_are_idempotent_on_both_paths(store: Store) -> None:

@@ -67,3 +67,22 @@ def test_unknown_category_policy(schema: InputSchema) -> None:
 def test_high_cardinality_is_not_enumerated() -> None:
     frame = pd.DataFrame({"id": [f"u{i}" for i in range(MAX_ENUMERATED_CATEGORIES + 1)]})
     assert InputSchema.infer(frame).feature("id").categories is None
+
+
+def test_frame_of_matches_the_public_constructor_and_keeps_categoricals_as_objects() -> None:
+    from driftgate.registry.schema import frame_of, merge_columns
+
+    frame = pd.DataFrame({"x": [1.5, None, 3.0], "n": [1, 2, 3], "c": ["a", None, "b"]})
+    schema = InputSchema.infer(frame)
+    request = {"c": ["b", "a", None], "n": [4, 5, 6], "x": [0.5, 1.0, None], "extra": [1, 2, 3]}
+    columns = schema.to_columns(request, 3)
+    assert list(columns) == ["x", "n", "c"]  # the model's order, extras dropped
+    fast = frame_of(columns)
+    slow = pd.DataFrame({k: pd.Series(v, dtype=object) if v.dtype == object else v for k, v in columns.items()})
+    pd.testing.assert_frame_equal(fast, slow, check_column_type=False)
+    assert fast["c"].dtype == object and fast["x"].dtype == np.float64
+    assert schema.to_frame(request, 3).equals(fast)
+
+    merged = frame_of(merge_columns([columns, schema.to_columns({"c": ["a"], "n": [7], "x": [2.0]}, 1)]))
+    assert merged.shape == (4, 3) and merged["n"].tolist() == [4.0, 5.0, 6.0, 7.0]
+    assert merged["c"].tolist()[:2] == ["b", "a"] and merged.index.tolist() == [0, 1, 2, 3]

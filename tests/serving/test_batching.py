@@ -31,7 +31,7 @@ async def _run(sizes: list[int], batcher: MicroBatcher, poisoned: set[int] = fro
         if i in poisoned:
             values[0] = -1
         try:
-            preds, proba = await batcher.submit(pd.DataFrame({"x": values}))
+            preds, proba = await batcher.submit({"x": np.asarray(values, dtype=float)})
         except ValueError as exc:
             return exc
         assert proba is not None
@@ -84,12 +84,12 @@ def test_a_cancelled_caller_is_skipped(executor: ThreadPoolExecutor) -> None:
         return frame["x"].to_numpy(), None
 
     async def scenario() -> tuple[np.ndarray, int]:
-        batcher = MicroBatcher(slow, executor, max_rows=10, max_in_flight=1)
-        first = asyncio.ensure_future(batcher.submit(pd.DataFrame({"x": [1.0]})))
+        batcher = MicroBatcher(slow, executor, max_rows=10, max_in_flight=1, stall_after_ms=float("inf"))
+        first = asyncio.ensure_future(batcher.submit({"x": np.array([1.0])}))
         await asyncio.sleep(0.01)
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(batcher.submit(pd.DataFrame({"x": [2.0]})), 0.05)
-        third = asyncio.ensure_future(batcher.submit(pd.DataFrame({"x": [3.0]})))
+            await asyncio.wait_for(batcher.submit({"x": np.array([2.0])}), 0.05)
+        third = asyncio.ensure_future(batcher.submit({"x": np.array([3.0])}))
         gate.set()
         await first
         preds, _ = await third
@@ -98,3 +98,31 @@ def test_a_cancelled_caller_is_skipped(executor: ThreadPoolExecutor) -> None:
     preds, calls = asyncio.run(scenario())
     assert preds.tolist() == [3.0]
     assert calls == 2
+
+
+def test_a_stalled_call_stops_holding_its_slot(executor: ThreadPoolExecutor) -> None:
+    """One call at a time, but a call past stall_after_ms lets the next one start: a request that
+    hangs the model does not hold up the ones behind it."""
+    gate = threading.Event()
+
+    def hangs_on_zero(frame: pd.DataFrame) -> tuple[np.ndarray, None]:
+        if (frame["x"] == 0).any():
+            gate.wait(10)
+        return frame["x"].to_numpy() * 2, None
+
+    async def scenario() -> tuple[list[float], bool, int]:
+        batcher = MicroBatcher(hangs_on_zero, executor, max_rows=100, max_in_flight=1, stall_after_ms=30)
+        stuck = asyncio.ensure_future(batcher.submit({"x": np.array([0.0])}))
+        await asyncio.sleep(0.005)
+        # Queued behind the stuck call, then served once it counts as stalled; merged into one call.
+        quick = await asyncio.wait_for(
+            asyncio.gather(*(batcher.submit({"x": np.array([float(i)])}) for i in range(1, 6))), 5
+        )
+        still_stuck = not stuck.done()
+        gate.set()
+        await stuck
+        return [float(p[0][0]) for p in quick], still_stuck, batcher.calls
+
+    answers, still_stuck, calls = asyncio.run(scenario())
+    assert answers == [2.0, 4.0, 6.0, 8.0, 10.0]
+    assert still_stuck and calls == 2
