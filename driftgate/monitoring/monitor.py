@@ -23,7 +23,14 @@ from driftgate.errors import BadRequest, DriftgateError
 from driftgate.monitoring.concept import detect_concept_drift, error_stream
 from driftgate.monitoring.live import DEFAULT_WINDOW, LiveDrift
 from driftgate.monitoring.points import MetricPoint
-from driftgate.monitoring.window_metrics import Measure, Window, input_metrics, output_metrics, software_metrics
+from driftgate.monitoring.window_metrics import (
+    ANSWERED,
+    Measure,
+    Window,
+    input_metrics,
+    output_metrics,
+    software_metrics,
+)
 from driftgate.serving.runtime import LoadedVersion
 from driftgate.store import Store
 
@@ -222,7 +229,7 @@ class Monitor:
             until=until,
             limit=min(MAX_ROWS, self.concept_history + rows),
         )
-        history = [r for r in history if r["output"] is not None and r["status"] in ("ok", "review")]
+        history = [r for r in history if r["output"] is not None and r["status"] in ANSWERED]
         if not history:
             return None
         task = "regression" if kind == "regression" else "classification"

@@ -24,7 +24,9 @@ import pandas as pd
 
 from driftgate.registry.schema import FeatureSpec, InputSchema
 
-ANSWERED = ("ok", "review")  # rows the model scored; "error" and "timeout" rows have no output
+# Rows the model scored ("audit": answered under `governed`, queued for a person afterwards);
+# "error" and "timeout" rows have no output.
+ANSWERED = ("ok", "review", "audit")
 FAILED = ("error", "timeout")
 
 
