@@ -60,7 +60,7 @@ def build_services(settings: Settings) -> Services:
     metrics.attach_recorder(recorder)
     executor = ThreadPoolExecutor(max_workers=settings.model_threads, thread_name_prefix="driftgate-model")
     cache = ModelCache(store, trust_pickle=settings.trust_pickle)
-    plane = DataPlane(store, cache, recorder, metrics, executor)
+    plane = DataPlane(store, cache, recorder, metrics, executor, pipeline_modules=settings.pipeline_modules)
     drift = LiveDrift(store)
     worker = DriftWorker(drift, data_dir=settings.data_dir, db=settings.db, trust_pickle=settings.trust_pickle)
     rollouts_controller = RolloutController(store, plane)
@@ -134,7 +134,7 @@ async def _monitor_periodically(svc: Services) -> None:
             try:
                 state = svc.dataplane.state(name)
                 await svc.monitor.run_if_due(
-                    name, state.stable, interval=interval, redacted=tuple(state.config.redact or ())
+                    name, state.stable, interval=interval, redacted=tuple(state.config.redact or ()), guard=state.guard
                 )
             except Exception:  # one endpoint's failure must neither end the loop nor skip the others
                 log.exception("monitor run failed on endpoint %s", name)
