@@ -56,6 +56,8 @@ def decide(
     if automation in ("human_only", "assist"):
         status = ["review"] * n
         return Decision(status, status, n)
+    if automation == "full" and (violating is None or guard_action != "review"):
+        return Decision(None, None, 0)  # the common case, without allocating anything
     guard = violating if violating is not None else np.zeros(n, dtype=bool)
     deferred = guard if guard_action == "review" else np.zeros(n, dtype=bool)
     low = (
@@ -71,7 +73,5 @@ def decide(
         logged = np.where(deferred, "review", np.where(audited, "audit", "ok")).tolist()
         answered = np.where(deferred, "review", "ok").tolist()
         return Decision(logged, answered, int((deferred | audited).sum()))
-    if automation == "full" and not deferred.any():
-        return Decision(None, None, 0)
     status = np.where(deferred, "review", "ok").tolist()
     return Decision(status, status, int(deferred.sum()))
