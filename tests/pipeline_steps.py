@@ -58,6 +58,10 @@ def explode_on_negative(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def quote_email(frame: pd.DataFrame) -> pd.DataFrame:
+    raise ValueError(f"cannot parse {frame['email'].iloc[0]}")
+
+
 def require_customer(frame: pd.DataFrame) -> pd.DataFrame:
     if "customer" not in frame:
         raise InvalidInput("expected a 'customer' column", field="customer")

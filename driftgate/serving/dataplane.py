@@ -25,6 +25,7 @@ from driftgate.errors import (
 from driftgate.monitoring.guards import OutputLimits, check_outputs
 from driftgate.records.ids import new_ids
 from driftgate.records.recorder import LogBatch, Recorder
+from driftgate.records.redaction import scrub_text
 from driftgate.registry.schema import InputSchema
 from driftgate.rollout.policy import Route, TrafficPolicy, VersionRef, policy_for
 from driftgate.serving.automation import decide
@@ -266,7 +267,8 @@ class DataPlane:
                     f"post-processing did not finish within timeout_ms={st.config.timeout_ms}", endpoint=endpoint
                 ) from None
             except StepFailed as exc:
-                log.warning("endpoint %s: %s", endpoint, exc.message)
+                # A step's message may quote input values: redacted fields never reach a log line.
+                log.warning("endpoint %s: %s", endpoint, scrub_text(exc.message, frame, st.config.redact))
                 self._failed(st, ref, ts, frame, "error", exc.message)
                 raise
         # Without steps the logged latency is the model's (queue included); with steps, the pipeline's.
@@ -368,7 +370,7 @@ class DataPlane:
                 f"pre-processing did not finish within timeout_ms={st.config.timeout_ms}", endpoint=st.name
             ) from None
         except StepFailed as exc:
-            log.warning("endpoint %s: %s", st.name, exc.message)
+            log.warning("endpoint %s: %s", st.name, scrub_text(exc.message, frame, st.config.redact))
             self._pre_failed(st, groups, frame, ts, "error", exc.message)
             raise
         return DecodedRequest(columns, request.n_rows, request.parameters)

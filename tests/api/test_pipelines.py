@@ -166,6 +166,19 @@ def test_a_broken_step_is_a_500_naming_it_logged_and_the_server_keeps_serving(
     assert len(deployed.predict("clf", good.to_dict("records"))["predictions"]) == 2
 
 
+def test_a_failing_step_never_logs_a_redacted_value(
+    deployed: Client, server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    deployed.deploy("clf", "clf", 1, redact={"email": "drop"}, pipeline={"pre": [step("parse", "quote_email")]})
+    rows = raw_rows(1, seed=1).assign(email="someone@example.com").to_dict("records")
+    with caplog.at_level("WARNING", logger="driftgate.serving"):
+        r = deployed.http.post("/v1/endpoints/clf/predict", json={"instances": rows})
+    assert r.status_code == 500 and "someone@example.com" in r.json()["error"]  # the caller sent it
+    assert "pre step 'parse' failed" in caplog.text and "someone@example.com" not in caplog.text
+    (failed,) = logged(server)
+    assert "email" not in failed["inputs"] and "someone@example.com" not in failed["error"]
+
+
 @pytest.mark.parametrize(
     ("pre", "status", "step_name", "words"),
     [
