@@ -253,7 +253,8 @@ class DataPlane:
             raise
         except Exception as exc:
             message = f"{type(exc).__name__}: {str(exc)[:300]}"
-            log.warning("model %s failed on endpoint %s: %s", ref, endpoint, message)
+            scrubbed = scrub_text(message, frame, st.config.redact)
+            log.warning("model %s failed on endpoint %s: %s", ref, endpoint, scrubbed)
             self._failed(st, ref, ts, frame, "error", message)
             raise ModelFailed(f"model {ref} failed: {message}", endpoint=endpoint) from None
         self.metrics.latency.labels(*labels).observe(time.perf_counter() - model_started)
