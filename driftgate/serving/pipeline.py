@@ -49,7 +49,12 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class CompiledPipeline:
-    """An endpoint's resolved steps; empty for an endpoint without a pipeline."""
+    """An endpoint's resolved steps; empty for an endpoint without a pipeline.
+
+    >>> double = Step("double", "pre", "example:double", lambda frame: frame * 2)
+    >>> CompiledPipeline(pre=(double,)).run_pre(pd.DataFrame({"x": [1, 2]}), lambda *report: None)["x"].tolist()
+    [2, 4]
+    """
 
     pre: tuple[Step, ...] = ()
     post: tuple[Step, ...] = ()
