@@ -75,6 +75,12 @@ class ModelFailed(DriftgateError):
     status_code = 500
 
 
+class StepFailed(DriftgateError):
+    """A pipeline step (pre- or post-processing) raised or returned something unusable; `step` names it."""
+
+    status_code = 500
+
+
 class ModelTimeout(DriftgateError):
     status_code = 504
 

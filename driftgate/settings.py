@@ -45,6 +45,8 @@ class Settings:
     """Seconds between checks for endpoint changes made by other replicas."""
     rollout_interval: float = 1.0
     """Seconds between analyses of running rollouts (gates, steps, promotion, rollback)."""
+    pipeline_modules: list[str] = field(default_factory=list)
+    """Packages whose functions endpoint pipeline steps may name (each with its submodules); none by default."""
 
     def to_env(self) -> str:
         data = asdict(self)

@@ -68,6 +68,10 @@ def test_register_list_deploy_and_token(files: Path) -> None:
     assert "endpoint fraud -> clf v1" in output
     code, output = run("deploy", "fraud", "--model", "clf", "--config", '{"timeout_ms": 1500}', *data)
     assert code == 0 and "clf v2" in output, output  # the default version is 'latest'
+    # A pipeline step that does not import is refused before anything is stored.
+    missing = '{"pipeline": {"pre": [{"name": "clean", "function": "tests.pipeline_steps:nope"}]}}'
+    code, output = run("deploy", "fraud", "--model", "clf", "--config", missing, *data)
+    assert code == 2 and "pipeline step 'clean'" in output and "has no attribute 'nope'" in output, output
 
     code, output = run("token", "create", "--scope", "predict", "--name", "app", *data)
     assert code == 0, output

@@ -30,6 +30,7 @@ METRICS = (
     "null_output_rate",
     "mean_confidence",
     "request_count",
+    "output_guard_violation_rate",
 )
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,

@@ -66,7 +66,7 @@ def build_services(settings: Settings) -> Services:
         if settings.shadow_process
         else None
     )
-    plane = DataPlane(store, cache, recorder, metrics, executor, shadows)
+    plane = DataPlane(store, cache, recorder, metrics, executor, shadows, pipeline_modules=settings.pipeline_modules)
     drift = LiveDrift(store)
     worker = DriftWorker(drift, data_dir=settings.data_dir, db=settings.db, trust_pickle=settings.trust_pickle)
     rollouts_controller = RolloutController(store, plane)
@@ -140,7 +140,7 @@ async def _monitor_periodically(svc: Services) -> None:
             try:
                 state = svc.dataplane.state(name)
                 await svc.monitor.run_if_due(
-                    name, state.stable, interval=interval, redacted=tuple(state.config.redact or ())
+                    name, state.stable, interval=interval, redacted=tuple(state.config.redact or ()), guard=state.guard
                 )
             except Exception:  # one endpoint's failure must neither end the loop nor skip the others
                 log.exception("monitor run failed on endpoint %s", name)

@@ -63,6 +63,10 @@ def serve(
     shadow_in_process: Annotated[
         bool, typer.Option(help="Score shadow copies in threads of the server, not an idle-priority process.")
     ] = False,
+    pipeline_module: Annotated[
+        list[str] | None,
+        typer.Option(help="Package whose functions endpoint pipeline steps may name (repeatable)."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Run the HTTP server."""
@@ -83,6 +87,7 @@ def serve(
         insecure=insecure,
         trust_pickle=trust_pickle,
         shadow_process=not shadow_in_process,
+        pipeline_modules=list(pipeline_module or []),
     )
     store = _store(data_dir, db)
     has_tokens = bool(store.tokens.scopes_by_digest())
@@ -197,6 +202,7 @@ def deploy(
     from driftgate.registry.registry import check_version, validate_name
     from driftgate.rollout.policy import VersionRef
     from driftgate.serving.dataplane import parse_config
+    from driftgate.serving.pipeline import compile_pipeline
     from driftgate.serving.runtime import ModelCache
 
     try:
@@ -213,6 +219,8 @@ def deploy(
         cfg = parse_config(body)
         number = store.models.resolve(model, check_version(cfg.version))
         ModelCache(store).get(VersionRef(model, number))  # refuse what cannot load
+        # Steps must import here; a server runs them only from its --pipeline-module packages.
+        compile_pipeline(cfg.pipeline, None)
         revision = store.endpoints.put(
             endpoint, cfg.model_copy(update={"version": number}).model_dump(), actor="cli", reason="deploy"
         )

@@ -15,6 +15,7 @@ import pandas as pd
 from driftgate.errors import BadRequest
 from driftgate.monitoring.drift import compare_frames
 from driftgate.monitoring.performance import performance_report
+from driftgate.monitoring.window_metrics import ANSWERED
 from driftgate.registry.reference import from_parquet
 from driftgate.rollout.policy import VersionRef
 from driftgate.serving.runtime import LoadedVersion
@@ -85,7 +86,7 @@ class LiveDrift:
     ) -> dict[str, Any]:
         """The drift report of logged `rows` (store rows, oldest first) against the version's
         reference data, or against `baseline_rows` (a past window of the same endpoint) when given."""
-        rows = [r for r in rows if r["status"] in ("ok", "review")]
+        rows = [r for r in rows if r["status"] in ANSWERED]
         if baseline_rows is None:
             reference, ref_scores, ref_target = self._reference(version)
         else:
@@ -156,7 +157,7 @@ def _baseline(
     rows: list[dict[str, Any]], names: list[str]
 ) -> tuple[pd.DataFrame, np.ndarray | None, np.ndarray | None]:
     """(features, scores, labels with None where unlabelled) of a past window used as the reference."""
-    rows = [r for r in rows if r["status"] in ("ok", "review")]
+    rows = [r for r in rows if r["status"] in ANSWERED]
     if len(rows) < MIN_ROWS:
         raise BadRequest(
             f"the baseline window holds {len(rows)} logged predictions; drift needs at least {MIN_ROWS}",

@@ -21,9 +21,18 @@ import numpy as np
 
 from driftgate.errors import BadRequest, DriftgateError
 from driftgate.monitoring.concept import detect_concept_drift, error_stream
+from driftgate.monitoring.guards import OutputLimits
 from driftgate.monitoring.live import DEFAULT_WINDOW, LiveDrift
 from driftgate.monitoring.points import MetricPoint
-from driftgate.monitoring.window_metrics import Measure, Window, input_metrics, output_metrics, software_metrics
+from driftgate.monitoring.window_metrics import (
+    ANSWERED,
+    Measure,
+    Window,
+    guard_metrics,
+    input_metrics,
+    output_metrics,
+    software_metrics,
+)
 from driftgate.serving.runtime import LoadedVersion
 from driftgate.store import Store
 
@@ -73,10 +82,12 @@ class Monitor:
         baseline_since: float | None = None,
         baseline_until: float | None = None,
         redacted: Collection[str] = (),
+        guard: OutputLimits | None = None,
         trigger: str = "manual",
     ) -> dict[str, Any]:
         """Compute (in a thread), store the points and the report, await the listeners; returns the
-        report with `metrics` ({name: value}) and `breakdown` (per class, per feature)."""
+        report with `metrics` ({name: value}) and `breakdown` (per class, per feature). `guard`: the
+        endpoint's output guard, for `output_guard_violation_rate`."""
         report, points = await asyncio.to_thread(
             self.compute,
             endpoint,
@@ -88,6 +99,7 @@ class Monitor:
             baseline_since=baseline_since,
             baseline_until=baseline_until,
             redacted=redacted,
+            guard=guard,
             trigger=trigger,
         )
         await asyncio.to_thread(self._save, endpoint, version.ref.version, report, points)
@@ -127,13 +139,21 @@ class Monitor:
         return since, now
 
     async def run_if_due(
-        self, endpoint: str, version: LoadedVersion, *, interval: float, redacted: Collection[str] = ()
+        self,
+        endpoint: str,
+        version: LoadedVersion,
+        *,
+        interval: float,
+        redacted: Collection[str] = (),
+        guard: OutputLimits | None = None,
     ) -> dict[str, Any] | None:
         window = await asyncio.to_thread(self.claim, endpoint, interval)
         if window is None:
             return None
         since, until = window
-        return await self.run(endpoint, version, since=since, until=until, redacted=redacted, trigger="periodic")
+        return await self.run(
+            endpoint, version, since=since, until=until, redacted=redacted, guard=guard, trigger="periodic"
+        )
 
     # ---- the computation (blocking) ---------------------------------------------------------------
 
@@ -149,6 +169,7 @@ class Monitor:
         baseline_since: float | None = None,
         baseline_until: float | None = None,
         redacted: Collection[str] = (),
+        guard: OutputLimits | None = None,
         trigger: str = "manual",
     ) -> tuple[dict[str, Any], list[MetricPoint]]:
         last, since, until = check_window(last, since, until)
@@ -163,6 +184,7 @@ class Monitor:
             *software_metrics(window, span),
             *input_metrics(window, version.schema, skip=redacted),
             *output_metrics(window, kind, version.classes),
+            *(guard_metrics(window, guard) if guard is not None else ()),
         ]
         report: dict[str, Any] = {}
         notes: list[str] = []
@@ -222,7 +244,7 @@ class Monitor:
             until=until,
             limit=min(MAX_ROWS, self.concept_history + rows),
         )
-        history = [r for r in history if r["output"] is not None and r["status"] in ("ok", "review")]
+        history = [r for r in history if r["output"] is not None and r["status"] in ANSWERED]
         if not history:
             return None
         task = "regression" if kind == "regression" else "classification"

@@ -22,9 +22,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from driftgate.monitoring.guards import OutputLimits, check_outputs
 from driftgate.registry.schema import FeatureSpec, InputSchema
 
-ANSWERED = ("ok", "review")  # rows the model scored; "error" and "timeout" rows have no output
+# Rows the model scored ("audit": answered under `governed`, queued for a person afterwards);
+# "error" and "timeout" rows have no output.
+ANSWERED = ("ok", "review", "audit")
 FAILED = ("error", "timeout")
 
 
@@ -228,3 +231,20 @@ def output_metrics(window: Window, kind: str, classes: Sequence[Any] | None = No
     out.append(Measure("prediction_mean", float(values.mean()) if values.size else None))
     out.append(Measure("prediction_std", float(values.std(ddof=1)) if values.size > 1 else None))
     return out
+
+
+def guard_metrics(window: Window, limits: OutputLimits) -> list[Measure]:
+    """output_guard_violation_rate: share of the scored rows whose logged model output violates
+    `limits` (the endpoint's output guard now, also for rows logged before it changed);
+    `detail.by_guard` gives the rate per guard kind."""
+    answered = np.isin(np.asarray(window.status, dtype=object), ANSWERED)
+    outputs = [o for o, a in zip(window.outputs, answered, strict=True) if a]
+    probabilities = [p for p, a in zip(window.probabilities, answered, strict=True) if a]
+    result = check_outputs(limits, outputs, probabilities)
+    violating = int(result.violating.sum())
+    by_guard = {kind: _rate(count, result.n_rows) for kind, count in result.counts().items()}
+    return [
+        Measure(
+            "output_guard_violation_rate", _rate(violating, result.n_rows), {"rows": violating, "by_guard": by_guard}
+        )
+    ]

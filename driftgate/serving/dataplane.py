@@ -5,20 +5,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from driftgate.errors import DriftgateError, EndpointNotFound, ModelFailed, ModelTimeout
+from driftgate.errors import (
+    BadRequest,
+    DriftgateError,
+    EndpointNotFound,
+    InvalidInput,
+    ModelFailed,
+    ModelTimeout,
+    StepFailed,
+)
+from driftgate.monitoring.guards import OutputLimits, check_outputs
 from driftgate.records.ids import new_ids
 from driftgate.records.recorder import LogBatch, Recorder
-from driftgate.registry.schema import Columns, InputSchema
+from driftgate.records.redaction import scrub_text
+from driftgate.registry.schema import Columns, InputSchema, frame_of
 from driftgate.rollout.policy import Route, TrafficPolicy, VersionRef, policy_for
+from driftgate.serving.automation import decide
 from driftgate.serving.batching import MicroBatcher
 from driftgate.serving.endpoint_config import EndpointConfig
 from driftgate.serving.metrics import ServingMetrics
+from driftgate.serving.pipeline import EMPTY, CompiledPipeline, Observe, compile_pipeline, frame_columns
+from driftgate.serving.pipeline import request_frame as raw_frame
 from driftgate.serving.result import DecodedRequest, PredictionResult
 from driftgate.serving.runtime import LoadedVersion, ModelCache, score_reference_rows
 from driftgate.serving.shadow_process import ShadowFailed, ShadowProcess
@@ -48,6 +63,8 @@ class EndpointState:
     shadow_batchers: dict[VersionRef, MicroBatcher]
     # The active rollout's row (strategy, state, weight, spec...), None without one.
     rollout: dict[str, Any] | None = None
+    pipeline: CompiledPipeline = EMPTY
+    guard: OutputLimits | None = None
 
     @property
     def stable(self) -> LoadedVersion:
@@ -75,6 +92,7 @@ class DataPlane:
         metrics: ServingMetrics,
         executor: ThreadPoolExecutor,
         shadow_process: ShadowProcess | None = None,
+        pipeline_modules: Sequence[str] = (),
     ) -> None:
         self.store = store
         self.cache = cache
@@ -84,6 +102,8 @@ class DataPlane:
         # Threads that only wait for shadow calls: a slow shadow never holds a model thread.
         self.shadow_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="driftgate-shadow")
         self.shadow_process = shadow_process
+        # Packages pipeline steps may come from (`driftgate serve --pipeline-module`); none by default.
+        self.pipeline_modules = tuple(pipeline_modules)
         self._endpoints: dict[str, EndpointState] = {}
         self._head_revision = 0
         self._shadow_tasks: set[asyncio.Task[None]] = set()
@@ -102,10 +122,34 @@ class DataPlane:
     def endpoint_names(self) -> list[str]:
         return sorted(self._endpoints)
 
+    async def check(self, cfg: EndpointConfig, ref: VersionRef) -> None:
+        """Refuse, before anything is stored, a config that could not be applied: a version that does
+        not load, a pipeline step that does not import, a guard that cannot judge this model."""
+        loop = asyncio.get_running_loop()
+        version = await loop.run_in_executor(self.executor, self.cache.get, ref)
+        await loop.run_in_executor(self.executor, compile_pipeline, cfg.pipeline, self.pipeline_modules)
+        guard = cfg.output_guard
+        if guard is None:
+            return
+        kind = version.output.get("kind")
+        if guard.min_confidence is not None and kind != "classification":
+            raise BadRequest(
+                f"output_guard.min_confidence needs a classifier with class probabilities; "
+                f"model {ref} is a {kind} model",
+                field="output_guard.min_confidence",
+            )
+        classes = version.classes or []
+        if (guard.min is not None or guard.max is not None) and any(not isinstance(c, int | float) for c in classes):
+            raise BadRequest(
+                f"output_guard.min/max need numeric predictions; model {ref} predicts classes {classes[:10]}",
+                field="output_guard",
+            )
+
     async def apply(self, name: str, config: dict[str, Any], revision: int) -> EndpointState:
         """Load what the config needs (off the loop), then swap the endpoint's state atomically."""
         cfg = parse_config(config)
         loop = asyncio.get_running_loop()
+        pipeline = await loop.run_in_executor(self.executor, compile_pipeline, cfg.pipeline, self.pipeline_modules)
         rollout = await loop.run_in_executor(self.executor, self.store.rollouts.active, name)
         champion = VersionRef(cfg.model, int(cfg.version))
         policy: TrafficPolicy = policy_for(champion)
@@ -137,7 +181,16 @@ class DataPlane:
         if self.shadow_process is not None:
             for ref in policy.shadowed:
                 await loop.run_in_executor(self.shadow_executor, self.shadow_process.preload, ref)
-        state = EndpointState(name, cfg, revision, policy, versions, schemas, batchers, shadow_batchers, rollout)
+        guard = cfg.output_guard.limits() if cfg.output_guard is not None else None
+        state = EndpointState(
+            name, cfg, revision, policy, versions, schemas, batchers, shadow_batchers, rollout, pipeline, guard
+        )
+        # Series at 0 from the start, so that they are scraped before the first call or violation.
+        self.metrics.init_series(
+            name,
+            [(s.stage, s.name) for s in pipeline.steps],
+            [(str(ref.version), kind) for ref in versions for kind in (guard.kinds if guard else ())],
+        )
         self._endpoints[name] = state
         self._head_revision = max(self._head_revision, revision)
         return state
@@ -184,49 +237,84 @@ class DataPlane:
 
     async def predict(self, endpoint: str, request: DecodedRequest) -> PredictionResult:
         st = self.state(endpoint)
+        started, ts = time.perf_counter(), time.time()
+        # One budget for the whole pipeline: pre steps, the model, post steps.
+        deadline = started + st.config.timeout_ms / 1000
+        # Sticky keys are read from the request as sent: a pre step may drop the key column.
         keys = _sticky_keys(st, request)
-        if keys is None:
-            return await self._answer(st, st.policy.route(None), request)
-        # With a sticky key each row is routed by its own key, so one caller always meets one version.
         groups: dict[Route, list[int]] = {}
-        for i, key in enumerate(keys):
-            groups.setdefault(st.policy.route(key), []).append(i)
+        if keys is None:
+            groups[st.policy.route(None)] = []
+        else:
+            # With a sticky key each row is routed by its own key, so one caller always meets one version.
+            for i, key in enumerate(keys):
+                groups.setdefault(st.policy.route(key), []).append(i)
+        if st.pipeline.pre:
+            request = await self._pre(st, request, groups, ts, deadline)
         if len(groups) == 1:
-            return await self._answer(st, next(iter(groups)), request)
-        parts = await asyncio.gather(*(self._answer(st, r, _subset(request, idx)) for r, idx in groups.items()))
+            return await self._answer(st, next(iter(groups)), request, started, ts, deadline)
+        parts = await asyncio.gather(
+            *(self._answer(st, r, _subset(request, idx), started, ts, deadline) for r, idx in groups.items())
+        )
         return _merge(request.n_rows, list(groups.values()), parts)
 
-    async def _answer(self, st: EndpointState, route: Route, request: DecodedRequest) -> PredictionResult:
+    async def _answer(
+        self, st: EndpointState, route: Route, request: DecodedRequest, started: float, ts: float, deadline: float
+    ) -> PredictionResult:
         endpoint = st.name
         ref = route.primary
         version = st.versions[ref]
-        inputs = st.schemas[ref].to_columns(request.columns, request.n_rows)
+        inputs = self._model_inputs(st, ref, request)
         labels = (endpoint, str(ref.version), "primary")
-        started = time.perf_counter()
-        ts = time.time()
+        model_started = time.perf_counter()
         try:
-            preds, proba = await asyncio.wait_for(st.batchers[ref].submit(inputs), st.config.timeout_ms / 1000)
+            preds, proba = await asyncio.wait_for(st.batchers[ref].submit(inputs), _remaining(deadline))
         except TimeoutError:
-            self.metrics.requests.labels(*labels, "timeout").inc()
-            self._log_failure(st, ref, ts, inputs, request.n_rows, "timeout", f"over {st.config.timeout_ms} ms")
+            self._failed(st, ref, ts, inputs, "timeout", f"over {st.config.timeout_ms} ms")
             raise ModelTimeout(
                 f"model {ref} did not answer within timeout_ms={st.config.timeout_ms}", endpoint=endpoint
             ) from None
         except DriftgateError:
             raise
         except Exception as exc:
-            self.metrics.requests.labels(*labels, "error").inc()
             message = f"{type(exc).__name__}: {str(exc)[:300]}"
-            log.warning("model %s failed on endpoint %s: %s", ref, endpoint, message)
-            self._log_failure(st, ref, ts, inputs, request.n_rows, "error", message)
+            scrubbed = scrub_text(message, inputs, st.config.redact)
+            log.warning("model %s failed on endpoint %s: %s", ref, endpoint, scrubbed)
+            self._failed(st, ref, ts, inputs, "error", message)
             raise ModelFailed(f"model {ref} failed: {message}", endpoint=endpoint) from None
-        latency_ms = (time.perf_counter() - started) * 1000
-        self.metrics.latency.labels(*labels).observe(latency_ms / 1000)
+        self.metrics.latency.labels(*labels).observe(time.perf_counter() - model_started)
+        answers = preds
+        if st.pipeline.post:
+            try:
+                answers = await self._post(st, "primary", preds, proba, inputs, deadline)
+            except TimeoutError:
+                self._failed(st, ref, ts, inputs, "timeout", f"post-processing over {st.config.timeout_ms} ms")
+                raise ModelTimeout(
+                    f"post-processing did not finish within timeout_ms={st.config.timeout_ms}", endpoint=endpoint
+                ) from None
+            except StepFailed as exc:
+                # A step's message may quote input values: redacted fields never reach a log line.
+                log.warning("endpoint %s: %s", endpoint, scrub_text(exc.message, inputs, st.config.redact))
+                self._failed(st, ref, ts, inputs, "error", exc.message)
+                raise
+        # Without steps the logged latency is the model's (queue included); with steps, the pipeline's.
+        latency_ms = (time.perf_counter() - (started if st.pipeline.steps else model_started)) * 1000
         self.metrics.requests.labels(*labels, "ok").inc()
         self.metrics.rows.labels(*labels).inc(request.n_rows)
 
+        # The log keeps the model's own output: drift, accuracy and guards judge the model, not the answer.
         predictions = preds.tolist()
-        logged, answered_status = self._automation(st, proba, len(predictions))
+        decision = decide(
+            st.config.automation,
+            proba,
+            n=len(predictions),
+            review_threshold=st.config.review_threshold,
+            review_sample_rate=st.config.review_sample_rate,
+            violating=self._guard(st, ref, preds, proba),
+            guard_action=st.config.output_guard.action if st.config.output_guard else "count",
+        )
+        if decision.queued:
+            self.metrics.review_rows.labels(endpoint).inc(decision.queued)
         ids = new_ids(request.n_rows)
         # With --durable-log this waits for the group fsync; otherwise it only enqueues.
         await self.recorder.record_durable(
@@ -241,16 +329,17 @@ class DataPlane:
                 predictions,
                 proba,
                 latency_ms,
-                logged or "ok",
+                decision.logged or "ok",
                 redact=st.config.redact,
             )
         )
         for shadow in route.shadows:
             self._spawn_shadow(st, shadow, request, ids, inputs if st.same_frame(shadow, ref) else None)
+        values = answers.tolist() if answers is not preds else predictions
         answered = (
-            predictions
-            if answered_status is None
-            else [None if s == "review" else p for p, s in zip(predictions, answered_status, strict=True)]
+            values
+            if decision.answered is None
+            else [None if s == "review" else p for p, s in zip(values, decision.answered, strict=True)]
         )
         return PredictionResult(
             predictions=answered,
@@ -260,46 +349,84 @@ class DataPlane:
             # With every row deferred, the caller learns nothing of the model's view either.
             probabilities=None if st.config.automation in ("human_only", "assist") else proba,
             classes=version.classes,
-            status=answered_status,
+            status=decision.answered,
             latency_ms=latency_ms,
         )
 
-    def _automation(
-        self, st: EndpointState, proba: np.ndarray | None, n: int
-    ) -> tuple[list[str] | None, list[str] | None]:
-        """(status logged per row, status answered per row), by the endpoint's degree of automation.
+    def _model_inputs(self, st: EndpointState, ref: VersionRef, request: DecodedRequest) -> Columns:
+        """The request checked against the version's schema; after pre steps, errors name the last one."""
+        try:
+            return st.schemas[ref].to_columns(request.columns, request.n_rows)
+        except InvalidInput as exc:
+            if not st.pipeline.pre:
+                raise
+            last = st.pipeline.pre[-1].name
+            details = {**exc.details, "step": last}
+            raise InvalidInput(f"model input after pre step {last!r}: {exc.message}", **details) from None
 
-        `human_only` and `assist` defer every row to a person; `partial` defers rows below the
-        confidence threshold; `governed` answers every row and queues a sample, plus rows below
-        the threshold, for a person to confirm or overturn afterwards ("audit").
-        """
-        cfg = st.config
-        if cfg.automation == "full":
-            return None, None
-        if cfg.automation in ("human_only", "assist"):
-            status = ["review"] * n
-            self.metrics.review_rows.labels(st.name).inc(n)
-            return status, status
-        confidence = proba.max(axis=1) if proba is not None else None
-        low = (
-            confidence < cfg.review_threshold
-            if confidence is not None and cfg.review_threshold is not None
-            else np.zeros(n, dtype=bool)
-        )
-        if cfg.automation == "partial":
-            status = ["review" if d else "ok" for d in low.tolist()]
-            self.metrics.review_rows.labels(st.name).inc(int(low.sum()))
-            return status, status
-        sampled = low | (np.random.random(n) < cfg.review_sample_rate)
-        self.metrics.review_rows.labels(st.name).inc(int(sampled.sum()))
-        return ["audit" if a else "ok" for a in sampled.tolist()], ["ok"] * n
+    def _guard(
+        self, st: EndpointState, ref: VersionRef, preds: np.ndarray, proba: np.ndarray | None
+    ) -> np.ndarray | None:
+        """Rows whose model output violates the endpoint's guard (counted per kind), None without one."""
+        if st.guard is None:
+            return None
+        result = check_outputs(st.guard, preds, proba)
+        for kind, count in result.counts().items():
+            if count:
+                self.metrics.guard_violations.labels(st.name, str(ref.version), kind).inc(count)
+        return result.violating
 
-    # ---- shadows --------------------------------------------------------------------------------
+    # ---- pipeline steps -------------------------------------------------------------------------
+
+    async def _pre(
+        self, st: EndpointState, request: DecodedRequest, groups: dict[Route, list[int]], ts: float, deadline: float
+    ) -> DecodedRequest:
+        """The request as the model's inputs: the rows as sent through the pre steps, in a worker thread.
+
+        A failing step is logged as a failed prediction of the version each row was routed to."""
+        frame = raw_frame(request.columns)
+        loop = asyncio.get_running_loop()
+        observe = self.metrics.step_observer(st.name, "primary")
+        work = loop.run_in_executor(self.executor, _run_pre, st.pipeline, frame, observe)
+        try:
+            columns = await asyncio.wait_for(work, _remaining(deadline))
+        except TimeoutError:
+            self._pre_failed(st, groups, frame, ts, "timeout", f"pre-processing over {st.config.timeout_ms} ms")
+            raise ModelTimeout(
+                f"pre-processing did not finish within timeout_ms={st.config.timeout_ms}", endpoint=st.name
+            ) from None
+        except StepFailed as exc:
+            log.warning("endpoint %s: %s", st.name, scrub_text(exc.message, frame, st.config.redact))
+            self._pre_failed(st, groups, frame, ts, "error", exc.message)
+            raise
+        return DecodedRequest(columns, request.n_rows, request.parameters)
+
+    def _pre_failed(
+        self, st: EndpointState, groups: dict[Route, list[int]], frame: pd.DataFrame, ts: float, status: str, error: str
+    ) -> None:
+        for route, rows in groups.items():
+            self._failed(st, route.primary, ts, frame.iloc[rows] if rows else frame, status, error)
+
+    async def _post(
+        self,
+        st: EndpointState,
+        role: str,
+        preds: np.ndarray,
+        proba: np.ndarray | None,
+        inputs: Columns,
+        deadline: float,
+    ) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        observe = self.metrics.step_observer(st.name, role)
+        work = loop.run_in_executor(self.executor, _run_post, st.pipeline, preds, proba, inputs, observe)
+        return await asyncio.wait_for(work, _remaining(deadline))
 
     def close(self) -> None:
         self.shadow_executor.shutdown(wait=False, cancel_futures=True)
         if self.shadow_process is not None:
             self.shadow_process.close()
+
+    # ---- shadows --------------------------------------------------------------------------------
 
     def _spawn_shadow(
         self,
@@ -310,7 +437,7 @@ class DataPlane:
         inputs: Columns | None,
     ) -> None:
         """Score a copy off the request path; when shadows fall behind, copies are dropped, not queued.
-        `inputs`: the primary's own, when the shadow's schema would build the same one."""
+        `inputs`: the primary's own, when the shadow's schema would build the same ones."""
         if self._shadow_rows + request.n_rows > MAX_SHADOW_ROWS:
             self.metrics.shadow_dropped.labels(st.name, str(ref.version)).inc(request.n_rows)
             return
@@ -334,23 +461,30 @@ class DataPlane:
         preds: list[Any] | None = None
         proba = None
         status, error = "ok", None
+        model_seconds = 0.0
+        deadline = started + st.config.timeout_ms / 1000
         try:
             if inputs is None:
-                inputs = st.schemas[ref].to_columns(request.columns, n)
-            out, proba = await asyncio.wait_for(st.shadow_batchers[ref].submit(inputs), st.config.timeout_ms / 1000)
+                inputs = self._model_inputs(st, ref, request)
+            out, proba = await asyncio.wait_for(st.shadow_batchers[ref].submit(inputs), _remaining(deadline))
+            model_seconds = time.perf_counter() - started
+            if st.pipeline.post:  # run for its metrics and failures; a shadow's answer is never returned
+                await self._post(st, "shadow", out, proba, inputs, deadline)
             preds = out.tolist()
         except TimeoutError:
             status, error = "timeout", f"over {st.config.timeout_ms} ms"
         except ShadowFailed as exc:  # raised in the shadow process; its text names the original type
             status, error = "error", str(exc)
-        except Exception as exc:  # a failing shadow is recorded, never felt by the caller
+        except DriftgateError as exc:  # a failing shadow is recorded, never felt by the caller
+            status, error = "error", exc.message[:400]
+        except Exception as exc:
             status, error = "error", f"{type(exc).__name__}: {str(exc)[:300]}"
         finally:
             self._shadow_rows -= n
         latency_ms = (time.perf_counter() - started) * 1000
         self.metrics.requests.labels(*labels, status).inc()
         if status == "ok":
-            self.metrics.latency.labels(*labels).observe(latency_ms / 1000)
+            self.metrics.latency.labels(*labels).observe(model_seconds)
             self.metrics.rows.labels(*labels).inc(n)
         self.recorder.record(
             LogBatch(
@@ -371,9 +505,12 @@ class DataPlane:
             )
         )
 
-    def _log_failure(
-        self, st: EndpointState, ref: VersionRef, ts: float, inputs: Columns, n: int, status: str, error: str
+    def _failed(
+        self, st: EndpointState, ref: VersionRef, ts: float, inputs: Columns | pd.DataFrame, status: str, error: str
     ) -> None:
+        """A primary request that got no answer: counted, and logged as a failed prediction."""
+        self.metrics.requests.labels(st.name, str(ref.version), "primary", status).inc()
+        n = len(inputs) if isinstance(inputs, pd.DataFrame) else len(next(iter(inputs.values()), ()))
         self.recorder.record(
             LogBatch(
                 st.name,
@@ -391,6 +528,26 @@ class DataPlane:
                 redact=st.config.redact,
             )
         )
+
+
+def _remaining(deadline: float) -> float:
+    return max(deadline - time.perf_counter(), 0.0)
+
+
+def _run_post(
+    pipeline: CompiledPipeline,
+    preds: np.ndarray,
+    proba: np.ndarray | None,
+    inputs: Columns,
+    observe: Observe,
+) -> np.ndarray:
+    """In a worker thread: post steps see the model's inputs as a DataFrame, built only for them."""
+    return pipeline.run_post(preds, proba, frame_of(inputs), observe)
+
+
+def _run_pre(pipeline: CompiledPipeline, frame: pd.DataFrame, observe: Observe) -> dict[str, Any]:
+    """In a worker thread: the pre steps, then their output as columns for the schema to check."""
+    return frame_columns(pipeline.run_pre(frame, observe))
 
 
 def _sticky_keys(st: EndpointState, request: DecodedRequest) -> list[str | None] | None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+
+from driftgate.monitoring.guards import OutputLimits
 
 Automation = Literal["human_only", "assist", "partial", "governed", "full"]
+# `package.module:function`, the attribute part possibly dotted (`module:Class.method`).
+FUNCTION_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+STEP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class Batching(BaseModel):
@@ -20,6 +26,85 @@ class Batching(BaseModel):
     max_concurrent_calls: int = Field(
         1, ge=1, le=64, description="Model calls of one version running at once in this process."
     )
+
+
+class PipelineStep(BaseModel):
+    """One step: a name (its metrics label) and an importable function `module:function`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Step name, unique in the endpoint: 1-64 letters, digits, '-', '_' or '.'.")
+    function: str = Field(description="`module:function` importable on the server (see docs/pipelines.md).")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not STEP_NAME.match(value):
+            raise ValueError(f"step name must be 1-64 letters, digits, '-', '_' or '.', got {value!r}")
+        return value
+
+    @field_validator("function")
+    @classmethod
+    def _function(cls, value: str) -> str:
+        if not FUNCTION_PATH.match(value):
+            raise ValueError(f"function must look like 'package.module:function', got {value!r}")
+        return value
+
+
+class Pipeline(BaseModel):
+    """Steps around the model: `pre` turn the request's rows into the model's inputs, `post` turn the
+    model's predictions into the answer. Each step has its own metrics."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pre: list[PipelineStep] = Field(
+        default_factory=list, max_length=20, description="fn(frame: DataFrame) -> DataFrame, in order."
+    )
+    post: list[PipelineStep] = Field(
+        default_factory=list,
+        max_length=20,
+        description="fn(predictions: ndarray, probabilities: ndarray | None, frame: DataFrame) -> predictions.",
+    )
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Pipeline:
+        names = [s.name for s in (*self.pre, *self.post)]
+        if not names:
+            raise ValueError("a pipeline needs at least one step in 'pre' or 'post'")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"step names must be unique in the endpoint, got {dupes} more than once")
+        return self
+
+
+class OutputGuard(BaseModel):
+    """Limits on the model's outputs; a violation is counted and, with action 'review', deferred."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min: float | None = Field(None, allow_inf_nan=False, description="Lowest allowed prediction (regression).")
+    max: float | None = Field(None, allow_inf_nan=False, description="Highest allowed prediction (regression).")
+    classes: list[bool | int | float | str] | None = Field(
+        None, min_length=1, max_length=10_000, description="Allowed predicted classes."
+    )
+    min_confidence: float | None = Field(
+        None, ge=0.0, le=1.0, description="Lowest allowed largest class probability (classifiers)."
+    )
+    action: Literal["count", "review"] = Field(
+        "count", description="'count': answer and count; 'review': also defer the row to the review queue."
+    )
+
+    @model_validator(mode="after")
+    def _limits(self) -> OutputGuard:
+        if self.min is None and self.max is None and self.classes is None and self.min_confidence is None:
+            raise ValueError("an output guard needs at least one of min, max, classes, min_confidence")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not be above max ({self.max})")
+        return self
+
+    def limits(self) -> OutputLimits:
+        classes = tuple(self.classes) if self.classes is not None else None
+        return OutputLimits(self.min, self.max, classes, self.min_confidence)
 
 
 class EndpointConfig(BaseModel):
@@ -47,6 +132,8 @@ class EndpointConfig(BaseModel):
     unknown_categories: Literal["allow", "reject"] = Field(
         "allow", description="Categories unseen in the reference: counted ('allow') or refused with 422 ('reject')."
     )
+    pipeline: Pipeline | None = Field(None, description="Pre- and post-processing steps around the model.")
+    output_guard: OutputGuard | None = Field(None, description="Limits on the model's outputs (SPEC 6).")
 
     @model_validator(mode="after")
     def _threshold_needed(self) -> EndpointConfig:

@@ -23,16 +23,20 @@ from __future__ import annotations
 import glob
 import os
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
     from driftgate.records.recorder import Recorder
+    from driftgate.serving.pipeline import Step
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _LIVE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")
+STEP_LABELS = ("endpoint", "stage", "step", "role")
 
 
 def multiprocess_dir() -> str | None:
@@ -69,6 +73,29 @@ class ServingMetrics:
             "driftgate_shadow_dropped_rows",
             "Shadow copies not scored because shadows fell behind.",
             ("endpoint", "version"),
+            registry=self.registry,
+        )
+        # Pipeline steps (serving/pipeline.py): the model itself is `driftgate_model_latency_seconds`.
+        self.step_calls = Counter(
+            "driftgate_step_calls",
+            "Pipeline step calls by outcome: ok, error (the step failed), invalid (it refused the input).",
+            (*STEP_LABELS, "status"),
+            registry=self.registry,
+        )
+        self.step_rows = Counter(
+            "driftgate_step_rows", "Rows a pipeline step handled.", STEP_LABELS, registry=self.registry
+        )
+        self.step_latency = Histogram(
+            "driftgate_step_latency_seconds",
+            "Time per pipeline step call.",
+            STEP_LABELS,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.guard_violations = Counter(
+            "driftgate_output_guard_violations",
+            "Primary rows whose model output violates the endpoint's output guard, per guard kind.",
+            ("endpoint", "version", "guard"),
             registry=self.registry,
         )
         self.log_queue = Gauge(
@@ -174,6 +201,67 @@ class ServingMetrics:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=self.multiprocess_dir)
         return generate_latest(registry)
+
+    def step_observer(self, endpoint: str, role: str) -> Callable[[Step, float, int, str], None]:
+        """What a pipeline reports after each step (from a worker thread: prometheus_client is thread-safe)."""
+
+        def observe(step: Step, seconds: float, rows: int, status: str) -> None:
+            labels = (endpoint, step.stage, step.name, role)
+            self.step_calls.labels(*labels, status).inc()
+            if status == "ok":
+                self.step_latency.labels(*labels).observe(seconds)
+                self.step_rows.labels(*labels).inc(rows)
+
+        return observe
+
+    def init_series(
+        self, endpoint: str, steps: Iterable[tuple[str, str]], guards: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        """Create an endpoint's step series, `(stage, step)`, and guard series, `(version, guard kind)`, at 0:
+        a series that only appears with its first event breaks `rate()` and alerts on it."""
+        for stage, name in steps:
+            labels = (endpoint, stage, name, "primary")
+            for status in ("ok", "error", "invalid"):
+                self.step_calls.labels(*labels, status)
+            self.step_rows.labels(*labels)
+            self.step_latency.labels(*labels)
+        for version, kind in guards:
+            self.guard_violations.labels(endpoint, version, kind)
+
+    def step_totals(self, endpoint: str, role: str = "primary") -> dict[str, dict[str, float]]:
+        """Per step of `endpoint` since the server started (every worker's, in multiprocess mode):
+        `calls`, `errors`, `invalid`, `rows`, `seconds` (total time)."""
+        wanted = {
+            "driftgate_step_calls_total",
+            "driftgate_step_rows_total",
+            "driftgate_step_latency_seconds_sum",
+        }
+        totals: dict[str, dict[str, float]] = {}
+        for family in self._step_families():
+            for sample in family.samples:
+                labels = sample.labels
+                if sample.name not in wanted or labels.get("endpoint") != endpoint or labels.get("role") != role:
+                    continue
+                entry = totals.setdefault(
+                    labels["step"], {"calls": 0.0, "errors": 0.0, "invalid": 0.0, "rows": 0.0, "seconds": 0.0}
+                )
+                if sample.name == "driftgate_step_calls_total":
+                    entry["calls"] += sample.value
+                    if labels.get("status") in ("error", "invalid"):
+                        entry["errors" if labels["status"] == "error" else "invalid"] += sample.value
+                elif sample.name == "driftgate_step_rows_total":
+                    entry["rows"] += sample.value
+                else:
+                    entry["seconds"] += sample.value
+        return totals
+
+    def _step_families(self) -> list[Any]:
+        if not self.multiprocess:
+            return [*self.step_calls.collect(), *self.step_rows.collect(), *self.step_latency.collect()]
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        # Every worker's files merged, as a scrape sees them; only endpoints with steps ask.
+        return list(MultiProcessCollector(None, path=self.multiprocess_dir).collect())
 
     def close(self) -> None:
         """A worker leaving: its live gauges (queue size, memory, ...) stop counting."""

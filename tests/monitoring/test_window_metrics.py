@@ -111,3 +111,14 @@ def test_error_stream_and_concept_drift() -> None:
     shifted = np.abs(np.concatenate([rng.normal(0, 1, 2000), rng.normal(2, 1, 500)]))
     regression = detect_concept_drift(shifted, np.arange(2500.0), task="regression", in_window=np.arange(2500) >= 2000)
     assert regression.fired and regression.detector == "PageHinkley"
+
+
+def test_audited_rows_count_as_scored() -> None:
+    # `governed` logs answered rows that a person will check as "audit": the model scored them.
+    w = _window([{"x": 1.0, "n": 2, "c": "a"}] * 3, status=["ok", "audit", "error"], outputs=[1, 0, None])
+    shares = {
+        m.detail["class"]: m.value for m in output_metrics(w, "classification", [0, 1]) if m.name == "class_share"
+    }
+    assert shares == {0: 0.5, 1: 0.5}
+    assert next(m for m in software_metrics(w) if m.name == "latency_p50_ms").detail["calls"] == 2
+    assert _values(input_metrics(w, SCHEMA))["missing_rate"] == 0.0

@@ -14,13 +14,15 @@ from driftgate.registry.registry import check_version, validate_name
 from driftgate.rollout import controller as rollouts
 from driftgate.rollout.policy import VersionRef
 from driftgate.serving.dataplane import EndpointState, parse_config
+from driftgate.serving.metrics import ServingMetrics
+from driftgate.serving.pipeline import Step
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
 CONFIG_EXAMPLE = {"model": "fraud", "version": 1, "automation": "full", "timeout_ms": 2000}
 
 
-def describe(state: EndpointState) -> dict[str, Any]:
+def describe(state: EndpointState, metrics: ServingMetrics | None = None) -> dict[str, Any]:
     rollout = state.rollout
     if rollout is None:
         base = state.policy.baseline
@@ -30,7 +32,7 @@ def describe(state: EndpointState) -> dict[str, Any]:
         view = rollouts.describe(rollout)
         traffic = view["traffic"]
         summary = {k: view[k] for k in ("id", "strategy", "state", "candidate", "weight", "step")}
-    return {
+    out = {
         "name": state.name,
         "config": state.config.model_dump(),
         "revision": state.revision,
@@ -39,6 +41,30 @@ def describe(state: EndpointState) -> dict[str, Any]:
         "schema": state.stable.schema.to_dict(),
         "output": state.stable.output,
     }
+    if state.pipeline.steps and metrics is not None:
+        out["pipeline"] = pipeline_view(state, metrics)
+    return out
+
+
+def pipeline_view(state: EndpointState, metrics: ServingMetrics) -> dict[str, list[dict[str, Any]]]:
+    """`{"pre": [...], "post": [...]}`: each step with its counts on primary traffic since the server
+    started, the same numbers as the `driftgate_step_*` metrics."""
+    totals = metrics.step_totals(state.name)
+
+    def view(step: Step) -> dict[str, Any]:
+        t = totals.get(step.name, {})
+        ok = t.get("calls", 0.0) - t.get("errors", 0.0) - t.get("invalid", 0.0)
+        return {
+            "name": step.name,
+            "function": step.function,
+            "calls": int(t.get("calls", 0)),
+            "errors": int(t.get("errors", 0)),
+            "invalid": int(t.get("invalid", 0)),
+            "rows": int(t.get("rows", 0)),
+            "mean_latency_ms": round(t["seconds"] / ok * 1000, 3) if ok > 0 else None,
+        }
+
+    return {"pre": [view(s) for s in state.pipeline.pre], "post": [view(s) for s in state.pipeline.post]}
 
 
 @router.put("/{endpoint}", dependencies=[Depends(require("admin"))])
@@ -57,23 +83,26 @@ async def put_endpoint(
             "before changing its version",
             endpoint=endpoint,
         )
-    # Load first: a version that cannot serve never reaches the store or the other replicas.
-    await run_in_threadpool(svc.dataplane.cache.get, VersionRef(config.model, version))
+    # Load first: a version that cannot serve, or a step that does not import, never reaches the store
+    # or the other replicas.
+    await svc.dataplane.check(config, VersionRef(config.model, version))
     actor = request.headers.get("x-driftgate-actor", "api")
     revision = await run_in_threadpool(svc.store.endpoints.put, endpoint, stored, actor=actor, reason="PUT")
     state = await svc.dataplane.apply(endpoint, stored, revision)
-    return describe(state)
+    return describe(state, svc.metrics)
 
 
 @router.get("/{endpoint}", dependencies=[Depends(require("predict"))])
 async def get_endpoint(request: Request, endpoint: str) -> dict[str, Any]:
-    return describe(services(request).dataplane.state(endpoint))
+    svc = services(request)
+    return describe(svc.dataplane.state(endpoint), svc.metrics)
 
 
 @router.get("", dependencies=[Depends(require("predict"))])
 async def list_endpoints(request: Request) -> dict[str, Any]:
-    plane = services(request).dataplane
-    return {"endpoints": [describe(plane.state(n)) for n in plane.endpoint_names()]}
+    svc = services(request)
+    plane = svc.dataplane
+    return {"endpoints": [describe(plane.state(n), svc.metrics) for n in plane.endpoint_names()]}
 
 
 @router.get("/{endpoint}/history", dependencies=[Depends(require("admin"))])

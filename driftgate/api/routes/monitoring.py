@@ -23,7 +23,7 @@ METRICS = frozenset(
         "accuracy", "estimated_accuracy", "concept_drift", "out_of_range_rate", "unseen_category_rate",
         "null_output_rate", "mean_confidence", "request_count", "latency_p50_ms", "latency_p95_ms",
         "schema_violation_rate", "class_share", "feature_drift", "multivariate_drift", "f1", "roc_auc", "mae",
-        "rmse", "prediction_mean", "prediction_std", RUN_METRIC,
+        "rmse", "prediction_mean", "prediction_std", "output_guard_violation_rate", RUN_METRIC,
     }
 )  # fmt: skip
 
@@ -71,6 +71,7 @@ async def monitor(request: Request, endpoint: str, body: MonitorRequest | None =
         state.stable,
         **body.model_dump(),
         redacted=tuple(state.config.redact or ()),
+        guard=state.guard,
     )
 
 
