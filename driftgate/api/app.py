@@ -21,7 +21,7 @@ from driftgate.alerts.engine import AlertEngine
 from driftgate.api import errors
 from driftgate.api.auth import TokenCache
 from driftgate.api.limits import BodyLimit
-from driftgate.api.routes import alerts, endpoints, models, monitoring, predict, review, rollouts, system, v2
+from driftgate.api.routes import alerts, endpoints, events, models, monitoring, predict, review, rollouts, system, v2
 from driftgate.api.services import Services
 from driftgate.errors import DriftgateError
 from driftgate.monitoring.live import LiveDrift
@@ -209,7 +209,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (models, endpoints, predict, rollouts, monitoring, review, alerts, v2, system):
+    for module in (models, endpoints, predict, events, rollouts, monitoring, review, alerts, v2, system):
         app.include_router(module.router)
     app.include_router(v2.scored)
     app.add_middleware(BodyLimit, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
