@@ -23,9 +23,17 @@ from driftgate.errors import BadRequest, DriftgateError
 from driftgate.monitoring.concept import detect_concept_drift, error_stream
 from driftgate.monitoring.live import DEFAULT_WINDOW, LiveDrift
 from driftgate.monitoring.points import MetricPoint
-from driftgate.monitoring.window_metrics import Measure, Window, input_metrics, output_metrics, software_metrics
+from driftgate.monitoring.window_metrics import (
+    Measure,
+    Window,
+    event_metrics,
+    input_metrics,
+    output_metrics,
+    software_metrics,
+)
 from driftgate.serving.runtime import LoadedVersion
 from driftgate.store import Store
+from driftgate.store.events import RowKey
 
 log = logging.getLogger("driftgate.monitor")
 
@@ -34,8 +42,9 @@ Baseline = Literal["reference", "window"]
 MAX_ROWS = 1_000_000
 CONCEPT_HISTORY = 5000  # labelled rows before the window that the error-stream detectors see
 RUN_METRIC = "monitor_run"  # one point per scheduled run; replicas read it to skip a run just done
-# Per-class and per-feature metrics: several points per run, told apart by `detail`.
-BREAKDOWN = {"class_share": "class", "feature_drift": "feature"}
+EVENT_METRIC = "event_rate"
+# Per-class, per-feature and per-event metrics: several points per run, told apart by `detail`.
+BREAKDOWN = {"class_share": "class", "feature_drift": "feature", EVENT_METRIC: "event"}
 
 
 def check_window(
@@ -163,6 +172,7 @@ class Monitor:
             *software_metrics(window, span),
             *input_metrics(window, version.schema, skip=redacted),
             *output_metrics(window, kind, version.classes),
+            *event_metrics(self._event_counts(endpoint, version, rows), len(rows), self._event_names(endpoint)),
         ]
         report: dict[str, Any] = {}
         notes: list[str] = []
@@ -209,6 +219,19 @@ class Monitor:
             raise BadRequest(f"baseline_since ({since}) is after baseline_until ({until})", field="baseline_since")
         rows = self.store.predictions.window(endpoint, since=since, until=until, last=MAX_ROWS)
         return [r for r in rows if r["model"] == version.ref.model]
+
+    def _event_counts(self, endpoint: str, version: LoadedVersion, rows: list[dict[str, Any]]) -> dict[str, int]:
+        if not rows:
+            return {}
+        first, last = RowKey(rows[0]["ts"], rows[0]["id"]), RowKey(rows[-1]["ts"], rows[-1]["id"])
+        return self.store.events.count_window(
+            endpoint, model=version.ref.model, version=version.ref.version, first=first, last=last
+        )
+
+    def _event_names(self, endpoint: str) -> set[str]:
+        """Event names the endpoint's previous run reported: carried on (at 0 when a window has none of
+        them), which is cheaper than a distinct scan over every event ever stored."""
+        return {str(p.detail["event"]) for p in self.store.monitoring.latest(endpoint, EVENT_METRIC) if p.detail}
 
     def _concept(
         self, endpoint: str, version: LoadedVersion, kind: str, start: float, until: float | None, rows: int

@@ -228,3 +228,15 @@ def output_metrics(window: Window, kind: str, classes: Sequence[Any] | None = No
     out.append(Measure("prediction_mean", float(values.mean()) if values.size else None))
     out.append(Measure("prediction_std", float(values.std(ddof=1)) if values.size > 1 else None))
     return out
+
+
+def event_metrics(counts: Mapping[str, int], rows: int, names: Collection[str] = ()) -> list[Measure]:
+    """event_rate per outcome event name (`detail["event"]`): events of that name tied to the window's
+    rows over the rows (every status counts: an application may react to an error too). A name in
+    `names` but not in `counts` still gets its point, 0 (None for an empty window), so a series has no
+    gaps and a rule such as `event_rate < 0.1` can be judged on a quiet window.
+
+    >>> [(m.detail["event"], m.value) for m in event_metrics({"user_retried": 5}, 20, names={"clicked"})]
+    [('clicked', 0.0), ('user_retried', 0.25)]
+    """
+    return [Measure("event_rate", _rate(counts.get(n, 0), rows), {"event": n}) for n in sorted({*counts, *names})]
