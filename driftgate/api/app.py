@@ -77,7 +77,8 @@ def build_services(settings: Settings) -> Services:
     alerts_engine = AlertEngine(
         store, allow=settings.webhook_allow, actions={"rollback": rollback}, registry=metrics.registry
     )
-    monitor = Monitor(store, drift)
+    # Big windows are computed in the worker's child process, off the serving process's GIL.
+    monitor = Monitor(store, drift, worker=worker)
     # Every monitor run's metric points are judged by the alert rules.
     monitor.listeners.append(alerts_engine.evaluate)
     return Services(

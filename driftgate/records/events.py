@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from driftgate.errors import BadRequest, PayloadTooLarge
 
@@ -34,7 +34,7 @@ class OutcomeEvent:
     """When it happened (epoch seconds); the request's arrival time unless the application sent one."""
 
 
-def is_event_name(value: Any) -> bool:
+def is_event_name(value: Any) -> TypeGuard[str]:
     """Short identifier-like names only: they become metric details, alert selectors and label values."""
     return isinstance(value, str) and _NAME.fullmatch(value) is not None
 
