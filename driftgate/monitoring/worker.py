@@ -11,7 +11,7 @@ process (its own store connection, model cache and reference cache) started on f
 lower CPU priority (`nice` 19, the lowest), so on a busy machine serving wins the CPU and on an idle
 core the work runs at full speed. Windows of up to `in_process_rows` rows (the default 5,000-row
 window included) still run in the calling thread: a process round trip would cost more than it
-saves. A time window's size is counted first (one index-only count).
+saves. A time window's rows are counted first (one count on the (endpoint, ts) index).
 
 The child only computes; the caller stores a monitor run's points and report and awaits the alert
 listeners, as for a run computed in-process, so every run is stored exactly once whichever process
