@@ -4,12 +4,14 @@ errors, and a monitor run is still stored and announced once, by the serving pro
 from __future__ import annotations
 
 import copy
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 from driftgate.client import Client
 from driftgate.monitoring.points import MetricPoint
+from driftgate.monitoring.worker import NICENESS
 from tests.conftest import Artifacts, LiveServer, classification_data, make_server
 
 
@@ -32,6 +34,10 @@ def test_a_big_window_runs_in_the_child_process_with_the_same_report(deployed: C
 
     children = list(worker._pool._processes.values())
     assert children and all(c.is_alive() for c in children)
+    for child in children:  # the lowest CPU priority: serving wins the core
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) == NICENESS
+        if hasattr(os, "SCHED_IDLE"):
+            assert os.sched_getscheduler(child.pid) == os.SCHED_IDLE
     worker.close()  # what the app's shutdown does
     deadline = time.monotonic() + 60  # at nice 19 on a busy machine, exiting can take a while
     while any(c.is_alive() for c in children) and time.monotonic() < deadline:
