@@ -105,8 +105,8 @@ def test_a_big_monitor_run_computes_in_the_child_and_is_stored_and_alerted_once(
     assert len(heard) == 3  # a failed run stores and announces nothing
 
 
-def test_periodic_runs_compute_in_the_child(tmp_path: Path, artifacts: Artifacts) -> None:
-    srv = make_server(tmp_path, monitor_interval=0.5)
+def test_periodic_runs_compute_in_the_child(tmp_path: Path, artifacts: Artifacts, db_url: str) -> None:
+    srv = make_server(tmp_path, db=db_url, monitor_interval=0.5)
     try:
         srv.app.state.services.drift_worker.in_process_rows = 0
         with Client(srv.url) as client:
