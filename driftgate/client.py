@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,21 @@ class Client:
             )
         )
 
+    def events(self, endpoint: str, events: Iterable[Mapping[str, Any] | Sequence[Any]]) -> dict[str, Any]:
+        """Report outcome events: `{"id", "name", "ts"?}` dicts or `(id, name)` / `(id, name, ts)` tuples.
+
+        >>> client.events("search", [(ids[0], "user_retried")])  # doctest: +SKIP
+        {'accepted': 1, 'unknown_ids': []}
+        """
+        body = {"events": [dict(e) if isinstance(e, Mapping) else _event(*e) for e in events]}
+        return self._check(
+            self.http.post(
+                f"/v1/endpoints/{endpoint}/events",
+                content=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+                headers={"content-type": "application/json"},
+            )
+        )
+
     def review_queue(self, endpoint: str | None = None) -> list[dict[str, Any]]:
         params = {"endpoint": endpoint} if endpoint else {}
         return self._check(self.http.get("/v1/review", params=params))["items"]
@@ -142,6 +158,10 @@ class Client:
             return self.http.get("/v2/health/ready").status_code == 200
         except httpx.HTTPError:
             return False
+
+
+def _event(prediction_id: str, name: str, ts: float | None = None) -> dict[str, Any]:
+    return {"id": prediction_id, "name": name} if ts is None else {"id": prediction_id, "name": name, "ts": ts}
 
 
 def _reference_file(reference: Any) -> tuple[str, bytes]:

@@ -1,20 +1,26 @@
-"""Predict latency while a drift report over 1,000,000 logged rows runs (SPEC: monitoring must not
-slow serving by more than 20 %).
+"""Predict latency while a drift report or a monitor run over 1,000,000 logged rows runs (SPEC: monitoring
+must not slow serving by more than 20 %).
 
-    .venv/bin/python benchmarks/monitoring/p99_during_drift.py [--rows 1000000] [--seconds 20] [--rounds 3]
+    .venv/bin/python benchmarks/monitoring/p99_during_drift.py [--job drift|monitor] [--rows 1000000]
+        [--seconds 20] [--rounds 3]
 
 One `driftgate serve` (one process, SQLite in a temp dir, pinned to core 0 with `taskset` when
-there are two cores or more) serves the serving benchmark's model (benchmarks/serving/model.py: 18
-numeric + 2 categorical features, ColumnTransformer + LogisticRegression) registered with 5,000
-reference rows. `--rows` rows of traffic (x00 shifted by +0.5 sd, so there is drift to find) go
-straight into the store with `store.predictions.write_rows` before the server starts, as
-benchmarks/logging does. Load: `benchmarks/serving/fixed_rate.py` (open loop, latency from each
-request's scheduled send time) at `--rate` 1-row requests/s on core 1. Each round measures both
-conditions for `--seconds` each, in an order reversed every round:
+there are two cores or more, `--monitor-interval 0` so that no periodic run lands in a window)
+serves the serving benchmark's model (benchmarks/serving/model.py: 18 numeric + 2 categorical
+features, ColumnTransformer + LogisticRegression) registered with 5,000 reference rows. `--rows`
+rows of traffic (x00 shifted by +0.5 sd, so there is drift to find; an outcome event on every 50th
+row, so a monitor run has events to count) go straight into the store with
+`store.predictions.write_rows` before the server starts, as benchmarks/logging does. Load:
+`benchmarks/serving/fixed_rate.py` (open loop, latency from each request's scheduled send time) at
+`--rate` 1-row requests/s on core 1. Each round measures both conditions for `--seconds` each, in an
+order reversed every round:
 
 - **without**: only the load;
-- **during**: `GET /v1/endpoints/clf/drift?last=1000000` repeated back to back from another thread
-  for the whole window (the first report, which also scores the reference, runs before any round).
+- **during**: the job repeated back to back from another thread for the whole window (the first
+  one, which also scores the reference, runs before any round): `--job drift` is
+  `GET /v1/endpoints/clf/drift?last=1000000`, `--job monitor` is
+  `POST /v1/endpoints/clf/monitor {"last": 1000000}` (drift report, window metrics, event rates,
+  concept drift; points and report stored, alert rules judged).
 
 The ratio is taken within each round (during / without), then the median over rounds.
 """
@@ -49,13 +55,16 @@ def log(msg: str) -> None:
 
 
 def prepare(data_dir: Path, csv: Path, rows: int) -> None:
-    """Register and deploy the model, then write `rows` logged predictions into the store."""
+    """Register and deploy the model, then write `rows` logged predictions (and an outcome event on
+    every 50th) into the store."""
     import skops.io as sio
 
+    from driftgate.records.events import OutcomeEvent
     from driftgate.records.ids import new_ids
     from driftgate.records.rows import LogBatch, encode
     from driftgate.registry.registry import Registration, register
     from driftgate.store import Store
+    from driftgate.store.events import Target
 
     ref = make_data(5000, seed=7)
     ref.to_csv(csv, index=False)
@@ -72,10 +81,14 @@ def prepare(data_dir: Path, csv: Path, rows: int) -> None:
         frame["x00"] += 0.5
         proba = model.predict_proba(frame)
         preds = model.classes_[proba.argmax(axis=1)].tolist()
-        batch = LogBatch(ENDPOINT, "clf", 1, "primary", base + i, new_ids(n), frame, preds, proba, 3.0, "ok")
+        ids = new_ids(n)
+        batch = LogBatch(ENDPOINT, "clf", 1, "primary", base + i, ids, frame, preds, proba, 3.0, "ok")
         encoded = encode(batch)
         for s in range(0, n, 20_000):
             store.predictions.write_rows(encoded[s : s + 20_000])
+        target = Target(base + i, "clf", 1)
+        events = [OutcomeEvent(pid, "user_retried", base + i + 1) for pid in ids[::50]]
+        store.events.add(ENDPOINT, events, dict.fromkeys(ids[::50], target))
     log(f"wrote {rows:,} log rows in {time.perf_counter() - started:.0f} s ({store.predictions.count(ENDPOINT):,})")
     store.close()
 
@@ -85,9 +98,9 @@ def pinned(core: int) -> list[str]:
 
 
 def serve(data_dir: Path, port: int, variant: str) -> subprocess.Popen:
-    """`driftgate serve`; variant "thread" runs every drift report in the serving process (what
-    driftgate did before monitoring/worker.py), "child" is the shipped default."""
-    args = ["serve", "--data-dir", str(data_dir), "--port", str(port)]
+    """`driftgate serve`; variant "thread" runs every drift report and monitor run in the serving
+    process (what driftgate did before monitoring/worker.py), "child" is the shipped default."""
+    args = ["serve", "--data-dir", str(data_dir), "--port", str(port), "--monitor-interval", "0"]
     if variant == "child":
         cmd = [DRIFTGATE, *args]
     else:
@@ -131,11 +144,18 @@ def fixed_rate(url: str, body: Path, rate: float, seconds: float) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-class DriftLoop:
-    """GET .../drift?last=N back to back until stopped; keeps each run's start, end and status."""
+def run_job(client: httpx.Client, url: str, job: str, last: int) -> httpx.Response:
+    """One drift report (GET .../drift?last=N) or one monitor run (POST .../monitor {"last": N})."""
+    if job == "monitor":
+        return client.post(f"{url}/v1/endpoints/{ENDPOINT}/monitor", json={"last": last})
+    return client.get(f"{url}/v1/endpoints/{ENDPOINT}/drift", params={"last": last})
 
-    def __init__(self, url: str, last: int) -> None:
-        self.url = f"{url}/v1/endpoints/{ENDPOINT}/drift?last={last}"
+
+class JobLoop:
+    """The job back to back until stopped; keeps each run's start, end, status and window rows."""
+
+    def __init__(self, url: str, job: str, last: int) -> None:
+        self.url, self.job, self.last = url, job, last
         self.runs: list[tuple[float, float, int, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -144,11 +164,11 @@ class DriftLoop:
         with httpx.Client(timeout=1200) as client:
             while not self._stop.is_set():
                 t0 = time.monotonic()
-                answer = client.get(self.url)
+                answer = run_job(client, self.url, self.job, self.last)
                 rows = answer.json().get("window", {}).get("rows", 0) if answer.status_code == 200 else 0
                 self.runs.append((t0, time.monotonic(), answer.status_code, rows))
 
-    def __enter__(self) -> DriftLoop:
+    def __enter__(self) -> JobLoop:
         self._thread.start()
         return self
 
@@ -177,13 +197,14 @@ def rss_mb(pid: int) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--job", choices=("drift", "monitor"), default="drift", help="what runs during the load")
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--rate", type=float, default=100, help="1-row predict requests per second")
     ap.add_argument("--port", type=int, default=18720)
     ap.add_argument("--json", type=Path, help="write the raw results here")
-    ap.add_argument("--variants", default="child,thread", help="child (shipped) and/or thread (drift in-process)")
+    ap.add_argument("--variants", default="child,thread", help="child (shipped) and/or thread (job in-process)")
     a = ap.parse_args()
     last = min(a.rows, 1_000_000)
     with tempfile.TemporaryDirectory(prefix="driftgate-bench-") as tmp:
@@ -195,16 +216,19 @@ def main() -> None:
         variants = a.variants.split(",")
         procs = {v: serve(data_dir, a.port + i, v) for i, v in enumerate(variants)}
         urls = {v: f"http://127.0.0.1:{a.port + i}" for i, v in enumerate(variants)}
-        raw: dict = {"rounds": [], "args": {k: str(v) for k, v in vars(a).items()}, "first_report_s": {}}
+        raw: dict = {"rounds": [], "args": {k: str(v) for k, v in vars(a).items()}, "first_report_s": {}, "job": a.job}
         try:
             for v in variants:
                 t0 = time.monotonic()
-                first = httpx.get(f"{urls[v]}/v1/endpoints/{ENDPOINT}/drift?last={last}", timeout=1200)
+                with httpx.Client(timeout=1200) as client:
+                    first = run_job(client, urls[v], a.job, last)
                 first.raise_for_status()
                 report = first.json()
                 took = time.monotonic() - t0
                 drifted = [f["name"] for f in report["features"] if f["drifted"]]
-                log(f"{v}: first drift report {report['window']['rows']:,} rows, {took:.1f} s, drifted {drifted}")
+                log(f"{v}: first {a.job} run {report['window']['rows']:,} rows, {took:.1f} s, drifted {drifted}")
+                if a.job == "monitor":
+                    raw["event_rate"] = report["breakdown"]["event_rate"]
                 raw["first_report_s"][v] = took
                 raw["drifted"] = drifted
                 fixed_rate(urls[v], body, a.rate, 3)  # warm-up
@@ -216,7 +240,7 @@ def main() -> None:
                     if cond == "without":
                         res = fixed_rate(url, body, a.rate, a.seconds)
                     else:
-                        with DriftLoop(url, last) as loop:
+                        with JobLoop(url, a.job, last) as loop:
                             time.sleep(0.5)  # a report is in flight before the load starts
                             w0 = time.monotonic()
                             res = fixed_rate(url, body, a.rate, a.seconds)
@@ -252,9 +276,10 @@ def main() -> None:
 
 
 def markdown(raw: dict) -> str:
+    job = raw.get("job", "drift")
     lines = [
-        "| round | drift runs in | condition | p50 ms | p99 ms | max ms | completed | errors | "
-        "drift runs overlapping the window (s each) | drift busy | server RSS MB now (peak), children included |",
+        f"| round | {job} runs in | condition | p50 ms | p99 ms | max ms | completed | errors | "
+        f"{job} runs overlapping the window (s each) | {job} busy | server RSS MB now (peak), children included |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(raw["rounds"]):
@@ -268,7 +293,7 @@ def markdown(raw: dict) -> str:
                     f"{x['completed']} | {x['errors_status'] + x['errors_socket']} | {runs} | {busy} | "
                     f"{x['server_rss_mb']:.0f} ({x['server_peak_rss_mb']:.0f}) |"
                 )
-    lines += ["", "| drift runs in | p99 ratio during/without per round | median | p50 ratio median | target |"]
+    lines += ["", f"| {job} runs in | p99 ratio during/without per round | median | p50 ratio median | target |"]
     lines += ["|---|---|---|---|---|"]
     for v in raw["variants"]:
         ratios = ", ".join(f"{r[f'{v}/p99_ratio']:.2f}" for r in raw["rounds"])
@@ -278,7 +303,9 @@ def markdown(raw: dict) -> str:
             f"{'met' if med <= 1.2 else '**not met**'} |"
         )
     first = ", ".join(f"{v} {s:.1f} s" for v, s in raw["first_report_s"].items())
-    lines += ["", f"First report (cold: also scores the reference): {first}; drifted: {raw['drifted']}"]
+    lines += ["", f"First {job} run (cold: also scores the reference): {first}; drifted: {raw['drifted']}"]
+    if "event_rate" in raw:
+        lines.append(f"event_rate of the window: {raw['event_rate']}")
     return "\n".join(lines)
 
 

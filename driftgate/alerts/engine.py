@@ -20,7 +20,7 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter
 
 from driftgate.alerts.notify import WebhookNotifier, log_notify, payload, text_line
-from driftgate.alerts.rules import compare
+from driftgate.alerts.rules import DETAIL_KEYS, compare, selects
 from driftgate.alerts.ssrf import Resolver, system_resolver
 from driftgate.monitoring.points import MetricPoint
 from driftgate.store import Store
@@ -92,9 +92,15 @@ class AlertEngine:
 
     @staticmethod
     def _trigger(rule: dict[str, Any], endpoint: str, points: Sequence[MetricPoint]) -> MetricPoint | None:
-        """The first point on which the rule holds; endpoint-wide values (version None) come first."""
+        """The first point on which the rule holds; endpoint-wide values (version None) come first. A rule
+        with a `detail` selector only sees the points it names."""
         candidates = [
-            p for p in points if p.endpoint == endpoint and p.metric == rule["metric"] and p.value is not None
+            p
+            for p in points
+            if p.endpoint == endpoint
+            and p.metric == rule["metric"]
+            and p.value is not None
+            and selects(rule.get("detail"), p.detail)
         ]
         candidates.sort(key=lambda p: p.version is not None)
         for point in candidates:
@@ -114,6 +120,8 @@ class AlertEngine:
             "threshold": float(rule["threshold"]),
             "severity": rule["severity"],
             "fired_at": self.clock(),
+            # Which point of a per-detail metric fired, e.g. {"event": "user_retried"}.
+            "detail": _selected(rule["metric"], point),
         }
         alert["message"] = text_line(alert)
         return alert
@@ -148,6 +156,11 @@ class AlertEngine:
             return {"name": name, "ok": True, "detail": detail}
         # {"ok", "detail"} from the handler is flattened into the record; other keys stay nested.
         return {"name": name, "ok": bool(detail.pop("ok", True)), "detail": detail.pop("detail", detail)}
+
+
+def _selected(metric: str, point: MetricPoint) -> dict[str, Any] | None:
+    key = DETAIL_KEYS.get(metric)
+    return {key: point.detail.get(key)} if key is not None else None
 
 
 async def _log(alert: dict[str, Any]) -> dict[str, Any]:

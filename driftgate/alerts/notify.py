@@ -46,10 +46,12 @@ def iso_time(ts: float) -> str:
 
 
 def text_line(alert: dict[str, Any]) -> str:
-    """One readable line, for Slack's `text` and the log."""
+    """One readable line, for Slack's `text` and the log; a per-detail metric reads `event_rate{event="x"}`."""
+    selector = ",".join(f'{k}="{v}"' for k, v in (alert.get("detail") or {}).items())
+    metric = f"{alert['metric']}{{{selector}}}" if selector else alert["metric"]
     return (
         f"[{alert['severity']}] driftgate alert {alert['rule_name']!r} on endpoint {alert['endpoint']!r}: "
-        f"{alert['metric']} = {alert['value']:.6g} {alert['op']} {alert['threshold']:.6g}"
+        f"{metric} = {alert['value']:.6g} {alert['op']} {alert['threshold']:.6g}"
     )
 
 
@@ -60,6 +62,7 @@ def payload(alert: dict[str, Any]) -> dict[str, Any]:
         "rule": alert["rule_name"],
         "endpoint": alert["endpoint"],
         "metric": alert["metric"],
+        "detail": alert.get("detail"),
         "value": alert["value"],
         "op": alert["op"],
         "threshold": alert["threshold"],

@@ -11,9 +11,10 @@ from collections.abc import Callable
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from driftgate.errors import BadRequest
+from driftgate.records.events import NAME_RULE, is_event_name
 
 METRICS = (
     "data_drift_share",
@@ -31,7 +32,10 @@ METRICS = (
     "mean_confidence",
     "request_count",
     "output_guard_violation_rate",
+    "event_rate",
 )
+# Metrics with one point per detail value, and the detail key a rule's `detail` selector may name.
+DETAIL_KEYS = {"event_rate": "event"}
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     ">=": operator.ge,
@@ -86,6 +90,11 @@ class AlertRule(BaseModel):
     name: str = Field(description="Unique rule name: letters, digits, '-', '_' or '.'.")
     endpoint: str | None = Field(None, description="Endpoint the rule watches; null watches every endpoint.")
     metric: str = Field(description=f"One of {', '.join(METRICS)}.")
+    detail: dict[str, str] | None = Field(
+        None,
+        description='Selects one point of a per-detail metric, e.g. {"event": "user_retried"} for event_rate; '
+        "without it, any point of the metric can fire the rule.",
+    )
     op: str = Field(description="Comparison: " + " ".join(OPS) + ".")
     threshold: float = Field(allow_inf_nan=False, description="The alert fires when `value op threshold` holds.")
     severity: Severity = "warning"
@@ -118,6 +127,22 @@ class AlertRule(BaseModel):
     def _metric(cls, value: str) -> str:
         if value not in METRICS:
             raise ValueError(f"unknown metric {value!r}; allowed: {', '.join(METRICS)}")
+        return value
+
+    @field_validator("detail")
+    @classmethod
+    def _detail(cls, value: dict[str, str] | None, info: ValidationInfo) -> dict[str, str] | None:
+        metric = info.data.get("metric")  # absent when the metric itself was refused
+        if value is None or metric is None:
+            return value
+        key = DETAIL_KEYS.get(metric)
+        if key is None:
+            raise ValueError(
+                f"metric {metric!r} has one value per run, so there is no detail to select; "
+                f"detail selects among the points of {', '.join(DETAIL_KEYS)}"
+            )
+        if set(value) != {key} or not is_event_name(value[key]):
+            raise ValueError(f'detail for {metric} is {{"{key}": NAME}} with NAME {NAME_RULE}; got {value!r}')
         return value
 
     @field_validator("op")
@@ -165,6 +190,11 @@ def parse_rule(body: Any) -> AlertRule:
             )
             message = f"unknown field; {known}"
         raise BadRequest(f"alert rule field {where!r}: {message}", field=where) from None
+
+
+def selects(selector: dict[str, Any] | None, detail: dict[str, Any]) -> bool:
+    """Does a point with `detail` match a rule's `detail` selector (None selects every point)?"""
+    return not selector or all(detail.get(key) == want for key, want in selector.items())
 
 
 def compare(op: str, value: float, threshold: float) -> bool:

@@ -21,7 +21,7 @@ from driftgate.alerts.engine import AlertEngine
 from driftgate.api import errors
 from driftgate.api.auth import TokenCache
 from driftgate.api.limits import BodyLimit
-from driftgate.api.routes import alerts, endpoints, models, monitoring, predict, review, rollouts, system, v2
+from driftgate.api.routes import alerts, endpoints, events, models, monitoring, predict, review, rollouts, system, v2
 from driftgate.api.services import Services
 from driftgate.errors import DriftgateError
 from driftgate.monitoring.live import LiveDrift
@@ -83,7 +83,8 @@ def build_services(settings: Settings) -> Services:
     alerts_engine = AlertEngine(
         store, allow=settings.webhook_allow, actions={"rollback": rollback}, registry=metrics.registry
     )
-    monitor = Monitor(store, drift)
+    # Big windows are computed in the worker's child process, off the serving process's GIL.
+    monitor = Monitor(store, drift, worker=worker)
     # Every monitor run's metric points are judged by the alert rules.
     monitor.listeners.append(alerts_engine.evaluate)
     return Services(
@@ -216,7 +217,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (models, endpoints, predict, rollouts, monitoring, review, alerts, v2, system):
+    for module in (models, endpoints, predict, events, rollouts, monitoring, review, alerts, v2, system):
         app.include_router(module.router)
     app.include_router(v2.scored)
     app.add_middleware(BodyLimit, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)

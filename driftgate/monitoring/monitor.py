@@ -1,9 +1,11 @@
 """The monitor: one run turns a window of logged traffic into a report and metric points.
 
 Not pure (it reads and writes the store); the statistics come from `drift`, `window_metrics`,
-`concept` and `performance`. A run computes in a worker thread, never on the event loop (a drift
-run over a million rows takes seconds), stores its points and report, then awaits every listener
-(the alert engine is one) with the points on the loop.
+`concept` and `performance`. A run computes off the event loop (a drift run over a million rows
+takes seconds): in a worker thread for small windows, in the `DriftWorker`'s child process for big
+ones, so that the work does not hold the serving process's GIL. Either way this process then stores
+the points and the report, and awaits every listener (the alert engine is one) with the points on
+the loop.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Collection
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -28,6 +30,7 @@ from driftgate.monitoring.window_metrics import (
     ANSWERED,
     Measure,
     Window,
+    event_metrics,
     guard_metrics,
     input_metrics,
     output_metrics,
@@ -35,6 +38,10 @@ from driftgate.monitoring.window_metrics import (
 )
 from driftgate.serving.runtime import LoadedVersion
 from driftgate.store import Store
+from driftgate.store.events import RowKey
+
+if TYPE_CHECKING:  # the worker's child builds a Monitor: the import goes that way at run time
+    from driftgate.monitoring.worker import DriftWorker
 
 log = logging.getLogger("driftgate.monitor")
 
@@ -43,8 +50,9 @@ Baseline = Literal["reference", "window"]
 MAX_ROWS = 1_000_000
 CONCEPT_HISTORY = 5000  # labelled rows before the window that the error-stream detectors see
 RUN_METRIC = "monitor_run"  # one point per scheduled run; replicas read it to skip a run just done
-# Per-class and per-feature metrics: several points per run, told apart by `detail`.
-BREAKDOWN = {"class_share": "class", "feature_drift": "feature"}
+EVENT_METRIC = "event_rate"
+# Per-class, per-feature and per-event metrics: several points per run, told apart by `detail`.
+BREAKDOWN = {"class_share": "class", "feature_drift": "feature", EVENT_METRIC: "event"}
 
 
 def check_window(
@@ -61,12 +69,21 @@ def check_window(
 
 
 class Monitor:
-    """Runs the monitor for endpoint versions. `listeners` are awaited with every run's points."""
+    """Runs the monitor for endpoint versions. `listeners` are awaited with every run's points; with a
+    `worker`, windows too big to compute in the serving process are computed in its child process."""
 
-    def __init__(self, store: Store, drift: LiveDrift, *, concept_history: int = CONCEPT_HISTORY) -> None:
+    def __init__(
+        self,
+        store: Store,
+        drift: LiveDrift,
+        *,
+        concept_history: int = CONCEPT_HISTORY,
+        worker: DriftWorker | None = None,
+    ) -> None:
         self.store = store
         self.drift = drift
         self.concept_history = concept_history
+        self.worker = worker
         self.listeners: list[Listener] = []
         self.replica = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -85,23 +102,21 @@ class Monitor:
         guard: OutputLimits | None = None,
         trigger: str = "manual",
     ) -> dict[str, Any]:
-        """Compute (in a thread), store the points and the report, await the listeners; returns the
-        report with `metrics` ({name: value}) and `breakdown` (per class, per feature). `guard`: the
-        endpoint's output guard, for `output_guard_violation_rate`."""
-        report, points = await asyncio.to_thread(
-            self.compute,
-            endpoint,
-            version,
-            last=last,
-            since=since,
-            until=until,
-            baseline=baseline,
-            baseline_since=baseline_since,
-            baseline_until=baseline_until,
-            redacted=redacted,
-            guard=guard,
-            trigger=trigger,
-        )
+        """Compute (in a thread or the worker's child process), store the points and the report, await
+        the listeners; returns the report with `metrics` ({name: value}) and `breakdown` (per class,
+        per feature, per event). `guard`: the endpoint's output guard, for `output_guard_violation_rate`."""
+        params = {
+            "last": last,
+            "since": since,
+            "until": until,
+            "baseline": baseline,
+            "baseline_since": baseline_since,
+            "baseline_until": baseline_until,
+            "redacted": tuple(redacted),
+            "guard": guard,
+            "trigger": trigger,
+        }
+        report, points = await asyncio.to_thread(self._compute_where_it_fits, endpoint, version, params)
         await asyncio.to_thread(self._save, endpoint, version.ref.version, report, points)
         await self.notify(endpoint, points)
         return report
@@ -112,6 +127,23 @@ class Monitor:
                 await listener(endpoint, points)
             except Exception:  # one broken listener must not stop the others or the monitor
                 log.exception("monitor listener %r failed on endpoint %s", listener, endpoint)
+
+    def _compute_where_it_fits(
+        self, endpoint: str, version: LoadedVersion, params: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[MetricPoint]]:
+        """`compute` in this thread, or in the worker's child when the window (and a baseline window)
+        holds more rows than the worker keeps in-process."""
+        worker = self.worker
+        if worker is None:
+            return self.compute(endpoint, version, **params)
+        rows = worker.window_rows(endpoint, params["last"], params["since"], params["until"])
+        if params["baseline"] == "window" and params["baseline_since"] is not None:
+            rows += worker.window_rows(endpoint, MAX_ROWS, params["baseline_since"], params["baseline_until"])
+        if not worker.offloads(rows):
+            return self.compute(endpoint, version, **params)
+        report, points = worker.monitor(endpoint, version, concept_history=self.concept_history, **params)
+        report["run"]["replica"] = self.replica  # the serving replica, not its helper process
+        return report, points
 
     def _save(self, endpoint: str, version: int, report: dict[str, Any], points: list[MetricPoint]) -> None:
         self.store.monitoring.add_points(points)
@@ -185,6 +217,7 @@ class Monitor:
             *input_metrics(window, version.schema, skip=redacted),
             *output_metrics(window, kind, version.classes),
             *(guard_metrics(window, guard) if guard is not None else ()),
+            *event_metrics(self._event_counts(endpoint, version, rows), len(rows), self._event_names(endpoint)),
         ]
         report: dict[str, Any] = {}
         notes: list[str] = []
@@ -231,6 +264,19 @@ class Monitor:
             raise BadRequest(f"baseline_since ({since}) is after baseline_until ({until})", field="baseline_since")
         rows = self.store.predictions.window(endpoint, since=since, until=until, last=MAX_ROWS)
         return [r for r in rows if r["model"] == version.ref.model]
+
+    def _event_counts(self, endpoint: str, version: LoadedVersion, rows: list[dict[str, Any]]) -> dict[str, int]:
+        if not rows:
+            return {}
+        first, last = RowKey(rows[0]["ts"], rows[0]["id"]), RowKey(rows[-1]["ts"], rows[-1]["id"])
+        return self.store.events.count_window(
+            endpoint, model=version.ref.model, version=version.ref.version, first=first, last=last
+        )
+
+    def _event_names(self, endpoint: str) -> set[str]:
+        """Event names the endpoint's previous run reported: carried on (at 0 when a window has none of
+        them), which is cheaper than a distinct scan over every event ever stored."""
+        return {str(p.detail["event"]) for p in self.store.monitoring.latest(endpoint, EVENT_METRIC) if p.detail}
 
     def _concept(
         self, endpoint: str, version: LoadedVersion, kind: str, start: float, until: float | None, rows: int

@@ -248,3 +248,15 @@ def guard_metrics(window: Window, limits: OutputLimits) -> list[Measure]:
             "output_guard_violation_rate", _rate(violating, result.n_rows), {"rows": violating, "by_guard": by_guard}
         )
     ]
+
+
+def event_metrics(counts: Mapping[str, int], rows: int, names: Collection[str] = ()) -> list[Measure]:
+    """event_rate per outcome event name (`detail["event"]`): events of that name tied to the window's
+    rows over the rows (every status counts: an application may react to an error too). A name in
+    `names` but not in `counts` still gets its point, 0 (None for an empty window), so a series has no
+    gaps and a rule such as `event_rate < 0.1` can be judged on a quiet window.
+
+    >>> [(m.detail["event"], m.value) for m in event_metrics({"user_retried": 5}, 20, names={"clicked"})]
+    [('clicked', 0.0), ('user_retried', 0.25)]
+    """
+    return [Measure("event_rate", _rate(counts.get(n, 0), rows), {"event": n}) for n in sorted({*counts, *names})]

@@ -1,14 +1,22 @@
-"""Big drift reports in a separate process, so that they never take the serving process's GIL.
+"""Big drift reports and monitor runs in a separate process, so that they never take the serving
+process's GIL.
 
 A report over a large window (say `?last=1000000`) reads every row through SQLAlchemy, decodes its
 JSON and builds pandas frames: tens of seconds of pure-Python work. In a thread of the serving
 process that work holds the GIL for 5 ms slices, and every request waits for slices in turn:
 `benchmarks/monitoring/p99_during_drift.py` measured the predict p99 at 2-3x its quiet value while
-such a report ran. Here the same `LiveDrift.report` runs in one long-lived child process (its own
-store connection, model cache and reference cache) started on first use with a lower CPU priority
-(`nice` 19, the lowest), so on a busy machine serving wins the CPU and on an idle core the report runs at full
-speed. Small windows (`last` up to `in_process_rows`, the default 5,000-row window included) still
-run in the calling thread: a process round trip would cost more than it saves.
+such a report ran. A monitor run (`Monitor.compute`: the same drift report plus window metrics,
+event counts and concept drift) is the same kind of work. Here both run in one long-lived child
+process (its own store connection, model cache and reference cache) started on first use with the
+lowest CPU priority (`nice` 19 and, on Linux, the SCHED_IDLE policy), so on a busy machine serving
+wins the CPU and on an idle core the work runs at full speed. Windows of up to `in_process_rows`
+rows (the default 5,000-row window included) still run in the calling thread: a process round trip
+would cost more than it saves. A time window's rows are counted first (one count on the
+(endpoint, ts) index).
+
+The child only computes; the caller stores a monitor run's points and report and awaits the alert
+listeners, as for a run computed in-process, so every run is stored exactly once whichever process
+computed it.
 """
 
 from __future__ import annotations
@@ -18,23 +26,27 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from driftgate import errors
-from driftgate.monitoring.live import LiveDrift
+from driftgate.monitoring.live import DEFAULT_WINDOW, LiveDrift
+from driftgate.monitoring.monitor import Monitor
+from driftgate.monitoring.points import MetricPoint
 from driftgate.rollout.policy import VersionRef
-from driftgate.serving.runtime import LoadedVersion
+from driftgate.serving.runtime import LoadedVersion, ModelCache
+from driftgate.store import Store
 
 IN_PROCESS_ROWS = 100_000
 NICENESS = 19
 
 
 class DriftWorker:
-    """`report(...)` with `LiveDrift.report`'s signature; windows above `in_process_rows` (or a
-    `since`/`until` window of unknown size) go to the child process."""
+    """`report(...)` with `LiveDrift.report`'s signature, `monitor(...)` with `Monitor.compute`'s; windows
+    of more than `in_process_rows` rows go to the child process."""
 
     def __init__(
         self,
@@ -51,6 +63,17 @@ class DriftWorker:
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
+    def window_rows(self, endpoint: str, last: int | None, since: float | None, until: float | None) -> int:
+        """How many rows a window reads at most: `last`, or the rows logged between `since` and `until`
+        (every role and version: an upper bound the (endpoint, ts) index answers alone)."""
+        if since is None:
+            return last if last is not None else DEFAULT_WINDOW
+        logged = self.live.store.predictions.count_range(endpoint, since=since, until=until, role=None)
+        return logged if last is None else min(logged, last)
+
+    def offloads(self, rows: int) -> bool:
+        return rows > self.in_process_rows
+
     def report(
         self,
         endpoint: str,
@@ -60,21 +83,31 @@ class DriftWorker:
         since: float | None = None,
         until: float | None = None,
     ) -> dict[str, Any]:
+        if not self.offloads(self.window_rows(endpoint, last, since, until)):
+            return self.live.report(endpoint, version, last=last, since=since, until=until)
         window = {"last": last, "since": since, "until": until}
-        if (last is None and since is None) or (last is not None and last <= self.in_process_rows):
-            return self.live.report(endpoint, version, **window)
-        try:
-            ok, body = self._submit(endpoint, version.ref, window)
-        except BrokenProcessPool:  # the child died (OOM killer, say): one fresh try
-            self._reset()
-            ok, body = self._submit(endpoint, version.ref, window)
-        if not ok:
-            cls = getattr(errors, body["type"], errors.DriftgateError)
-            raise cls(body["message"], **body["details"])
+        body: dict[str, Any] = self._call(_report, endpoint, version.ref.model, version.ref.version, window)
         self.live.latest[endpoint] = body
         return body
 
-    def _submit(self, endpoint: str, ref: VersionRef, window: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+    def monitor(
+        self, endpoint: str, version: LoadedVersion, *, concept_history: int, **params: Any
+    ) -> tuple[dict[str, Any], list[MetricPoint]]:
+        """`Monitor.compute(endpoint, version, **params)` in the child, whatever the window's size (the
+        caller decides); a `DriftgateError` raised there is raised here with its type and details."""
+        return self._call(_monitor, endpoint, version.ref.model, version.ref.version, concept_history, params)
+
+    def _call(self, job: Callable[..., Job], *args: Any) -> Any:
+        try:
+            answer = self._submit(job, *args)
+        except BrokenProcessPool:  # the child died (OOM killer, say): one fresh try
+            self._reset()
+            answer = self._submit(job, *args)
+        if answer.error is not None:
+            raise _rebuilt(answer.error)
+        return answer.value
+
+    def _submit(self, job: Callable[..., Job], *args: Any) -> Job:
         with self._lock:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
@@ -84,7 +117,7 @@ class DriftWorker:
                     initargs=self._args,
                 )
             pool = self._pool
-        return pool.submit(_report, endpoint, ref.model, ref.version, window).result()
+        return pool.submit(job, *args).result()
 
     def _reset(self) -> None:
         with self._lock:
@@ -109,26 +142,64 @@ class DriftWorker:
         self._reset()
 
 
+class Job(NamedTuple):
+    """A child's answer: the value, or a `DriftgateError` taken apart (its keyword details do not
+    survive pickling as an exception)."""
+
+    value: Any = None
+    error: dict[str, Any] | None = None
+
+
+def _rebuilt(error: dict[str, Any]) -> errors.DriftgateError:
+    cls = getattr(errors, error["type"], None)
+    if not (isinstance(cls, type) and issubclass(cls, errors.DriftgateError)):
+        cls = errors.DriftgateError
+    exc = cls(error["message"], **error["details"])
+    exc.status_code = error["status_code"]  # the same answer even for a class errors.py does not hold
+    return exc
+
+
 # ---- the child process ----------------------------------------------------------------------------
 
-_child: tuple[LiveDrift, Any] | None = None
+
+class _Child(NamedTuple):
+    store: Store
+    live: LiveDrift
+    models: ModelCache
+
+
+_child: _Child | None = None
 
 
 def _start(data_dir: str, db: str | None, trust_pickle: bool) -> None:
     global _child
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
-    from driftgate.serving.runtime import ModelCache
-    from driftgate.store import Store
-
+    # Linux's SCHED_IDLE on top: a serving thread that wakes up preempts the child at once, where a
+    # nice-19 task may first finish its time slice (EEVDF), a few ms added to a request's hand-offs.
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     store = Store.open(Path(data_dir), db)
-    _child = (LiveDrift(store), ModelCache(store, trust_pickle=trust_pickle))
+    _child = _Child(store, LiveDrift(store), ModelCache(store, trust_pickle=trust_pickle))
 
 
-def _report(endpoint: str, model: str, version: int, window: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
-    assert _child is not None
-    live, cache = _child
+def _run(work: Callable[[_Child], Any]) -> Job:
+    assert _child is not None  # _start ran: the pool's initializer
     try:
-        return True, live.report(endpoint, cache.get(VersionRef(model, version)), **window)
-    except errors.DriftgateError as exc:  # custom exception kwargs do not survive pickling
-        return False, {"type": type(exc).__name__, "message": exc.message, "details": exc.details}
+        return Job(value=work(_child))
+    except errors.DriftgateError as exc:
+        details = {"type": type(exc).__name__, "message": exc.message, "details": exc.details}
+        return Job(error={**details, "status_code": exc.status_code})
+
+
+def _report(endpoint: str, model: str, version: int, window: dict[str, Any]) -> Job:
+    return _run(lambda c: c.live.report(endpoint, c.models.get(VersionRef(model, version)), **window))
+
+
+def _monitor(endpoint: str, model: str, version: int, concept_history: int, params: dict[str, Any]) -> Job:
+    def work(c: _Child) -> tuple[dict[str, Any], list[MetricPoint]]:
+        # A Monitor per run is cheap (no state but its listeners, which stay in the serving process).
+        monitor = Monitor(c.store, c.live, concept_history=concept_history)
+        return monitor.compute(endpoint, c.models.get(VersionRef(model, version)), **params)
+
+    return _run(work)

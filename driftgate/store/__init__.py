@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from driftgate.store.alerts import AlertRepo
 from driftgate.store.database import database_url, open_engine
 from driftgate.store.endpoints import EndpointRepo
+from driftgate.store.events import EventRepo
 from driftgate.store.models import ModelRepo, VersionRecord
 from driftgate.store.monitoring import MonitoringRepo
 from driftgate.store.predictions import PredictionRepo
@@ -30,6 +31,7 @@ class Store:
         self.endpoints = EndpointRepo(engine)
         self.tokens = TokenRepo(engine)
         self.predictions = PredictionRepo(engine)
+        self.events = EventRepo(engine)
         self.rollouts = RolloutRepo(engine)
         self.monitoring = MonitoringRepo(engine)
         self.alerts = AlertRepo(engine)

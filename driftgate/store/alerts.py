@@ -23,6 +23,7 @@ RULE_FIELDS = (
     "notify",
     "actions",
     "enabled",
+    "detail",
 )
 
 

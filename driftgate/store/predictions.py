@@ -286,8 +286,9 @@ class PredictionRepo:
             return conn.execute(select(t.labels.c.label).where(t.labels.c.endpoint == endpoint).limit(1)).scalar()
 
     def delete_before(self, cutoff: float, endpoint: str | None = None, chunk_rows: int = 10_000) -> int:
-        """Delete log rows older than `cutoff` (epoch seconds) and their labels; returns rows deleted."""
-        p, lab = t.predictions, t.labels
+        """Delete log rows older than `cutoff` (epoch seconds), their labels and their outcome events;
+        returns rows deleted."""
+        p, lab, ev = t.predictions, t.labels, t.outcome_events
         total = 0
         while True:
             query = select(p.c.id).where(p.c.ts < cutoff).limit(chunk_rows)
@@ -298,6 +299,7 @@ class PredictionRepo:
                 if not ids:
                     return total
                 conn.execute(delete(lab).where(lab.c.prediction_id.in_(ids)))
+                conn.execute(delete(ev).where(ev.c.prediction_id.in_(ids)))
                 conn.execute(delete(p).where(p.c.id.in_(ids)))
             total += len(ids)
 

@@ -138,6 +138,22 @@ labels = Table(
     Index("ix_labels_endpoint_ts", "endpoint", "ts"),
 )
 
+# Outcome events (added in 0003): at most one per prediction and name, so retries change nothing. The
+# prediction's time, model and version are copied in, so a monitor window counts its events with one
+# range scan of this table instead of a join over the prediction log.
+outcome_events = Table(
+    "outcome_events",
+    metadata,
+    Column("prediction_id", String(32), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("endpoint", String(200), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("prediction_ts", Float, nullable=False),
+    Column("ts", Float, nullable=False),  # when the event happened
+    Index("ix_outcome_events_endpoint_prediction_ts", "endpoint", "prediction_ts"),
+)
+
 # One row per rollout; the running one (at most one per endpoint) drives traffic. History is kept.
 rollouts = Table(
     "rollouts",
@@ -201,6 +217,7 @@ alert_rules = Table(
     Column("notify", JSON, nullable=False),
     Column("actions", JSON, nullable=False),
     Column("enabled", Boolean, nullable=False, default=True),
+    Column("detail", JSON),  # selects per-detail points, e.g. {"event": "user_retried"} (added in 0003)
     Column("created_at", Float, nullable=False),
     Column("created_by", String(200), nullable=False),
 )
@@ -221,6 +238,7 @@ alerts = Table(
     Column("message", Text, nullable=False),
     Column("deliveries", JSON, nullable=False),  # per notifier: target, ok, attempts, error
     Column("actions", JSON, nullable=False),  # per action: name, ok, detail
+    Column("detail", JSON),  # which point fired a per-detail metric, e.g. {"event": "user_retried"} (0003)
     Index("ix_alerts_fired_at", "fired_at"),
     Index("ix_alerts_rule_endpoint_fired", "rule_id", "endpoint", "fired_at"),
 )
@@ -238,6 +256,7 @@ __all__ = [
     "models",
     "monitor_reports",
     "monitoring_points",
+    "outcome_events",
     "predictions",
     "rollouts",
     "tokens",

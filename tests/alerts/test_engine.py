@@ -104,6 +104,23 @@ def test_endpoint_wide_value_is_judged_first(store: Store) -> None:
     assert [a["value"] for a in fired] == [0.7]
 
 
+def test_event_rate_rules_with_and_without_a_selector(store: Store) -> None:
+    add_rule(store, name="retried", metric="event_rate", threshold=0.2, detail={"event": "user_retried"})
+    add_rule(store, name="any", metric="event_rate", threshold=0.4)
+    clicked, retried = ({"event": "clicked"}, {"event": "user_retried"})
+    eng = engine(store)
+    # 'clicked' is high but the selector names 'user_retried'; the rule without one fires on 'clicked'.
+    fired = asyncio.run(
+        eng.evaluate("fraud", [point(0.5, "event_rate", detail=clicked), point(0.1, "event_rate", detail=retried)])
+    )
+    assert [(a["rule"], a["detail"], a["value"]) for a in fired] == [("any", clicked, 0.5)]
+    assert fired[0]["message"].endswith('event_rate{event="clicked"} = 0.5 > 0.4')
+    fired = asyncio.run(eng.evaluate("fraud", [point(0.3, "event_rate", detail=retried)]))
+    assert [(a["rule"], a["detail"]) for a in fired] == [("retried", retried)]
+    assert {a["rule"]: a["detail"] for a in store.alerts.history()} == {"any": clicked, "retried": retried}
+    assert store.alerts.get_rule("retried")["detail"] == retried
+
+
 def test_actions_recorded_never_raised(store: Store) -> None:
     add_rule(store, actions=["rollback"])
     add_rule(store, name="broken", actions=["rollback"], metric="error_rate", threshold=0.1)

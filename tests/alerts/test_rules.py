@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from driftgate.alerts.rules import METRICS, compare, parse_rule
+from driftgate.alerts.rules import METRICS, compare, parse_rule, selects
 from driftgate.errors import BadRequest
 
 BASE = {"name": "drift", "endpoint": "fraud", "metric": "data_drift_share", "op": ">", "threshold": 0.3}
@@ -31,6 +31,7 @@ def test_defaults_and_stored_shape() -> None:
         "notify": [{"log": True}],
         "actions": [],
         "enabled": True,
+        "detail": None,
     }
     every = parse_rule(rule(endpoint=..., notify=[{"webhook": "https://h.example/x"}, {"log": True}]))
     assert every.endpoint is None
@@ -71,6 +72,11 @@ def test_every_spec_metric_is_accepted(metric: str) -> None:
         ({"actions": ["page_oncall"]}, "actions", "unknown action 'page_oncall'"),
         ({"enabled": "maybe"}, "enabled", "boolean"),
         ({"colour": "red"}, "colour", "unknown field; a rule has name, endpoint"),
+        ({"detail": {"event": "x"}}, "detail", "metric 'data_drift_share' has one value per run"),
+        ({"metric": "event_rate", "detail": {"feature": "x"}}, "detail", 'detail for event_rate is {"event": NAME}'),
+        ({"metric": "event_rate", "detail": {"event": "no spaces"}}, "detail", "starting with a letter"),
+        ({"metric": "event_rate", "detail": {"event": 3}}, "detail.event", "valid string"),
+        ({"metric": "event_rate", "detail": "user_retried"}, "detail", "dictionary"),
     ],
 )
 def test_errors_name_the_field(changes: dict[str, Any], field: str, words: str) -> None:
@@ -79,6 +85,14 @@ def test_errors_name_the_field(changes: dict[str, Any], field: str, words: str) 
     assert caught.value.details["field"] == field
     assert field in caught.value.message
     assert words in caught.value.message
+
+
+def test_event_rate_rules_may_select_one_event() -> None:
+    one = parse_rule(rule(metric="event_rate", detail={"event": "user_retried"}))
+    assert one.stored()["detail"] == {"event": "user_retried"}
+    assert parse_rule(rule(metric="event_rate")).detail is None  # any event's rate
+    assert selects({"event": "a"}, {"event": "a"}) and selects(None, {"event": "b"})
+    assert not selects({"event": "a"}, {"event": "b"}) and not selects({"event": "a"}, {})
 
 
 def test_a_body_that_is_not_an_object() -> None:

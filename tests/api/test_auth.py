@@ -56,6 +56,7 @@ def test_missing_or_wrong_token_is_401(tokens: tuple[str, str], server: LiveServ
             assert http.put("/v1/endpoints/clf", json=CONFIG, headers=headers).status_code == 401
             assert http.get("/v1/models", headers=headers).status_code == 401
             assert http.post("/v2/models/clf/infer", json={"inputs": []}, headers=headers).status_code == 401
+            assert http.post("/v1/endpoints/clf/events", json={"events": []}, headers=headers).status_code == 401
         # Liveness and readiness stay open for load balancers.
         assert http.get("/v2/health/live").status_code == 200
         assert http.get("/v2/health/ready").status_code == 200
@@ -67,6 +68,7 @@ def test_predict_token_predicts_but_cannot_administer(tokens: tuple[str, str], s
         answer = client.predict("clf", [ROW])
         assert answer["version"] == 1
         assert client.feedback("clf", {answer["ids"][0]: 1}) == {"accepted": 1, "unknown_ids": []}
+        assert client.events("clf", [(answer["ids"][0], "user_retried")]) == {"accepted": 1, "unknown_ids": []}
         assert client.endpoint("clf")["config"]["model"] == "clf"
         with pytest.raises(ServerError) as denied:
             client.deploy("clf", "clf", 1, timeout_ms=5)

@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 
 from driftgate.monitoring.concept import detect_concept_drift, error_stream
-from driftgate.monitoring.window_metrics import Window, input_metrics, output_metrics, software_metrics
+from driftgate.monitoring.window_metrics import (
+    Window,
+    event_metrics,
+    input_metrics,
+    output_metrics,
+    software_metrics,
+)
 from driftgate.registry.schema import FeatureSpec, InputSchema
 
 SCHEMA = InputSchema(
@@ -93,6 +99,17 @@ def test_output_metrics_classification_and_regression() -> None:
     r = _values(output_metrics(_window([{}] * 3, outputs=[1.0, 2.0, float("nan")]), "regression"))
     assert r["prediction_mean"] == 1.5 and r["prediction_std"] == pytest.approx(np.std([1, 2], ddof=1))
     assert r["null_output_rate"] == pytest.approx(1 / 3)
+
+
+def test_event_rates_per_name_with_carried_names() -> None:
+    measures = event_metrics({"user_retried": 3, "clicked": 12}, 12, names={"abandoned", "clicked"})
+    assert [(m.name, m.detail, m.value) for m in measures] == [
+        ("event_rate", {"event": "abandoned"}, 0.0),
+        ("event_rate", {"event": "clicked"}, 1.0),
+        ("event_rate", {"event": "user_retried"}, 0.25),
+    ]
+    assert [m.value for m in event_metrics({}, 0, names={"clicked"})] == [None]  # an empty window has no rate
+    assert event_metrics({}, 50) == []
 
 
 def test_error_stream_and_concept_drift() -> None:

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from driftgate.api.auth import require
 from driftgate.api.services import services
 from driftgate.errors import BadRequest
-from driftgate.monitoring.monitor import RUN_METRIC, check_window
+from driftgate.monitoring.monitor import EVENT_METRIC, RUN_METRIC, check_window
 from driftgate.monitoring.points import MetricPoint
 
 router = APIRouter(prefix="/v1/endpoints", tags=["monitoring"], dependencies=[Depends(require("predict"))])
@@ -23,7 +23,7 @@ METRICS = frozenset(
         "accuracy", "estimated_accuracy", "concept_drift", "out_of_range_rate", "unseen_category_rate",
         "null_output_rate", "mean_confidence", "request_count", "latency_p50_ms", "latency_p95_ms",
         "schema_violation_rate", "class_share", "feature_drift", "multivariate_drift", "f1", "roc_auc", "mae",
-        "rmse", "prediction_mean", "prediction_std", "output_guard_violation_rate", RUN_METRIC,
+        "rmse", "prediction_mean", "prediction_std", "output_guard_violation_rate", EVENT_METRIC, RUN_METRIC,
     }
 )  # fmt: skip
 
