@@ -25,13 +25,13 @@ KILL_AFTER_S = 5.0
 
 def lower_priority(priority: Priority) -> None:
     """`nice`: the lowest niceness, so a busy core still gives the child a small share.
-    `idle`: SCHED_IDLE, the child runs only on a core nothing else wants (falls back to nice)."""
-    if priority == "idle" and hasattr(os, "sched_setscheduler"):
-        with contextlib.suppress(OSError):
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # type: ignore[attr-defined]
-            return
+    `idle`: also Linux's SCHED_IDLE: a serving thread that wakes up preempts the child at once,
+    where a nice-19 task may first finish its time slice (EEVDF), a few ms added to a request."""
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
+    if priority == "idle":
+        with contextlib.suppress(AttributeError, OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 def _boot(priority: Priority, initializer: Callable[..., None], args: tuple[Any, ...]) -> None:
@@ -67,13 +67,23 @@ class ChildProcess:
             self.reset()
             return self.submit(fn, *args).result()
 
+    @property
+    def started(self) -> bool:
+        return self._pool is not None
+
+    def processes(self) -> list[Any]:
+        """The live child's `multiprocessing.Process` (none before first use or after `reset`)."""
+        with self._lock:
+            pool = self._pool
+        return list((getattr(pool, "_processes", None) or {}).values()) if pool is not None else []
+
     def reset(self) -> None:
         """End the child now (it may be half-way through a long job) and start afresh on next use."""
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is None:
             return
-        children = list((getattr(pool, "_processes", None) or {}).values())
+        children = list((getattr(pool, "_processes", None) or {}).values())  # before shutdown() clears it
         pool.shutdown(wait=False, cancel_futures=True)
         for child in children:
             child.terminate()

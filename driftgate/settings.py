@@ -33,8 +33,10 @@ class Settings:
     """Largest JSON request body; bigger ones get 413."""
     max_upload_bytes: int = 1024 * 1024 * 1024
     """Largest model/reference upload; bigger ones get 413."""
-    log_flush_interval: float = 0.2
-    """Seconds between prediction log flushes (kill -9 can lose at most this much)."""
+    log_flush_interval: float = 0.05
+    """Seconds between prediction log flushes (kill -9 can lose at most this much). Short flushes keep
+    each burst of log encoding short: at 0.2 s the p99 at half load (100-row requests) was 24 ms, at
+    0.05 s 15 ms, with no throughput change under saturation (the writer drains continuously then)."""
     log_batch_rows: int = 5000
     log_max_queued_rows: int = 500_000
     shadow_process: bool = True

@@ -10,7 +10,7 @@ event counts and concept drift) is the same kind of work. Here both run in one l
 process (its own store connection, model cache and reference cache) started on first use with the
 lowest CPU priority (`nice` 19 and, on Linux, the SCHED_IDLE policy), so on a busy machine serving
 wins the CPU and on an idle core the work runs at full speed. Windows of up to `in_process_rows`
-rows (the default 5,000-row window included) still run in the calling thread: a process round trip
+(10,000) rows, the default 5,000-row window included, still run in the calling thread: a process round trip
 would cost more than it saves. A time window's rows are counted first (one count on the
 (endpoint, ts) index).
 
@@ -21,18 +21,12 @@ computed it.
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
-import os
-import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from driftgate import errors
+from driftgate.child import ChildProcess
 from driftgate.monitoring.live import DEFAULT_WINDOW, LiveDrift
 from driftgate.monitoring.monitor import Monitor
 from driftgate.monitoring.points import MetricPoint
@@ -40,8 +34,10 @@ from driftgate.rollout.policy import VersionRef
 from driftgate.serving.runtime import LoadedVersion, ModelCache
 from driftgate.store import Store
 
-IN_PROCESS_ROWS = 100_000
-NICENESS = 19
+# Above this a window goes to the child. A 100,000-row monitor run in a serving thread took seconds of
+# GIL time, which the serving benchmark saw as a p99 of tens of ms once a minute (the periodic run
+# over the last interval's traffic); the round trip to the child costs ~ms.
+IN_PROCESS_ROWS = 10_000
 
 
 class DriftWorker:
@@ -58,10 +54,8 @@ class DriftWorker:
         in_process_rows: int | None = None,
     ) -> None:
         self.live = live
-        self._args = (str(data_dir), db, trust_pickle)
+        self._child = ChildProcess(_start, (str(data_dir), db, trust_pickle), priority="idle")
         self.in_process_rows = IN_PROCESS_ROWS if in_process_rows is None else in_process_rows
-        self._pool: ProcessPoolExecutor | None = None
-        self._lock = threading.Lock()
 
     def window_rows(self, endpoint: str, last: int | None, since: float | None, until: float | None) -> int:
         """How many rows a window reads at most: `last`, or the rows logged between `since` and `until`
@@ -98,48 +92,14 @@ class DriftWorker:
         return self._call(_monitor, endpoint, version.ref.model, version.ref.version, concept_history, params)
 
     def _call(self, job: Callable[..., Job], *args: Any) -> Any:
-        try:
-            answer = self._submit(job, *args)
-        except BrokenProcessPool:  # the child died (OOM killer, say): one fresh try
-            self._reset()
-            answer = self._submit(job, *args)
+        answer = self._child.call(job, *args)  # one fresh try if the child died (the OOM killer, say)
         if answer.error is not None:
             raise _rebuilt(answer.error)
         return answer.value
 
-    def _submit(self, job: Callable[..., Job], *args: Any) -> Job:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(
-                    max_workers=1,
-                    mp_context=multiprocessing.get_context("spawn"),  # the server has threads: never fork
-                    initializer=_start,
-                    initargs=self._args,
-                )
-            pool = self._pool
-        return pool.submit(job, *args).result()
-
-    def _reset(self) -> None:
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            # A report may be half-way through a million rows: end the child rather than wait for
-            # it (the interpreter's exit would otherwise join the pool and hold up a SIGTERM).
-            children = list((getattr(pool, "_processes", None) or {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
-            for child in children:
-                child.terminate()
-            # Polled, not joined: after the pool's shutdown a child's sentinel may already be closed,
-            # which makes join() return at once. A child that ignores SIGTERM for 5 s gets SIGKILL.
-            deadline = time.monotonic() + 5
-            while any(c.is_alive() for c in children) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            for child in children:
-                if child.is_alive():
-                    child.kill()
-
     def close(self) -> None:
-        self._reset()
+        # A report may be half-way through a million rows: the child is ended, not waited for.
+        self._child.close()
 
 
 class Job(NamedTuple):
@@ -173,12 +133,6 @@ _child: _Child | None = None
 
 def _start(data_dir: str, db: str | None, trust_pickle: bool) -> None:
     global _child
-    with contextlib.suppress(OSError):
-        os.nice(NICENESS)
-    # Linux's SCHED_IDLE on top: a serving thread that wakes up preempts the child at once, where a
-    # nice-19 task may first finish its time slice (EEVDF), a few ms added to a request's hand-offs.
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     store = Store.open(Path(data_dir), db)
     _child = _Child(store, LiveDrift(store), ModelCache(store, trust_pickle=trust_pickle))
 

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from driftgate.child import NICENESS
 from driftgate.client import Client
 from driftgate.monitoring.points import MetricPoint
-from driftgate.monitoring.worker import NICENESS
 from tests.conftest import Artifacts, LiveServer, classification_data, make_server
 
 
@@ -26,13 +26,13 @@ def test_a_big_window_runs_in_the_child_process_with_the_same_report(deployed: C
     in_thread = deployed.http.get("/v1/endpoints/clf/drift", params={"last": 300}).json()
     worker.in_process_rows = 0
     in_child = deployed.http.get("/v1/endpoints/clf/drift", params={"last": 300}).json()
-    assert worker._pool is not None  # it did go to the child
+    assert worker._child.started  # it did go to the child
     for report in (in_thread, in_child):
         report["window"].pop("computed_at")
     assert in_child == in_thread
     assert server.app.state.services.drift.latest["clf"]["window"]["rows"] == 300
 
-    children = list(worker._pool._processes.values())
+    children = worker._child.processes()
     assert children and all(c.is_alive() for c in children)
     for child in children:  # the lowest CPU priority: serving wins the core
         assert os.getpriority(os.PRIO_PROCESS, child.pid) == NICENESS
@@ -81,11 +81,11 @@ def test_a_big_monitor_run_computes_in_the_child_and_is_stored_and_alerted_once(
 
     # A time window is counted first: 300 rows stay in this process.
     in_thread = _monitor(deployed, since=0.0)
-    assert worker._pool is None
+    assert not worker._child.started
     in_thread = _monitor(deployed, last=300)
     worker.in_process_rows = 0
     in_child = _monitor(deployed, last=300)
-    assert worker._pool is not None  # it did go to the child
+    assert worker._child.started  # it did go to the child
     assert in_child["run"]["replica"] == in_thread["run"]["replica"] == services.monitor.replica
     assert _comparable(in_child) == _comparable(in_thread)
     assert in_child["breakdown"]["event_rate"] == {"user_retried": 0.25}
@@ -122,6 +122,6 @@ def test_periodic_runs_compute_in_the_child(tmp_path: Path, artifacts: Artifacts
             report = store.monitoring.latest_report("clf")
             assert report is not None and report["run"]["trigger"] == "periodic"
             assert report["run"]["replica"] == srv.app.state.services.monitor.replica
-            assert srv.app.state.services.drift_worker._pool is not None
+            assert srv.app.state.services.drift_worker._child.started
     finally:
         srv.stop()
