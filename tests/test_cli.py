@@ -241,6 +241,7 @@ def test_demo_tells_the_story_and_exits(tmp_path: Path) -> None:
     assert "protocols agreeing" in out and "yes" in out
     assert "alert rule 'fraud-drift' fired: data_drift_share" in out
     assert "canary of v2: promoted (all 3 steps passed" in out
+    assert "with an output guard" in out and "customer disputes on" in out and "n/a of the window" not in out
     assert "Traceback" not in result.stdout + result.stderr
     # --no-wait means the server is gone afterwards.
     with pytest.raises(httpx.HTTPError):

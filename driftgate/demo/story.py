@@ -22,6 +22,7 @@ from driftgate.demo import scenario
 from driftgate.settings import Settings
 
 ENDPOINT = "fraud"
+GUARD_CONFIDENCE = 0.6
 
 
 class BackgroundServer:
@@ -70,8 +71,12 @@ def run(port: int, data_dir: Path, wait: bool, console: Console) -> int:
             f"2. registered model 'fraud' v{version['version']} (skops, loaded safely) with "
             f"{len(version['schema']['features'])} features inferred from the reference data"
         )
-        client.deploy(ENDPOINT, "fraud", version["version"])
-        console.print(f"3. deployed it to endpoint '{ENDPOINT}' on http://127.0.0.1:{port}")
+        # An output guard: answers the model is unsure of are counted (and alertable).
+        client.deploy(ENDPOINT, "fraud", version["version"], output_guard={"min_confidence": GUARD_CONFIDENCE})
+        console.print(
+            f"3. deployed it to endpoint '{ENDPOINT}' on http://127.0.0.1:{port}, with an output guard "
+            f"(confidence >= {GUARD_CONFIDENCE:.0%})"
+        )
 
         calm = scenario.transactions(2000, seed=2)
         latencies, calm_ids, _ = _send_traffic(client, calm, batch=20)
@@ -109,9 +114,19 @@ def run(port: int, data_dir: Path, wait: bool, console: Console) -> int:
             f"9. the bank confirmed {accepted['accepted']:,} outcomes later: accuracy "
             f"{accuracy:.1%} against {_pct(reference_acc)} on the reference (concept drift)"
         )
-        client.http.post(f"/v1/endpoints/{ENDPOINT}/monitor", json={"last": len(ids)}).raise_for_status()
+        # Customers dispute the transactions the model got wrong: outcome events tied to predictions.
+        wrong = [i for i, p, y in zip(ids, predicted, shifted[scenario.TARGET], strict=True) if p != y]
+        client.events(ENDPOINT, [(i, "customer_disputed") for i in wrong])
+        monitored = client.http.post(f"/v1/endpoints/{ENDPOINT}/monitor", json={"last": len(ids)})
+        monitored.raise_for_status()
+        metrics, breakdown = monitored.json()["metrics"], monitored.json()["breakdown"]
         alerts = client.http.get("/v1/alerts", params={"endpoint": ENDPOINT}).json()["alerts"]
         console.print(f"10. the monitor ran and alert rule 'fraud-drift' fired: {_alert_line(alerts)}")
+        disputed = breakdown.get("event_rate", {}).get("customer_disputed")
+        console.print(
+            f"    it also counted customer disputes on {_pct(disputed)} of the window's predictions and "
+            f"{_pct(metrics.get('output_guard_violation_rate'))} of answers below the guard's confidence"
+        )
 
         retrained = scenario.transactions(20_000, seed=4, shift=1.0)
         sio.dump(scenario.train(retrained), workdir / "fraud-v2.skops")
@@ -145,6 +160,8 @@ def run(port: int, data_dir: Path, wait: bool, console: Console) -> int:
         )
         table.add_row("protocols agreeing", "yes" if same else "no")
         table.add_row("alerts fired", str(len(alerts)))
+        guarded = metrics.get("output_guard_violation_rate")
+        table.add_row("disputed / below the guard", f"{_pct(disputed)} / {_pct(guarded)}")
         table.add_row(
             f"v{v2} rollout",
             f"shadow -> canary {' -> '.join(f'{w:g}%' for w in canary['steps'])} -> {canary['state']}",

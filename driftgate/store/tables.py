@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData()
@@ -124,7 +125,13 @@ predictions = Table(
     # A shadow row points at the row that answered the same input (added in 0002).
     Column("parent_id", String(32)),
     Index("ix_predictions_endpoint_ts", "endpoint", "ts"),
-    Index("ix_predictions_parent", "parent_id"),
+    # Partial (0004): only shadow rows have a parent; the others skip the index entry.
+    Index(
+        "ix_predictions_parent",
+        "parent_id",
+        sqlite_where=text("parent_id IS NOT NULL"),
+        postgresql_where=text("parent_id IS NOT NULL"),
+    ),
 )
 
 labels = Table(

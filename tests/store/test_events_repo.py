@@ -107,3 +107,27 @@ def test_0003_upgrades_a_0002_database_and_downgrades(db_url: str) -> None:
     assert "outcome_events" not in inspect(engine).get_table_names()
     assert "detail" not in {c["name"] for c in inspect(engine).get_columns("alert_rules")}
     engine.dispose()
+
+
+def test_0004_indexes_parent_ids_only_where_set_and_lookups_still_use_it(db_url: str) -> None:
+    store = Store.open(db=db_url)  # migrates to head
+    with store.engine.connect() as conn:
+        if store.engine.dialect.name == "sqlite":
+            ddl = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'ix_predictions_parent'").scalar()
+            plan = " ".join(
+                str(r[-1])
+                for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN SELECT id FROM predictions WHERE parent_id = 'x'")
+            )
+            assert "ix_predictions_parent" in plan
+        else:
+            ddl = conn.exec_driver_sql(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_predictions_parent'"
+            ).scalar()
+    assert ddl is not None and "parent_id IS NOT NULL" in ddl
+    store.close()
+
+    engine = create_engine(db_url)
+    _migrate(engine, command.downgrade, "0003")
+    assert "ix_predictions_parent" in {i["name"] for i in inspect(engine).get_indexes("predictions")}
+    _migrate(engine, command.upgrade, "0004")
+    engine.dispose()
