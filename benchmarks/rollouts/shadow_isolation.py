@@ -144,7 +144,8 @@ def main() -> None:
 
 def markdown(raw: dict) -> str:
     lines = [
-        "| round | shadow scored in | shadow | p50 ms | p99 ms | max ms | completed | errors | shadow rows scored |",
+        "| round | shadow scored in | shadow | p50 ms | p99 ms | max ms | completed | errors | "
+        "shadow rows in the last analysis |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(raw["rounds"]):

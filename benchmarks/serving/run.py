@@ -951,22 +951,28 @@ def markdown(doc: dict) -> str:
 
 # Written by hand from py-spy profiles of the run above; rerun the profiles when driftgate changes.
 PROFILE_NOTES = """
-What limits driftgate here (py-spy, 2026-11-21, this pipeline). A first run (12:32) found three causes;
-driftgate now fixes them (commits e37982c, be00778) and the run above is after the fixes:
+What limits driftgate here (py-spy `--gil` profiles, 2026-11-21, this pipeline):
 
-- **Merging 100-row requests**: the default `batching.max_batch_size` was 64 rows, so a 100-row request never
-  shared a model call (driftgate/bare 0.60x). The default is now 1024 rows (1.22x above), so the
-  "max_batch_size=1024" row now equals the default.
-- **Garbage-collector pauses**: gen-2 collections took ~130 ms (the heap holds sklearn, pandas and FastAPI's
-  objects) and logging's allocations triggered them often; driftgate now calls `gc.collect(); gc.freeze()`
-  after start-up. The extra 1-row p99 at half load went from 135 ms to ~12 ms; still above the 2 ms target.
-- **pandas 3 Arrow strings**: request strings became Arrow-backed `str` columns that scikit-learn converts
-  back on every call; categorical columns are now plain object dtype (in-process `predict_proba` 3.1 -> 2.7 ms
-  for 1 row).
-- **Still open**: prediction logging costs ~20 % of 100-row throughput (logging on vs off, about half SQLite
-  `executemany`/commit, a third row encoding) and most of the remaining half-load tail (p99 with logging off
-  is close to bare). Each call of this pipeline costs ~3 ms whatever the row count (ColumnTransformer input
-  checks), so the 4x-BentoML target needs more requests merged per call than 16 connections provide.
+- **Per-request DataFrames (fixed)**: building a DataFrame per request (~400-650 us for 20 columns: pandas
+  re-checks every array and infers Arrow strings) and `pd.concat` of the merged requests (~800 us for 16)
+  took 35 % of the GIL time at 1-row saturation. Requests now reach the micro-batcher as validated numpy
+  columns, merged with `np.concatenate` and turned into one DataFrame per model call with pandas' internal
+  constructor (~60 us). 1-row req/s went from 2.0x to 4.4x the bare endpoint.
+- **One model call at a time (changed)**: with two calls in flight a GIL-bound pipeline merged half as many
+  requests per call; `batching.max_concurrent_calls` now defaults to 1 (the control row keeps 2: 0.72x the
+  default on 1-row requests), and a call running past 50 ms releases its slot so a hanging request does not
+  block the rest.
+- **Background work on the serving core**: the other servers are now stopped while one is measured; before,
+  driftgate's periodic monitor over the last run's traffic ran in the serving process (up to 100,000 rows)
+  and landed in other servers' runs. Windows above 10,000 rows now run in the niced child.
+- **Still open: the prediction log on 100-row requests.** Logging costs ~42 % of 100-row throughput
+  (385 vs 668 req/s logging off): ~3 us per row to encode the JSON documents and ~5 us per row for the
+  SQLite insert (4 B-trees per row; migration 0004 made the parent-id index partial, -10 % write time),
+  all on the one serving core. That is why driftgate is 2.15x BentoML on 100-row requests, not 4x (logging
+  off: 3.7x), and why the 100-row p99 at half load is ~10 ms above bare (logging off: within 2 ms on
+  1-row). Flushing every 0.05 s instead of 0.2 s cut that tail from 24 to 15 ms (shorter bursts). The next
+  step is a writer process (encoding and inserts off the serving process's GIL; with more than one core it
+  also moves the work to another core) or a cheaper row format.
 """
 
 

@@ -93,6 +93,7 @@ class RolloutController:
     def __init__(self, store: Store, dataplane: Any = None) -> None:
         self.store = store
         self.dataplane = dataplane
+        self._next_analysis: dict[Any, float] = {}  # rollout id -> monotonic time of its next analysis
 
     # ---- people's commands (called from a worker thread, except where async) --------------------
 
@@ -219,10 +220,12 @@ class RolloutController:
         `before` runs once when there is something to analyse (the app flushes its log there).
         """
         moved = []
-        running = self.store.rollouts.running()
+        now = time.monotonic()
+        running = [r for r in self.store.rollouts.running() if now >= self._next_analysis.get(r["id"], 0.0)]
         if running and before is not None:
             before()
         for row in running:
+            started = time.monotonic()
             try:
                 _, report, decision = self.analyse(row)
                 result = self._act(row, report, decision)
@@ -230,6 +233,7 @@ class RolloutController:
                     moved.append(result)
             except Exception:  # one broken rollout must not stop the others' analysis
                 log.exception("analysis of rollout %s failed", row["id"])
+            self._next_analysis[row["id"]] = time.monotonic() + _analysis_gap(row, time.monotonic() - started)
         return moved
 
     def _act(self, row: dict[str, Any], report: dict[str, Any], decision: Decision) -> dict[str, Any] | None:
@@ -308,3 +312,16 @@ def describe(row: dict[str, Any]) -> dict[str, Any]:
         "spec": spec,
     }
     return out
+
+
+# An analysis reads up to 20,000 logged rows in a thread of the serving process: tens of ms of GIL
+# time that requests wait behind. It may take at most 1/ANALYSIS_DUTY of the time, and rollouts a
+# person decides (shadow, blue-green, A/B, canary with auto off) are analysed every MANUAL_GAP_S:
+# with a shadow analysed every second, the primary's p99 at 100 req/s went from 6.5 to 13 ms.
+ANALYSIS_DUTY = 50
+MANUAL_GAP_S = 5.0
+
+
+def _analysis_gap(row: dict[str, Any], took: float) -> float:
+    automatic = row["strategy"] == "canary" and bool(row["spec"].get("auto", True))
+    return max(0.0 if automatic else MANUAL_GAP_S, ANALYSIS_DUTY * took)

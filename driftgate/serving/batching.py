@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,15 +40,19 @@ class _Pending:
 class MicroBatcher:
     def __init__(
         self,
-        score: Callable[[pd.DataFrame], Scores],
+        score: Callable[[pd.DataFrame], Scores] | Callable[[Columns], Scores],
         executor: Executor,
         *,
         max_rows: int = 64,
         max_wait_us: int = 0,
         max_in_flight: int = 1,
         stall_after_ms: float = 50.0,
+        frames: bool = True,
     ) -> None:
-        self._score = score
+        """`frames=False`: `score` takes the merged columns themselves (the shadow process builds its
+        frame on its side; pickling numpy arrays is far cheaper than pickling a DataFrame)."""
+        self._score: Callable[[Any], Scores] = score
+        self._frames = frames
         self._executor = executor
         self.max_rows = max_rows
         self.max_wait = max_wait_us / 1e6
@@ -141,7 +146,7 @@ class MicroBatcher:
         if len(parts) == 1:
             return [self._score_one(parts[0])]
         try:
-            preds, proba = self._score(frame_of(merge_columns(parts)))
+            preds, proba = self._score(self._model_input(merge_columns(parts)))
         except Exception:
             return [self._score_one(p) for p in parts]
         out: list[Scores | BaseException] = []
@@ -152,9 +157,12 @@ class MicroBatcher:
             start = end
         return out
 
+    def _model_input(self, columns: Columns) -> pd.DataFrame | Columns:
+        return frame_of(columns) if self._frames else columns
+
     def _score_one(self, columns: Columns) -> Scores | BaseException:
         try:
-            return self._score(frame_of(columns))
+            return self._score(self._model_input(columns))
         except Exception as exc:
             return exc
 

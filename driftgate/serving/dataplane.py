@@ -175,6 +175,7 @@ class DataPlane:
                 max_rows=max(cfg.batching.max_batch_size, MAX_SHADOW_BATCH_ROWS),
                 max_in_flight=1,
                 stall_after_ms=float("inf"),  # no caller waits on a shadow: never more than one call
+                frames=self.shadow_process is None,
             )
             for ref in policy.shadowed
         }

@@ -4,7 +4,7 @@ A shadow must never change the primary's latency. In a thread of the serving pro
 its model code holds the GIL in 5 ms slices that live requests wait for, and it competes for the
 core. Here every shadow version is loaded once more in one child process (`driftgate.child`,
 scheduled SCHED_IDLE: it only gets a core nothing else wants). The serving process keeps what is
-cheap: building the frame, one pickle per merged batch (the shadow's micro-batcher merges the
+cheap: validating the copy's columns, one pickle of numpy arrays per merged batch (the shadow's micro-batcher merges the
 copies that queue while a call runs), and logging. When the child cannot keep up, copies queue
 up to the data plane's cap and are then dropped and counted, never waited for.
 """
@@ -15,9 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from driftgate.child import ChildProcess
+from driftgate.registry.schema import Columns, frame_of
 from driftgate.rollout.policy import VersionRef
 from driftgate.serving.batching import Scores
 
@@ -30,11 +29,12 @@ class ShadowProcess:
     def __init__(self, *, data_dir: Path, db: str | None, trust_pickle: bool = False) -> None:
         self._child = ChildProcess(_start, (str(data_dir), db, trust_pickle), priority="idle")
 
-    def scorer(self, ref: VersionRef) -> Callable[[pd.DataFrame], Scores]:
-        """A blocking `score(frame)` for `ref`, for a micro-batcher's worker thread."""
+    def scorer(self, ref: VersionRef) -> Callable[[Columns], Scores]:
+        """A blocking `score(columns)` for `ref`, for a micro-batcher (`frames=False`) worker thread:
+        the columns cross as numpy arrays and become a DataFrame in the child."""
 
-        def score(frame: pd.DataFrame) -> Scores:
-            ok, result = self._child.call(_score, ref.model, ref.version, frame)
+        def score(columns: Columns) -> Scores:
+            ok, result = self._child.call(_score, ref.model, ref.version, columns)
             if not ok:
                 raise ShadowFailed(result)
             return result
@@ -66,9 +66,9 @@ def _load(model: str, version: int) -> None:
     _cache.get(VersionRef(model, version))
 
 
-def _score(model: str, version: int, frame: pd.DataFrame) -> tuple[bool, Any]:
+def _score(model: str, version: int, columns: Columns) -> tuple[bool, Any]:
     """(True, scores) or (False, "Type: message"): a model's own exception may not pickle."""
     try:
-        return True, _cache.get(VersionRef(model, version)).score(frame)
+        return True, _cache.get(VersionRef(model, version)).score(frame_of(columns))
     except Exception as exc:
         return False, f"{type(exc).__name__}: {str(exc)[:300]}"
