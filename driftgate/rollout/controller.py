@@ -225,7 +225,7 @@ class RolloutController:
         if running and before is not None:
             before()
         for row in running:
-            started = time.monotonic()
+            started = time.thread_time()  # CPU time: waiting on the database holds no GIL
             try:
                 _, report, decision = self.analyse(row)
                 result = self._act(row, report, decision)
@@ -233,7 +233,7 @@ class RolloutController:
                     moved.append(result)
             except Exception:  # one broken rollout must not stop the others' analysis
                 log.exception("analysis of rollout %s failed", row["id"])
-            self._next_analysis[row["id"]] = time.monotonic() + _analysis_gap(row, time.monotonic() - started)
+            self._next_analysis[row["id"]] = time.monotonic() + _analysis_gap(row, time.thread_time() - started)
         return moved
 
     def _act(self, row: dict[str, Any], report: dict[str, Any], decision: Decision) -> dict[str, Any] | None:
@@ -320,8 +320,9 @@ def describe(row: dict[str, Any]) -> dict[str, Any]:
 # with a shadow analysed every second, the primary's p99 at 100 req/s went from 6.5 to 13 ms.
 ANALYSIS_DUTY = 50
 MANUAL_GAP_S = 5.0
+MAX_GAP_S = 30.0  # a canary's decisions are never deferred longer than this
 
 
-def _analysis_gap(row: dict[str, Any], took: float) -> float:
+def _analysis_gap(row: dict[str, Any], cpu_seconds: float) -> float:
     automatic = row["strategy"] == "canary" and bool(row["spec"].get("auto", True))
-    return max(0.0 if automatic else MANUAL_GAP_S, ANALYSIS_DUTY * took)
+    return min(max(0.0 if automatic else MANUAL_GAP_S, ANALYSIS_DUTY * cpu_seconds), MAX_GAP_S)
