@@ -109,12 +109,15 @@ def serve(data_dir: Path, port: int, variant: str) -> subprocess.Popen:
             f"from driftgate.cli import app; app({args!r})"
         )
         cmd = [sys.executable, "-c", code]
-    proc = subprocess.Popen([*pinned(0), *cmd])
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    return ready(subprocess.Popen([*pinned(0), *cmd]), port)
+
+
+def ready(proc: subprocess.Popen, port: int, timeout: float = 120) -> subprocess.Popen:
+    """`proc` once its server on `port` answers readiness; killed if it does not within `timeout`."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready").status_code == 200:
                 return proc
         except httpx.HTTPError:
             pass

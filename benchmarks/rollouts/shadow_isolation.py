@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -34,7 +35,7 @@ sys.path.insert(0, str(HERE.parent / "serving"))
 sys.path.insert(0, str(HERE.parent / "monitoring"))
 sys.path.insert(0, str(HERE))  # slow_shadow, registered by import path
 from model import FEATURES, TARGET, build_pipeline, make_data, request_rows  # noqa: E402
-from p99_during_drift import fixed_rate, log, pinned  # noqa: E402
+from p99_during_drift import fixed_rate, log, pinned, ready  # noqa: E402
 
 DRIFTGATE = str(Path(sys.executable).parent / "driftgate")
 ENDPOINT = "clf"  # fixed_rate() posts to this endpoint
@@ -61,19 +62,9 @@ def prepare(data_dir: Path, csv: Path) -> None:
 
 
 def serve(data_dir: Path, port: int, extra: list[str]) -> subprocess.Popen:
-    env = {**__import__("os").environ, "PYTHONPATH": str(HERE)}
+    env = {**os.environ, "PYTHONPATH": str(HERE)}
     cmd = [DRIFTGATE, "serve", "--data-dir", str(data_dir), "--port", str(port), "--monitor-interval", "0", *extra]
-    proc = subprocess.Popen([*pinned(0), *cmd], env=env)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready").status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("server did not start")
+    return ready(subprocess.Popen([*pinned(0), *cmd], env=env), port)
 
 
 def shadow(url: str, on: bool) -> None:
