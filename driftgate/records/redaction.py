@@ -58,20 +58,6 @@ def redact_columns(columns: Mapping[str, Any], rules: Mapping[str, str]) -> dict
     return out
 
 
-def redact_frame(frame: pd.DataFrame, rules: Mapping[str, str]) -> pd.DataFrame:
-    """Apply the rules to every row of a frame; the caller's frame is left as it was.
-
-    >>> redact_frame(pd.DataFrame({"email": ["a@b.c"], "x": [1]}), {"email": "drop"}).columns.tolist()
-    ['x']
-    """
-    present = {name: rule for name, rule in rules.items() if name in frame.columns}
-    if not present:
-        return frame
-    out = frame.drop(columns=[name for name, rule in present.items() if rule == "drop"])
-    hashed = {name: [hash_value(v) for v in frame[name].tolist()] for name, rule in present.items() if rule != "drop"}
-    return out.assign(**hashed) if hashed else out
-
-
 def scrub_text(text: str, frame: pd.DataFrame | Mapping[str, Any], rules: Mapping[str, str]) -> str:
     """Blank out raw values of redacted fields that an error message may quote."""
     for name in rules:

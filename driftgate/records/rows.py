@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from driftgate.records.redaction import redact_columns, redact_frame, scrub_text
+from driftgate.records.redaction import redact_columns, scrub_text
 
 COLUMNS = (
     "id",
@@ -86,30 +86,28 @@ def _scalar(value: Any) -> Any:
     return value
 
 
+def _columns(frame: pd.DataFrame | Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    if isinstance(frame, pd.DataFrame):
+        return {str(name): frame[name].to_numpy() for name in frame.columns}
+    return frame
+
+
 def encode(batch: LogBatch) -> list[Row]:
     """The batch's rows in `COLUMNS` order, redacted and JSON-encoded."""
     n = len(batch.ids)
-    frame = batch.frame
     error = batch.error
-    if frame is not None and batch.redact:
+    # One representation from here on: columns (name -> values), as the data plane hands them over.
+    columns = _columns(batch.frame)
+    if columns is not None and batch.redact:
         if error:
-            error = scrub_text(error, frame, batch.redact)
-        if isinstance(frame, pd.DataFrame):
-            frame = redact_frame(frame, batch.redact)
-        else:
-            frame = redact_columns(frame, batch.redact)
-    if frame is None or not len(frame):
+            error = scrub_text(error, columns, batch.redact)
+        columns = redact_columns(columns, batch.redact)
+    if not columns:
         inputs = ["{}"] * n
-    elif isinstance(frame, pd.DataFrame):
-        names = [str(c) for c in frame.columns]
-        # One conversion for the whole frame: per-column Series access costs ~20 us each, which
-        # dominates for the 1-row frames most requests bring.
-        values = frame.to_numpy(dtype=object).tolist()
-        inputs = [dumps(dict(zip(names, row, strict=True))) for row in values]
     else:
-        names = list(frame)
-        cols = [v.tolist() if isinstance(v, np.ndarray) else list(v) for v in frame.values()]
-        inputs = [dumps(dict(zip(names, row, strict=True))) for row in zip(*cols, strict=True)]
+        names = list(columns)
+        values = [v.tolist() if isinstance(v, np.ndarray) else list(v) for v in columns.values()]
+        inputs = [dumps(dict(zip(names, row, strict=True))) for row in zip(*values, strict=True)]
     if batch.predictions is not None:
         outputs: list[str | None] = [dumps(_scalar(p)) for p in batch.predictions]
     else:
