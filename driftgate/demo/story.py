@@ -215,7 +215,9 @@ def _canary_phase(client: Client, version: int, console: Console) -> dict[str, A
         steps=[25, 50, 100],
         min_requests_per_step=200,
         step_seconds=1,
-        analysis={"max_error_rate": 0.01, "max_latency_p99_ms": 500, "min_accuracy": 0.55, "min_labels": 100},
+        # v2 scores ~0.62 on pandemic labels, v1 ~0.35: with 400 labels the gate's standard error is
+        # ~0.025, so 0.5 separates them without failing v2 by chance (0.55 on 100 labels did, now and then).
+        analysis={"max_error_rate": 0.01, "max_latency_p99_ms": 500, "min_accuracy": 0.5, "min_labels": 400},
         reason="shadow looked good",
     )
     seed, step, deadline = 100, 0, time.monotonic() + 90
