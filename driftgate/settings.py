@@ -38,6 +38,9 @@ class Settings:
     each burst of log encoding short: at 0.2 s the p99 at half load (100-row requests) was 24 ms, at
     0.05 s 15 ms, with no throughput change under saturation (the writer drains continuously then)."""
     log_batch_rows: int = 5000
+    log_process: bool = True
+    """Encode and write the prediction log in a child process (off: a thread of the server). Ignored
+    with `durable_log`, whose acknowledgements wait for an fsync in the server itself."""
     log_max_queued_rows: int = 500_000
     shadow_process: bool = True
     """Score shadow copies in a separate idle-priority process (off: in threads of the server)."""

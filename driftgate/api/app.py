@@ -27,7 +27,8 @@ from driftgate.errors import DriftgateError
 from driftgate.monitoring.live import LiveDrift
 from driftgate.monitoring.monitor import Monitor
 from driftgate.monitoring.worker import DriftWorker
-from driftgate.records.recorder import LogBatch, Recorder
+from driftgate.records.log_process import ProcessRecorder
+from driftgate.records.recorder import LogBatch, PredictionLog, Recorder
 from driftgate.rollout.controller import RolloutController
 from driftgate.serving.dataplane import DataPlane
 from driftgate.serving.metrics import ServingMetrics, refresh_every
@@ -46,16 +47,29 @@ def build_services(settings: Settings) -> Services:
     def dropped(batch: LogBatch) -> None:
         metrics.log_dropped.labels(batch.endpoint, str(batch.version), batch.role).inc(len(batch))
 
-    recorder = Recorder(
-        store.predictions.write_rows,
-        flush_interval=settings.log_flush_interval,
-        batch_rows=settings.log_batch_rows,
-        max_rows=settings.log_max_queued_rows,
-        on_drop=dropped,
-        # Rows the store refuses are parked here in any mode; with --durable-log every row is.
-        spool=Path(settings.data_dir) / "spool",
-        durable=settings.durable_log,
-    )
+    # Rows the store refuses are parked in the spool in any mode; with --durable-log every row is.
+    spool = Path(settings.data_dir) / "spool"
+    recorder: PredictionLog
+    if settings.log_process and not settings.durable_log:
+        recorder = ProcessRecorder(
+            data_dir=settings.data_dir,
+            db=settings.db,
+            spool=spool,
+            flush_interval=settings.log_flush_interval,
+            batch_rows=settings.log_batch_rows,
+            max_rows=settings.log_max_queued_rows,
+            on_drop=dropped,
+        )
+    else:
+        recorder = Recorder(
+            store.predictions.write_rows,
+            flush_interval=settings.log_flush_interval,
+            batch_rows=settings.log_batch_rows,
+            max_rows=settings.log_max_queued_rows,
+            on_drop=dropped,
+            spool=spool,
+            durable=settings.durable_log,
+        )
     # Rows left in the spool by a crash (or a store outage) go to the store before serving starts.
     recorder.flush()
     metrics.attach_recorder(recorder)

@@ -12,7 +12,7 @@ from driftgate.api.auth import TokenCache
 from driftgate.monitoring.live import LiveDrift
 from driftgate.monitoring.monitor import Monitor
 from driftgate.monitoring.worker import DriftWorker
-from driftgate.records.recorder import Recorder
+from driftgate.records.recorder import PredictionLog
 from driftgate.rollout.controller import RolloutController
 from driftgate.serving.dataplane import DataPlane
 from driftgate.serving.metrics import ServingMetrics
@@ -25,7 +25,7 @@ class Services:
     settings: Settings
     store: Store
     dataplane: DataPlane
-    recorder: Recorder
+    recorder: PredictionLog
     metrics: ServingMetrics
     tokens: TokenCache
     executor: ThreadPoolExecutor

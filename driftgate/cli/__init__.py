@@ -63,6 +63,9 @@ def serve(
     shadow_in_process: Annotated[
         bool, typer.Option(help="Score shadow copies in threads of the server, not an idle-priority process.")
     ] = False,
+    log_in_process: Annotated[
+        bool, typer.Option(help="Write the prediction log from a thread of the server, not a child process.")
+    ] = False,
     pipeline_module: Annotated[
         list[str] | None,
         typer.Option(help="Package whose functions endpoint pipeline steps may name (repeatable)."),
@@ -87,6 +90,7 @@ def serve(
         insecure=insecure,
         trust_pickle=trust_pickle,
         shadow_process=not shadow_in_process,
+        log_process=not log_in_process,
         pipeline_modules=list(pipeline_module or []),
     )
     store = _store(data_dir, db)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from driftgate.records.recorder import Recorder
+from driftgate.records.recorder import PredictionLog
 
 
 class RecorderCollector:
@@ -16,7 +16,7 @@ class RecorderCollector:
     `driftgate_log_dropped_rows`; these are the recorder-wide totals, whatever the cause.
     """
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: PredictionLog) -> None:
         self.recorder = recorder
 
     def collect(self) -> Iterator[Metric]:

@@ -32,7 +32,7 @@ from driftgate.records.spool import Segment, Spool
 
 log = logging.getLogger("driftgate.recorder")
 
-__all__ = ["LogBatch", "Recorder", "RowWriter"]
+__all__ = ["LogBatch", "PredictionLog", "Recorder", "RowWriter"]
 
 
 class RowWriter(Protocol):
@@ -41,10 +41,37 @@ class RowWriter(Protocol):
     def __call__(self, rows: list[Row], *, replay: bool = False) -> None: ...
 
 
+class PredictionLog(Protocol):
+    """What the server needs of a prediction log: `Recorder` (in-process, durable mode too) or
+    `driftgate.records.log_process.ProcessRecorder` (written by a child process)."""
+
+    durable: bool
+    dropped_rows: int
+    written_rows: int
+    spooled_rows: int
+    replayed_rows: int
+    store_available: bool
+
+    @property
+    def queued_rows(self) -> int: ...
+
+    @property
+    def backlog_files(self) -> int: ...
+
+    def record(self, batch: LogBatch) -> bool: ...
+
+    async def record_durable(self, batch: LogBatch) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """One line naming the error. Driver errors may quote statement parameters: only the first line."""
     # Driver errors may quote statement parameters; keep log lines to the error itself.
     orig = getattr(exc, "orig", None) or exc
     return f"{type(orig).__name__}: {str(orig).splitlines()[0][:200] if str(orig) else ''}"
@@ -241,7 +268,7 @@ class Recorder:
                 rows.extend(encode(batch))
                 encoded.append((waiter, None))
             except Exception as exc:  # a bug must cost one batch, not the thread
-                log.error("prediction log rows of %s could not be encoded: %s", batch.endpoint, _describe(exc))
+                log.error("prediction log rows of %s could not be encoded: %s", batch.endpoint, describe_error(exc))
                 self.dropped_rows += len(batch)
                 encoded.append((waiter, NotReady("prediction log row could not be encoded")))
         error: BaseException | None = None
@@ -255,7 +282,7 @@ class Recorder:
                     with self._lock:
                         seg.pending += len(rows)
             except OSError as exc:
-                log.error("prediction log spool write failed: %s", _describe(exc))
+                log.error("prediction log spool write failed: %s", describe_error(exc))
                 error = NotReady(f"the durable prediction log cannot be written ({type(exc).__name__})")
                 seg = None
             with self._lock:
@@ -326,7 +353,7 @@ class Recorder:
         try:
             return encode(payload)
         except Exception as exc:  # a bug must cost one batch, not the thread
-            log.error("prediction log rows of %s could not be encoded: %s", payload.endpoint, _describe(exc))
+            log.error("prediction log rows of %s could not be encoded: %s", payload.endpoint, describe_error(exc))
             self.dropped_rows += len(payload)
             return []
 
@@ -377,7 +404,7 @@ class Recorder:
             path = self.spool.write_sealed(rows)
         except OSError as exc:
             self.dropped_rows += len(rows)
-            log.error("store unavailable and spool not writable (%s): %d rows lost", _describe(exc), len(rows))
+            log.error("store unavailable and spool not writable (%s): %d rows lost", describe_error(exc), len(rows))
             return
         with self._lock:
             self._backlog.append(path)
@@ -385,7 +412,9 @@ class Recorder:
 
     def _store_down(self, exc: BaseException, n: int) -> None:
         if self.store_available:
-            log.error("the store refused %d prediction log rows (%s); spooling until it is back", n, _describe(exc))
+            log.error(
+                "the store refused %d prediction log rows (%s); spooling until it is back", n, describe_error(exc)
+            )
         self.store_available = False
         self._retry_at = time.monotonic() + self._backoff
         self._backoff = min(self._backoff * 2, 5.0)
@@ -421,4 +450,4 @@ class Recorder:
                     while self._drain_once() and not self._stop:
                         pass
             except Exception as exc:  # keep the writer alive whatever happens
-                log.error("prediction log writer: %s", _describe(exc))
+                log.error("prediction log writer: %s", describe_error(exc))

@@ -24,7 +24,7 @@ from driftgate.errors import (
 )
 from driftgate.monitoring.guards import OutputLimits, check_outputs
 from driftgate.records.ids import new_ids
-from driftgate.records.recorder import LogBatch, Recorder
+from driftgate.records.recorder import LogBatch, PredictionLog
 from driftgate.records.redaction import scrub_text
 from driftgate.registry.schema import Columns, InputSchema, frame_of
 from driftgate.rollout.policy import Route, TrafficPolicy, VersionRef, policy_for
@@ -88,7 +88,7 @@ class DataPlane:
         self,
         store: Store,
         cache: ModelCache,
-        recorder: Recorder,
+        recorder: PredictionLog,
         metrics: ServingMetrics,
         executor: ThreadPoolExecutor,
         shadow_process: ShadowProcess | None = None,

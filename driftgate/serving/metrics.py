@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from driftgate.records.recorder import Recorder
+    from driftgate.records.recorder import PredictionLog
     from driftgate.serving.pipeline import Step
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -104,7 +104,7 @@ class ServingMetrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
-        self._recorder: Recorder | None = None
+        self._recorder: PredictionLog | None = None
         self._mirrored = {"written": 0, "lost": 0, "spooled": 0}
         if self.multiprocess_dir is None:
             ProcessCollector(registry=self.registry)
@@ -157,7 +157,7 @@ class ServingMetrics:
     def multiprocess(self) -> bool:
         return self.multiprocess_dir is not None
 
-    def attach_recorder(self, recorder: Recorder) -> None:
+    def attach_recorder(self, recorder: PredictionLog) -> None:
         self._recorder = recorder
         if not self.multiprocess:
             from driftgate.records.metrics import RecorderCollector

@@ -37,8 +37,9 @@ class Store:
         self.alerts = AlertRepo(engine)
 
     @classmethod
-    def open(cls, data_dir: str | Path | None = None, db: str | None = None) -> Store:
-        return cls(open_engine(database_url(data_dir, db)))
+    def open(cls, data_dir: str | Path | None = None, db: str | None = None, *, migrate: bool = True) -> Store:
+        """`migrate=False`: a helper process of a server that has already migrated the store."""
+        return cls(open_engine(database_url(data_dir, db), migrate=migrate))
 
     @property
     def dialect(self) -> str:

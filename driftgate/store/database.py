@@ -38,18 +38,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def open_engine(url: str) -> Engine:
-    """An engine for `url` with the dialect's settings, migrated to the newest schema."""
+def open_engine(url: str, *, migrate: bool = True) -> Engine:
+    """An engine for `url` with the dialect's settings, migrated to the newest schema (unless told not to)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, pool_size=8)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
-    migrate(engine)
+    if migrate:
+        migrate_to_head(engine)
     return engine
 
 
-def migrate(engine: Engine) -> None:
+def migrate_to_head(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with _migrate_lock, engine.begin() as connection:

@@ -1,0 +1,148 @@
+"""The prediction log written by a child process, against real stores and a real child."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from driftgate.records.ids import new_ids
+from driftgate.records.log_process import ProcessRecorder
+from driftgate.records.recorder import LogBatch, Recorder
+from driftgate.records.rows import encode
+from driftgate.store import Store
+
+
+def batch(n: int = 3, **kw: object) -> LogBatch:
+    columns = {"x": np.arange(n, dtype=float), "email": np.array([f"u{i}@secret.example" for i in range(n)], object)}
+    return LogBatch(
+        "ep", "m", 1, "primary", time.time(), new_ids(n), columns, list(range(n)), np.full((n, 2), 0.5), 1.5, "ok", **kw
+    )
+
+
+def recorder(tmp_path: Path, db_url: str, **kw: object) -> ProcessRecorder:
+    return ProcessRecorder(data_dir=tmp_path, db=db_url, spool=tmp_path / "spool", **kw)  # type: ignore[arg-type]
+
+
+def test_rows_are_written_by_the_child_and_flush_waits_for_them(tmp_path: Path, store: Store, db_url: str) -> None:
+    rec = recorder(tmp_path, db_url, flush_interval=30)  # only flush() and close() send
+    try:
+        batches = [batch(5, redact={"email": "hash"}) for _ in range(4)]
+        assert all(rec.record(b) for b in batches)
+        assert rec.queued_rows == 20
+        rec.flush()
+        assert rec.queued_rows == 0 and rec.written_rows == 20
+        assert store.predictions.count("ep") == 20
+        row = store.predictions.get(batches[2].ids[3])
+        assert row is not None and row["inputs"]["email"].startswith("sha256:") and row["output"] == 3
+        # Written in the child, not in this process.
+        [child] = rec.processes()
+        assert child.pid != os.getpid() and child.is_alive()
+    finally:
+        rec.close()
+    assert not child.is_alive()
+
+
+def test_close_writes_what_is_queued(tmp_path: Path, store: Store, db_url: str) -> None:
+    rec = recorder(tmp_path, db_url, flush_interval=30)
+    b = batch(7)
+    rec.record(b)
+    rec.close()
+    assert store.predictions.count("ep") == 7
+    assert not rec.record(batch(1)), "a closed log takes nothing more"
+
+
+def test_a_full_queue_drops_at_hand_over_and_counts(tmp_path: Path, db_url: str) -> None:
+    dropped: list[int] = []
+    rec = recorder(tmp_path, db_url, flush_interval=30, max_rows=10, on_drop=lambda b: dropped.append(len(b)))
+    try:
+        assert rec.record(batch(6))
+        assert not rec.record(batch(6))
+        assert dropped == [6] and rec.dropped_rows == 6
+        rec.flush()
+        assert rec.record(batch(6)), "room again once the child has written the first batch"
+    finally:
+        rec.close()
+
+
+def test_a_killed_child_loses_nothing_that_was_handed_over(tmp_path: Path, store: Store, db_url: str) -> None:
+    rec = recorder(tmp_path, db_url, flush_interval=0.02)
+    try:
+        first = batch(10)
+        rec.record(first)
+        rec.flush()
+        [child] = rec.processes()
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(10)
+        later = [batch(10) for _ in range(5)]
+        for b in later:
+            rec.record(b)
+        rec.flush()
+        assert store.predictions.count("ep") == 60
+        assert {p.pid for p in rec.processes()} != {child.pid}, "a fresh child took over"
+    finally:
+        rec.close()
+
+
+def test_rows_left_in_the_spool_by_a_crash_are_replayed_on_start(tmp_path: Path, store: Store, db_url: str) -> None:
+    # A previous server's in-process recorder parked rows (its store was down) and died.
+    def refuse(rows: list[tuple], *, replay: bool = False) -> None:
+        raise ConnectionError("store down")
+
+    parked = Recorder(refuse, flush_interval=30, spool=tmp_path / "spool")
+    left = batch(9)
+    parked.record(left)
+    parked.flush()
+    assert parked.spooled_rows == 9
+    parked.spool.close() if parked.spool else None  # releases the folder's lock, as process exit would
+
+    rec = recorder(tmp_path, db_url, flush_interval=30)
+    try:
+        rec.flush()  # what the server does before it starts serving
+        assert store.predictions.count("ep") == 9
+        assert rec.replayed_rows == 9 and rec.backlog_files == 0
+    finally:
+        rec.close()
+
+
+def test_nothing_to_write_starts_no_child(tmp_path: Path, db_url: str) -> None:
+    rec = recorder(tmp_path, db_url)
+    rec.flush()
+    assert rec.processes() == []
+    rec.close()
+
+
+def test_a_batch_the_child_cannot_encode_costs_that_batch_only(tmp_path: Path, store: Store, db_url: str) -> None:
+    rec = recorder(tmp_path, db_url, flush_interval=30)
+    try:
+        good = batch(3)
+        bad = batch(3)
+        bad.frame = {"x": np.arange(2, dtype=float)}  # fewer values than ids: encoding fails
+        rec.record(bad)
+        rec.record(good)
+        rec.flush()
+        assert store.predictions.count("ep") == 3 and rec.dropped_rows == 3
+    finally:
+        rec.close()
+
+
+@pytest.mark.parametrize("n", [1, 250])
+def test_rows_match_the_in_process_encoding(tmp_path: Path, store: Store, db_url: str, n: int) -> None:
+    b = batch(n)
+    rec = recorder(tmp_path, db_url, flush_interval=30)
+    try:
+        rec.record(b)
+        rec.flush()
+    finally:
+        rec.close()
+    stored = {row["id"]: row for row in store.predictions.window("ep", last=n)}
+    assert len(stored) == n
+    for i, row in enumerate(encode(b)):  # the in-process encoding of the same batch
+        assert stored[b.ids[i]]["inputs"] == {"x": float(i), "email": f"u{i}@secret.example"}
+        assert stored[b.ids[i]]["output"] == i
+        assert stored[b.ids[i]]["probabilities"] == [0.5, 0.5]
+        assert row[0] == b.ids[i]
