@@ -1,27 +1,34 @@
-"""The prediction log written by a child process, so encoding and inserts never take the serving GIL.
+"""The prediction log written by a child process, so that encoding and inserts stay off the serving
+process: its GIL, and its CPU whenever the machine has CPU to spare.
 
-In the serving process a request still hands its `LogBatch` over in O(1). A sender thread ships
-what has queued, every `flush_interval`, to one long-lived child (`driftgate.child.ChildProcess`)
-that runs an ordinary `Recorder` over its own store connection: it redacts, encodes and writes the
-rows, parks them in the spool while the store is down, and answers with its counters. Measured in
-`benchmarks/serving/run.py`: the encoding (~3 us per row) and the SQLite insert (~5 us per row) in a
-thread of the server took GIL slices from the event loop and added ~10 ms to the p99 at half load on
-100-row requests.
+A request still hands its `LogBatch` over in O(1). A sender thread ships what has queued, every
+`flush_interval`, to one long-lived child (`driftgate.child.ChildProcess`) that runs an ordinary
+`Recorder` over its own store connection: it redacts, encodes and writes the rows, parks them in the
+spool while the store is down, and answers with its counters.
+
+The child runs at idle CPU priority (Linux SCHED_IDLE): a serving thread that wakes preempts it at
+once. Measured with `benchmarks/serving/` on one core at half load, 100-row requests: p99 13.6-16 ms,
+against 13.2-13.6 ms with logging off, 16-24 ms with the log written by a thread of the server (its
+GIL slices and CPU bursts land between a request's steps) and 29-50 ms with the child at normal
+priority (SCHED_BATCH: it keeps its time slice when a request arrives).
+
+On a saturated core an idle-priority child gets no CPU. Once `max_behind_rows` rows wait for it, new
+batches go to `overflow`, an in-process `Recorder`, which competes for the CPU as the log always did:
+every prediction is still logged, at the throughput of in-process logging. With a spare core the
+child keeps up and overflow stays unused.
 
 What does not change for callers:
-- the bound: batches queued here or in flight to the child count towards `max_rows`; past it a
-  batch is dropped at hand-over and counted (`on_drop`), as before.
-- nothing is lost when the child dies (the OOM killer, a crashing driver): a batch leaves the queue
-  only once the child has answered for it, and is sent again to a fresh child otherwise (ids
-  already stored are skipped, so a repeat is harmless).
+- the bound: the in-process recorder's `max_rows`; past it a batch is dropped and counted.
+- nothing is lost when the child dies (the OOM killer, a crashing driver): a batch leaves the child's
+  queue only once the child has answered for it, and is sent again to a fresh child, or written
+  in-process if that fails too (ids already stored are skipped, so a repeat is harmless).
 - `flush()` returns once everything handed over before it is written (or parked in the spool);
   `close()` writes everything, then ends the child.
 - `kill -9` of the server loses at most what was queued (~`flush_interval`).
+- spool files a crashed server left behind are adopted and replayed by the in-process recorder.
 
-The child runs with Linux's SCHED_BATCH at normal niceness: under saturation it gets a fair share of
-a busy core and keeps up, and it never preempts a serving thread when it wakes. `--durable-log`
-keeps the in-process recorder: an acknowledgement there waits for the spool's fsync in the
-serving process itself.
+`--durable-log` keeps the in-process recorder alone: an acknowledgement there waits for the spool's
+fsync in the serving process itself.
 """
 
 from __future__ import annotations
@@ -32,7 +39,6 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +99,10 @@ def _write(batches: list[LogBatch]) -> dict[str, Any]:
     }
 
 
+def _ready() -> None:
+    """Nothing: a first call that starts the child (its initializer) before traffic arrives."""
+
+
 def _shutdown() -> None:
     if _recorder is not None:
         _recorder.close()
@@ -102,90 +112,124 @@ def _shutdown() -> None:
 
 
 class ProcessRecorder:
-    """`Recorder`'s interface (non-durable mode); the rows are written by a child process."""
+    """`Recorder`'s interface (non-durable mode); rows are written by an idle-priority child, or by
+    `overflow` (an in-process `Recorder`) while the child is behind or unavailable."""
 
     durable = False
 
     def __init__(
         self,
+        overflow: Recorder,
         *,
         data_dir: Path | str,
         db: str | None,
         spool: Path,
         flush_interval: float = 0.05,
         batch_rows: int = 5000,
-        max_rows: int = 200_000,
-        on_drop: Callable[[LogBatch], None] | None = None,
+        max_behind_rows: int | None = None,
     ) -> None:
+        """`max_behind_rows` (default `10 * batch_rows`): rows waiting for the child past which new batches
+        go to `overflow` instead. `overflow` also adopts and replays what a crashed server left in the
+        spool, and its `max_rows` bounds what it queues."""
+        self.overflow = overflow
         self.flush_interval = flush_interval
-        self.batch_rows = batch_rows
-        self.max_rows = max_rows
-        self._on_drop = on_drop
-        self._spool = spool
-        self._child = ChildProcess(_start, (str(data_dir), db, str(spool), batch_rows), priority="batch")
+        # Room for seconds of traffic: the child also shares idle CPU with other idle work (a monitor
+        # run over the last minute in the drift worker), and a short wait is cheaper than overflow.
+        behind = 10 * batch_rows if max_behind_rows is None else max_behind_rows
+        self.max_behind_rows = min(behind, overflow.max_rows)  # the overall bound holds here too
+        self._child = ChildProcess(_start, (str(data_dir), db, str(spool), batch_rows), priority="idle")
         self._lock = threading.Lock()
         self._done = threading.Condition(self._lock)
         self._outbox: deque[LogBatch] = deque()
-        self._queued_rows = 0
-        """Rows handed over and not yet answered for by the child (queued here or in flight)."""
-        self._handed = 0  # batches handed over so far
+        self._behind_rows = 0
+        """Rows handed to the child's side and not yet answered for (queued here or in flight)."""
+        self._handed = 0  # batches handed to the child's side so far
         self._answered = 0  # batches the child has answered for (in hand-over order)
         self._flush_wanted = False
         self._wake = threading.Event()
         self._stop = False
         self._retry_at = 0.0
         self._backoff = 0.5
-        self.dropped_rows = 0
-        self.written_rows = 0
-        self.spooled_rows = 0
-        self.replayed_rows = 0
-        self.store_available = True
-        self.backlog_files = 0
+        self.overflowed_rows = 0
+        """Rows written in-process because the child was behind (a saturated core) or unavailable."""
+        self._child_stats = {"written": 0, "dropped": 0, "spooled": 0, "replayed": 0}
+        self._child_store_available = True
+        self._child_backlog_files = 0
         self._thread = threading.Thread(target=self._run, name="driftgate-log-sender", daemon=True)
         self._thread.start()
 
-    # ---- what requests call ----------------------------------------------------------------------
+    # ---- counters: both writers together ------------------------------------------------------
 
     @property
     def queued_rows(self) -> int:
-        return self._queued_rows
+        return self._behind_rows + self.overflow.queued_rows
+
+    @property
+    def backlog_files(self) -> int:
+        return self._child_backlog_files + self.overflow.backlog_files
+
+    @property
+    def store_available(self) -> bool:
+        return self._child_store_available and self.overflow.store_available
+
+    @property
+    def written_rows(self) -> int:
+        return self._child_stats["written"] + self.overflow.written_rows
+
+    @property
+    def dropped_rows(self) -> int:
+        return self._child_stats["dropped"] + self.overflow.dropped_rows
+
+    @property
+    def spooled_rows(self) -> int:
+        return self._child_stats["spooled"] + self.overflow.spooled_rows
+
+    @property
+    def replayed_rows(self) -> int:
+        return self._child_stats["replayed"] + self.overflow.replayed_rows
+
+    # ---- what requests call ----------------------------------------------------------------------
 
     def record(self, batch: LogBatch) -> bool:
         """Hand a batch over without waiting. False when it was dropped (queue full)."""
         n = len(batch)
         with self._lock:
-            dropped = self._stop or self._queued_rows + n > self.max_rows
-            if dropped:
-                self.dropped_rows += n
-            else:
+            to_child = not self._stop and self._behind_rows + n <= self.max_behind_rows
+            if to_child:
                 self._outbox.append(batch)
-                self._queued_rows += n
+                self._behind_rows += n
                 self._handed += 1
-        if dropped and self._on_drop:
-            self._on_drop(batch)
-        return not dropped
+        if to_child:
+            return True
+        self.overflowed_rows += n
+        return self.overflow.record(batch)
 
     async def record_durable(self, batch: LogBatch) -> None:
         """Not durable here (see the module docstring): the same as `record`."""
         self.record(batch)
 
+    def start(self) -> None:
+        """Start the child now, in the background, so that it is ready when traffic comes (it starts
+        at idle priority: under load that could take seconds, with batches overflowing meanwhile)."""
+        self._child.submit(_ready)
+
     def flush(self) -> None:
-        """Return once every batch handed over so far is written or parked (or after `FLUSH_TIMEOUT_S`
-        with a child that does not answer). Also retries parked rows once if the store was down."""
+        """Return once every batch handed over so far is written or parked (the child's part: or after
+        `FLUSH_TIMEOUT_S` with a child that does not answer). Also retries parked rows once."""
         deadline = time.monotonic() + FLUSH_TIMEOUT_S
         with self._lock:
             target = self._handed
-            if target == self._answered and not self._has_parked_work():
-                return
-            self._flush_wanted = True
-            self._retry_at = 0.0
-            self._wake.set()
-            while (self._answered < target or self._flush_wanted) and self._thread.is_alive():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    log.warning("prediction log flush timed out; %d rows still queued", self._queued_rows)
-                    return
-                self._done.wait(min(left, 0.5))
+            if target > self._answered or self._child_backlog_files or not self._child_store_available:
+                self._flush_wanted = True
+                self._retry_at = 0.0
+                self._wake.set()
+                while (self._answered < target or self._flush_wanted) and self._thread.is_alive():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        log.warning("prediction log flush timed out; %d rows still queued", self._behind_rows)
+                        break
+                    self._done.wait(min(left, 0.5))
+        self.overflow.flush()
 
     def close(self) -> None:
         """Write everything handed over (SIGTERM path), then end the child."""
@@ -196,19 +240,13 @@ class ProcessRecorder:
             with contextlib.suppress(Exception):
                 self._child.call(_shutdown)
         self._child.close()
+        self.overflow.close()
 
     def processes(self) -> list[Any]:
         """The writer child's process, once started (for tests)."""
         return self._child.processes()
 
     # ---- the sender thread -------------------------------------------------------------------
-
-    def _has_parked_work(self) -> bool:
-        """Something for the child even with nothing queued: parked rows, or spool files a previous
-        process left behind (a crash) that the child adopts when it starts."""
-        if self._child.started:
-            return self.backlog_files > 0 or not self.store_available
-        return self._spool.is_dir() and any(self._spool.glob("*/seg-*"))
 
     def _run(self) -> None:
         while True:
@@ -219,9 +257,8 @@ class ProcessRecorder:
                 flush = self._flush_wanted
                 batches = list(self._outbox)
                 upto = self._answered + len(batches)
-            if time.monotonic() < self._retry_at and not stopping:
-                continue
-            if batches or flush or (self._has_parked_work() and self._child.started):
+            parked = self._child.started and (self._child_backlog_files or not self._child_store_available)
+            if (batches or flush or parked) and (stopping or flush or time.monotonic() >= self._retry_at):
                 self._send(batches, upto)
             with self._lock:
                 if flush and self._answered == upto:
@@ -229,31 +266,32 @@ class ProcessRecorder:
                 self._done.notify_all()
                 if stopping and not self._outbox:
                     return
-                if stopping and time.monotonic() < self._retry_at:
-                    # Closing with a child that cannot take the rows: they are lost, and counted.
-                    lost = self._queued_rows
-                    self.dropped_rows += lost
-                    log.error("prediction log writer unavailable at shutdown: %d rows lost", lost)
-                    return
 
     def _send(self, batches: list[LogBatch], upto: int) -> None:
+        """Give the batches to the child; if it cannot take them (it cannot start, or died twice), they
+        go to the in-process recorder and the child gets a rest before the next try."""
         try:
             stats = self._child.call(_write, batches)
-        except Exception as exc:  # the child cannot start or died twice: keep the rows, try later
-            log.error("prediction log writer failed (%s); retrying in %.1f s", describe_error(exc), self._backoff)
+        except Exception as exc:
+            log.error("prediction log writer process failed (%s); writing in-process", describe_error(exc))
             self._retry_at = time.monotonic() + self._backoff
             self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
-            return
-        self._backoff = 0.5
+            stats = None
+        else:
+            self._backoff = 0.5
+        if stats is None:
+            # Not lost: the in-process recorder writes them (or parks them in the spool).
+            for batch in batches:
+                self.overflowed_rows += len(batch)
+                self.overflow.record(batch)
         rows = sum(len(b) for b in batches)
         with self._lock:
             for _ in batches:
                 self._outbox.popleft()
-            self._queued_rows -= rows
+            self._behind_rows -= rows
             self._answered = upto
-            self.written_rows += stats["written"]
-            self.dropped_rows += stats["dropped"]
-            self.spooled_rows += stats["spooled"]
-            self.replayed_rows += stats["replayed"]
-            self.store_available = stats["store_available"]
-            self.backlog_files = stats["backlog_files"]
+            if stats is not None:
+                for key in self._child_stats:
+                    self._child_stats[key] += stats[key]
+                self._child_store_available = stats["store_available"]
+                self._child_backlog_files = stats["backlog_files"]

@@ -39,6 +39,11 @@ class RecorderCollector:
             "Spool files waiting to be written to the store.",
             value=r.backlog_files,
         )
+        yield CounterMetricFamily(
+            "driftgate_log_overflow_rows",
+            "Prediction log rows written by the server process because the writer process was behind.",
+            value=getattr(r, "overflowed_rows", 0),
+        )
         yield GaugeMetricFamily(
             "driftgate_log_store_up",
             "1 while the store takes prediction log rows, 0 while spooling.",

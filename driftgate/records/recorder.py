@@ -167,7 +167,8 @@ class Recorder:
                 return False
             return True
         with self._lock:
-            dropped = self._queued_rows + len(batch) > self.max_rows
+            # A closed recorder writes nothing more: a batch handed over now is lost, so counted.
+            dropped = self._stop or self._queued_rows + len(batch) > self.max_rows
             if dropped:
                 self.dropped_rows += len(batch)
             else:

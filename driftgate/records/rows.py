@@ -92,6 +92,43 @@ def _columns(frame: pd.DataFrame | Mapping[str, Any] | None) -> Mapping[str, Any
     return frame
 
 
+# Numbers that orjson writes as plain JSON numbers (or null): a list of them can be written in one
+# call and split at commas, which no number contains.
+_PLAIN = frozenset({int, float, bool})
+_NUMPY_KINDS = frozenset("biuf")
+
+
+def _json_array(values: Any) -> list[str]:
+    """Each value's JSON text, the whole column at once where it is numeric (~20x faster than one
+    `dumps` per value; the log's encoding runs for every row served)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in _NUMPY_KINDS and values.ndim == 1:
+        if not len(values):
+            return []
+        text = orjson.dumps(np.ascontiguousarray(values), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        return text[1:-1].split(",")
+    if isinstance(values, list) and values and all(type(v) in _PLAIN for v in values):
+        return orjson.dumps(values).decode()[1:-1].split(",")
+    return [dumps(_scalar(v)) for v in values]
+
+
+def _json_objects(columns: Mapping[str, Any], n: int) -> list[str]:
+    """One JSON object per row from columns (name -> values), keys in column order."""
+    if not columns:
+        return ["{}"] * n
+    # Each row fills one template: the keys are encoded once, the values column by column.
+    template = "{" + ",".join(dumps(str(name)).replace("%", "%%") + ":%s" for name in columns) + "}"
+    encoded = [_json_array(values) for values in columns.values()]
+    return [template % row for row in zip(*encoded, strict=True)]
+
+
+def _json_rows(matrix: np.ndarray) -> list[str]:
+    """Each row of a 2-d float array as a JSON array, written in one call."""
+    if matrix.ndim != 2 or not len(matrix) or not matrix.shape[1]:
+        return [dumps(p) for p in matrix.tolist()]
+    text = orjson.dumps(np.ascontiguousarray(matrix), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    return ["[" + part + "]" for part in text[2:-2].split("],[")]
+
+
 def encode(batch: LogBatch) -> list[Row]:
     """The batch's rows in `COLUMNS` order, redacted and JSON-encoded."""
     n = len(batch.ids)
@@ -102,18 +139,12 @@ def encode(batch: LogBatch) -> list[Row]:
         if error:
             error = scrub_text(error, columns, batch.redact)
         columns = redact_columns(columns, batch.redact)
-    if not columns:
-        inputs = ["{}"] * n
-    else:
-        names = list(columns)
-        values = [v.tolist() if isinstance(v, np.ndarray) else list(v) for v in columns.values()]
-        inputs = [dumps(dict(zip(names, row, strict=True))) for row in zip(*values, strict=True)]
-    if batch.predictions is not None:
-        outputs: list[str | None] = [dumps(_scalar(p)) for p in batch.predictions]
-    else:
-        outputs = [None] * n
+    inputs = _json_objects(columns or {}, n)
+    if len(inputs) != n:
+        raise ValueError(f"{len(inputs)} input rows for {n} prediction ids")
+    outputs: list[str | None] = _json_array(batch.predictions) if batch.predictions is not None else [None] * n
     if batch.probabilities is not None:
-        probabilities: list[str | None] = [dumps(p) for p in batch.probabilities.round(6).tolist()]
+        probabilities: list[str | None] = _json_rows(batch.probabilities.astype(float).round(6))
     else:
         probabilities = [None] * n
     status = batch.status if isinstance(batch.status, list) else [batch.status] * n

@@ -6,6 +6,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,8 +25,14 @@ def batch(n: int = 3, **kw: object) -> LogBatch:
     )
 
 
-def recorder(tmp_path: Path, db_url: str, **kw: object) -> ProcessRecorder:
-    return ProcessRecorder(data_dir=tmp_path, db=db_url, spool=tmp_path / "spool", **kw)  # type: ignore[arg-type]
+def recorder(
+    tmp_path: Path, db_url: str, *, max_rows: int = 100_000, child_db: str | None = None, **kw: Any
+) -> ProcessRecorder:
+    """A process recorder over the store at `db_url`, with its in-process recorder as the servers have it."""
+    overflow = Recorder(
+        Store.open(db=db_url).predictions.write_rows, flush_interval=30, max_rows=max_rows, spool=tmp_path / "spool"
+    )
+    return ProcessRecorder(overflow, data_dir=tmp_path, db=child_db or db_url, spool=tmp_path / "spool", **kw)
 
 
 def test_rows_are_written_by_the_child_and_flush_waits_for_them(tmp_path: Path, store: Store, db_url: str) -> None:
@@ -56,15 +63,39 @@ def test_close_writes_what_is_queued(tmp_path: Path, store: Store, db_url: str) 
     assert not rec.record(batch(1)), "a closed log takes nothing more"
 
 
-def test_a_full_queue_drops_at_hand_over_and_counts(tmp_path: Path, db_url: str) -> None:
-    dropped: list[int] = []
-    rec = recorder(tmp_path, db_url, flush_interval=30, max_rows=10, on_drop=lambda b: dropped.append(len(b)))
+def test_rows_go_in_process_while_the_child_is_behind(tmp_path: Path, store: Store, db_url: str) -> None:
+    rec = recorder(tmp_path, db_url, flush_interval=30, max_behind_rows=10)
     try:
         assert rec.record(batch(6))
-        assert not rec.record(batch(6))
-        assert dropped == [6] and rec.dropped_rows == 6
+        assert rec.record(batch(6)), "past max_behind_rows: written in-process instead"
+        assert rec.overflowed_rows == 6 and rec.queued_rows == 12
         rec.flush()
-        assert rec.record(batch(6)), "room again once the child has written the first batch"
+        assert store.predictions.count("ep") == 12 and rec.written_rows == 12 and rec.queued_rows == 0
+        assert rec.record(batch(6)) and rec.overflowed_rows == 6, "the child has room again"
+    finally:
+        rec.close()
+    assert store.predictions.count("ep") == 18
+
+
+def test_the_overall_bound_drops_and_counts(tmp_path: Path, db_url: str) -> None:
+    rec = recorder(tmp_path, db_url, flush_interval=30, max_rows=10, max_behind_rows=6)
+    try:
+        assert rec.record(batch(6))  # to the child
+        assert rec.record(batch(6))  # in-process
+        assert not rec.record(batch(6)), "the in-process queue is full too"
+        assert rec.dropped_rows == 6
+    finally:
+        rec.close()
+
+
+def test_a_child_that_cannot_start_costs_no_rows(tmp_path: Path, store: Store, db_url: str) -> None:
+    rec = recorder(tmp_path, db_url, flush_interval=30, child_db="nosuchdialect://nowhere")
+    try:
+        for _ in range(3):
+            rec.record(batch(4))
+        rec.flush()
+        assert store.predictions.count("ep") == 12
+        assert rec.overflowed_rows == 12 and rec.dropped_rows == 0
     finally:
         rec.close()
 
@@ -89,22 +120,23 @@ def test_a_killed_child_loses_nothing_that_was_handed_over(tmp_path: Path, store
 
 
 def test_rows_left_in_the_spool_by_a_crash_are_replayed_on_start(tmp_path: Path, store: Store, db_url: str) -> None:
-    # A previous server's in-process recorder parked rows (its store was down) and died.
+    # A previous server parked rows (its store was down) and died.
     def refuse(rows: list[tuple], *, replay: bool = False) -> None:
         raise ConnectionError("store down")
 
     parked = Recorder(refuse, flush_interval=30, spool=tmp_path / "spool")
-    left = batch(9)
-    parked.record(left)
+    parked.record(batch(9))
     parked.flush()
     assert parked.spooled_rows == 9
-    parked.spool.close() if parked.spool else None  # releases the folder's lock, as process exit would
+    assert parked.spool is not None
+    parked.spool.close()  # releases the folder's lock, as the process's exit would
 
     rec = recorder(tmp_path, db_url, flush_interval=30)
     try:
         rec.flush()  # what the server does before it starts serving
         assert store.predictions.count("ep") == 9
         assert rec.replayed_rows == 9 and rec.backlog_files == 0
+        assert rec.processes() == [], "the in-process recorder replays; no child is needed for it"
     finally:
         rec.close()
 
