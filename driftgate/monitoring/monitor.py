@@ -163,7 +163,7 @@ class Monitor:
         if previous is not None and now - previous < 0.9 * interval:
             return None
         since = now - interval
-        if not self.store.predictions.count_range(endpoint, since=min(since, previous or since), until=now):
+        if not self.store.predictions.count_range(endpoint, since=min(since, previous or since), until=now, limit=1):
             return None
         self.store.monitoring.add_points(
             [MetricPoint(endpoint, RUN_METRIC, 1.0, now, detail={"replica": self.replica, "since": since})]

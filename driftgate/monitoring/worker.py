@@ -59,10 +59,13 @@ class DriftWorker:
 
     def window_rows(self, endpoint: str, last: int | None, since: float | None, until: float | None) -> int:
         """How many rows a window reads at most: `last`, or the rows logged between `since` and `until`
-        (every role and version: an upper bound the (endpoint, ts) index answers alone)."""
+        (every role and version: an upper bound the (endpoint, ts) index answers alone), counted no
+        further than just past `in_process_rows`, which is all `offloads` needs."""
         if since is None:
             return last if last is not None else DEFAULT_WINDOW
-        logged = self.live.store.predictions.count_range(endpoint, since=since, until=until, role=None)
+        logged = self.live.store.predictions.count_range(
+            endpoint, since=since, until=until, role=None, limit=self.in_process_rows + 1
+        )
         return logged if last is None else min(logged, last)
 
     def offloads(self, rows: int) -> bool:

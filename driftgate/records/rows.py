@@ -9,6 +9,7 @@ the spool, the store or a log line.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -96,6 +97,8 @@ def _columns(frame: pd.DataFrame | Mapping[str, Any] | None) -> Mapping[str, Any
 # call and split at commas, which no number contains.
 _PLAIN = frozenset({int, float, bool})
 _NUMPY_KINDS = frozenset("biuf")
+# What JSON escapes in a string: quote, backslash, control characters (and orjson: nothing else).
+_ESCAPED = re.compile(r'["\\\x00-\x1f]')
 
 
 def _json_array(values: Any) -> list[str]:
@@ -108,6 +111,9 @@ def _json_array(values: Any) -> list[str]:
         return text[1:-1].split(",")
     if isinstance(values, list) and values and all(type(v) in _PLAIN for v in values):
         return orjson.dumps(values).decode()[1:-1].split(",")
+    if len(values) and all(type(v) is str for v in values) and not _ESCAPED.search("".join(values)):
+        # Category names: plain text needs only its quotes (orjson writes non-ASCII as it is).
+        return ['"' + v + '"' for v in values]
     return [dumps(_scalar(v)) for v in values]
 
 

@@ -223,11 +223,17 @@ class PredictionRepo:
         version: int | None = None,
         role: str | None = "primary",
         model: str | None = None,
+        limit: int | None = None,
     ) -> int:
+        """Rows matching; with `limit`, counting stops there (an "any?" or "more than N?" answer reads at
+        most `limit` index entries, where a full count of a busy minute reads hundreds of thousands)."""
         p = t.predictions
-        query = select(func.count()).select_from(p).where(*self._filters(endpoint, since, until, version, role))
+        filtered = select(p.c.id if limit is not None else func.count()).where(
+            *self._filters(endpoint, since, until, version, role)
+        )
         if model is not None:
-            query = query.where(p.c.model == model)
+            filtered = filtered.where(p.c.model == model)
+        query = filtered if limit is None else select(func.count()).select_from(filtered.limit(limit).subquery())
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
 

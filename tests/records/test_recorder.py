@@ -177,3 +177,17 @@ def test_an_unreachable_database_is_not_ready() -> None:
         repo.known_ids("ep", ["a"])
     with pytest.raises(NotReady):
         repo.add_labels("ep", [("a", 1)])
+
+
+def test_count_range_can_stop_counting_early(store: Store) -> None:
+    """Monitor scheduling asks "any rows?" and "more than N?": a limit answers without a full count."""
+    b = batch(30)
+    store.predictions.write_rows(encode(b))
+    store.predictions.write_rows(encode(batch(5, role="shadow")))
+    assert store.predictions.count_range("ep") == 30
+    assert store.predictions.count_range("ep", role=None) == 35
+    assert store.predictions.count_range("ep", limit=1) == 1
+    assert store.predictions.count_range("ep", role=None, limit=31) == 31
+    assert store.predictions.count_range("ep", limit=100) == 30
+    assert store.predictions.count_range("ep", since=b.ts + 1, limit=1) == 0
+    assert store.predictions.count_range("other", limit=5) == 0
