@@ -126,12 +126,16 @@ class InputSchema:
     def _convert_categorical(self, spec: FeatureSpec, values: Any) -> np.ndarray:
         # Look for nested values before numpy sees them: a list in a cell would make the
         # object array two-dimensional and the DataFrame build fail with a 500.
-        bad = [] if all(type(v) is str for v in values) else [v for v in values if isinstance(v, dict | list)]
+        strings = all(type(v) is str for v in values)
+        bad = [] if strings else [v for v in values if isinstance(v, dict | list)]
         if bad:
             raise InvalidInput(
                 f"feature {spec.name!r} expects a category (string), got {type(bad[0]).__name__} {bad[0]!r}",
                 feature=spec.name,
             )
+        if strings:  # the common case: nothing is null and nothing needs converting
+            arr = values if isinstance(values, np.ndarray) and values.dtype == object else np.array(values, object)
+            return self._check_known(spec, arr, None)
         arr = np.asarray(values, dtype=object)
         nulls = pd.isna(arr)
         if nulls.any() and not spec.nullable:
@@ -142,9 +146,14 @@ class InputSchema:
             )
         if not nulls.any():
             arr = arr.astype(str).astype(object)
+        return self._check_known(spec, arr, nulls)
+
+    def _check_known(self, spec: FeatureSpec, arr: np.ndarray, nulls: np.ndarray | None) -> np.ndarray:
+        """`arr`, unless the endpoint rejects categories the reference data never had (`nulls`: None
+        when there are none)."""
         if self.unknown_categories == "reject" and spec.categories is not None:
             known = set(spec.categories)
-            unseen = [v for v in arr[~nulls] if v not in known]
+            unseen = [v for v in (arr if nulls is None else arr[~nulls]) if v not in known]
             if unseen:
                 raise InvalidInput(
                     f"feature {spec.name!r}: unknown category {unseen[0]!r}; allowed: {list(spec.categories)[:20]}",
