@@ -44,13 +44,17 @@ from typing import Any
 
 from driftgate.child import ChildProcess
 from driftgate.records.recorder import LogBatch, Recorder, describe_error
+from driftgate.records.rows import merge
 
 log = logging.getLogger("driftgate.recorder")
 
 # A child that cannot take work (cannot start, keeps dying) is retried after this many seconds, at most.
 MAX_BACKOFF_S = 5.0
-# flush() waits this long for a child that does not answer, then gives up (the rows stay queued).
-FLUSH_TIMEOUT_S = 60.0
+# flush() waits this long for the child, then writes what it holds in-process: on a saturated core
+# the idle-priority child gets no CPU, and a caller (feedback for a just-made prediction) must not wait.
+FLUSH_PATIENCE_S = 1.0
+# close() waits this long for the sender thread's last hand-over.
+CLOSE_TIMEOUT_S = 60.0
 
 # ---- the child ------------------------------------------------------------------------------------
 
@@ -133,6 +137,7 @@ class ProcessRecorder:
         spool, and its `max_rows` bounds what it queues."""
         self.overflow = overflow
         self.flush_interval = flush_interval
+        self._call_rows = 4 * batch_rows
         # Room for seconds of traffic: the child also shares idle CPU with other idle work (a monitor
         # run over the last minute in the drift worker), and a short wait is cheaper than overflow.
         behind = 10 * batch_rows if max_behind_rows is None else max_behind_rows
@@ -146,6 +151,7 @@ class ProcessRecorder:
         self._handed = 0  # batches handed to the child's side so far
         self._answered = 0  # batches the child has answered for (in hand-over order)
         self._flush_wanted = False
+        self._generation = 0  # moves when a flush takes over what the child holds
         self._wake = threading.Event()
         self._stop = False
         self._retry_at = 0.0
@@ -214,9 +220,9 @@ class ProcessRecorder:
         self._child.submit(_ready)
 
     def flush(self) -> None:
-        """Return once every batch handed over so far is written or parked (the child's part: or after
-        `FLUSH_TIMEOUT_S` with a child that does not answer). Also retries parked rows once."""
-        deadline = time.monotonic() + FLUSH_TIMEOUT_S
+        """Return once every batch handed over so far is written or parked. The child gets
+        `FLUSH_PATIENCE_S`; then what it still holds is written in-process. Also retries parked rows once."""
+        deadline = time.monotonic() + FLUSH_PATIENCE_S
         with self._lock:
             target = self._handed
             if target > self._answered or self._child_backlog_files or not self._child_store_available:
@@ -226,16 +232,30 @@ class ProcessRecorder:
                 while (self._answered < target or self._flush_wanted) and self._thread.is_alive():
                     left = deadline - time.monotonic()
                     if left <= 0:
-                        log.warning("prediction log flush timed out; %d rows still queued", self._behind_rows)
+                        self._take_over()
                         break
-                    self._done.wait(min(left, 0.5))
+                    self._done.wait(min(left, 0.1))
         self.overflow.flush()
+
+    def _take_over(self) -> None:
+        """Hand everything the child holds to the in-process recorder (the caller holds `_lock`, so a
+        concurrent flush finds the batches there). A call in flight may still write its part: ids
+        already stored are skipped, so nothing is doubled."""
+        log.info("prediction log writer busy; %d rows written in-process", self._behind_rows)
+        for batch in self._outbox:
+            self.overflowed_rows += len(batch)
+            self.overflow.record(batch)
+        self._outbox.clear()
+        self._behind_rows = 0
+        self._answered = self._handed
+        self._generation += 1  # the call in flight, if any, must not pop what it no longer owns
+        self._flush_wanted = False
 
     def close(self) -> None:
         """Write everything handed over (SIGTERM path), then end the child."""
         self._stop = True
         self._wake.set()
-        self._thread.join(timeout=FLUSH_TIMEOUT_S)
+        self._thread.join(timeout=CLOSE_TIMEOUT_S)
         if self._child.started:
             with contextlib.suppress(Exception):
                 self._child.call(_shutdown)
@@ -255,23 +275,38 @@ class ProcessRecorder:
             with self._lock:
                 stopping = self._stop
                 flush = self._flush_wanted
-                batches = list(self._outbox)
+                batches = self._next_call()
                 upto = self._answered + len(batches)
+                generation = self._generation
             parked = self._child.started and (self._child_backlog_files or not self._child_store_available)
             if (batches or flush or parked) and (stopping or flush or time.monotonic() >= self._retry_at):
-                self._send(batches, upto)
+                self._send(batches, upto, generation)
             with self._lock:
                 if flush and self._answered == upto:
                     self._flush_wanted = False
                 self._done.notify_all()
                 if stopping and not self._outbox:
                     return
+                if len(self._outbox) > len(batches):
+                    self._wake.set()  # a backlog: the next call at once
 
-    def _send(self, batches: list[LogBatch], upto: int) -> None:
+    def _next_call(self) -> list[LogBatch]:
+        """The oldest batches, up to `4 * batch_rows` rows: what one call carries (the caller holds
+        `_lock`). Bounded so that preparing a call never holds the GIL for long."""
+        taken: list[LogBatch] = []
+        rows = 0
+        for batch in self._outbox:
+            if taken and rows + len(batch) > self._call_rows:
+                break
+            taken.append(batch)
+            rows += len(batch)
+        return taken
+
+    def _send(self, batches: list[LogBatch], upto: int, generation: int) -> None:
         """Give the batches to the child; if it cannot take them (it cannot start, or died twice), they
         go to the in-process recorder and the child gets a rest before the next try."""
         try:
-            stats = self._child.call(_write, batches)
+            stats = self._child.call(_write, merge(batches))
         except Exception as exc:
             log.error("prediction log writer process failed (%s); writing in-process", describe_error(exc))
             self._retry_at = time.monotonic() + self._backoff
@@ -279,19 +314,28 @@ class ProcessRecorder:
             stats = None
         else:
             self._backoff = 0.5
-        if stats is None:
-            # Not lost: the in-process recorder writes them (or parks them in the spool).
-            for batch in batches:
-                self.overflowed_rows += len(batch)
-                self.overflow.record(batch)
-        rows = sum(len(b) for b in batches)
         with self._lock:
+            if generation != self._generation:  # a flush took these over meanwhile
+                if stats is not None:
+                    self._count(stats, written=False)  # written by the in-process recorder too
+                return
+            if stats is None:
+                # Not lost: the in-process recorder writes them (or parks them in the spool); handed
+                # over before they count as answered, so a flush waiting for them then writes them.
+                for batch in batches:
+                    self.overflowed_rows += len(batch)
+                    self.overflow.record(batch)
+            else:
+                self._count(stats)
             for _ in batches:
                 self._outbox.popleft()
-            self._behind_rows -= rows
+            self._behind_rows -= sum(len(b) for b in batches)
             self._answered = upto
-            if stats is not None:
-                for key in self._child_stats:
-                    self._child_stats[key] += stats[key]
-                self._child_store_available = stats["store_available"]
-                self._child_backlog_files = stats["backlog_files"]
+
+    def _count(self, stats: dict[str, Any], *, written: bool = True) -> None:
+        """Add a call's answer to the counters (the caller holds `_lock`)."""
+        for key in self._child_stats:
+            if key != "written" or written:
+                self._child_stats[key] += stats[key]
+        self._child_store_available = stats["store_available"]
+        self._child_backlog_files = stats["backlog_files"]

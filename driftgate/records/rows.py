@@ -47,13 +47,13 @@ class LogBatch:
     model: str
     version: int
     role: str
-    ts: float
+    ts: float | list[float]  # one time for the request, or one per row (batches merged by `merge`)
     ids: list[str]
     # The inputs: a DataFrame, or columns (name -> values) as the data plane hands them over.
     frame: pd.DataFrame | Mapping[str, Any] | None
     predictions: list[Any] | None
     probabilities: np.ndarray | None
-    latency_ms: float
+    latency_ms: float | list[float]
     status: list[str] | str
     error: str | None = None
     redact: Mapping[str, str] | None = None
@@ -154,13 +154,91 @@ def encode(batch: LogBatch) -> list[Row]:
     else:
         probabilities = [None] * n
     status = batch.status if isinstance(batch.status, list) else [batch.status] * n
-    head = (batch.endpoint, batch.model, int(batch.version), batch.role, float(batch.ts))
-    latency = float(batch.latency_ms)
+    head = (batch.endpoint, batch.model, int(batch.version), batch.role)
+    ts = batch.ts if isinstance(batch.ts, list) else [float(batch.ts)] * n
+    latency = batch.latency_ms if isinstance(batch.latency_ms, list) else [float(batch.latency_ms)] * n
     parents = batch.parent_ids or [None] * n
     return [
-        (batch.ids[i], *head, inputs[i], outputs[i], probabilities[i], latency, status[i], error, parents[i])
+        (batch.ids[i], *head, ts[i], inputs[i], outputs[i], probabilities[i], latency[i], status[i], error, parents[i])
         for i in range(n)
     ]
+
+
+def _merge_key(batch: LogBatch) -> tuple[Any, ...] | None:
+    """Batches with equal keys can become one; None: keep this one as it is."""
+    columns = batch.frame
+    if columns is not None and not isinstance(columns, dict):
+        return None
+    if batch.probabilities is not None and batch.probabilities.ndim != 2:
+        return None
+    return (
+        batch.endpoint,
+        batch.model,
+        batch.version,
+        batch.role,
+        batch.error,
+        id(batch.redact),  # the endpoint config's own mapping: the same object for every request
+        None if columns is None else tuple((k, getattr(v, "dtype", None)) for k, v in columns.items()),
+        batch.predictions is None,
+        None if batch.probabilities is None else batch.probabilities.shape[1],
+        batch.parent_ids is None,
+    )
+
+
+def merge(batches: list[LogBatch]) -> list[LogBatch]:
+    """Runs of batches from the same endpoint, version and config as one batch each, with per-row
+    times and latencies: a thousand 1-row requests cross to the log writer process as one batch of
+    arrays (one pickle of a few arrays, not a thousand small dicts of arrays)."""
+    out: list[LogBatch] = []
+    run: list[LogBatch] = []
+    run_key: tuple[Any, ...] | None = None
+    for batch in batches:
+        key = _merge_key(batch)
+        if key is None or key != run_key:
+            if run:
+                out.append(_merged(run))
+            run, run_key = [], key
+            if key is None:
+                out.append(batch)
+                continue
+        run.append(batch)
+    if run:
+        out.append(_merged(run))
+    return out
+
+
+def _merged(run: list[LogBatch]) -> LogBatch:
+    if len(run) == 1:
+        return run[0]
+    first = run[0]
+
+    def per_row(values: list[Any]) -> list[Any]:
+        return [
+            v
+            for b, value in zip(run, values, strict=True)
+            for v in (value if isinstance(value, list) else [value] * len(b))
+        ]
+
+    columns = None
+    if first.frame is not None:
+        assert isinstance(first.frame, dict)
+        columns = {name: np.concatenate([b.frame[name] for b in run]) for name in first.frame}  # type: ignore[index]
+    return LogBatch(
+        first.endpoint,
+        first.model,
+        first.version,
+        first.role,
+        per_row([b.ts for b in run]),
+        [i for b in run for i in b.ids],
+        columns,
+        None if first.predictions is None else [p for b in run for p in b.predictions],  # type: ignore[union-attr]
+        None if first.probabilities is None else np.concatenate([b.probabilities for b in run]),  # type: ignore[misc]
+        per_row([b.latency_ms for b in run]),
+        per_row([b.status for b in run]),
+        error=first.error,
+        redact=first.redact,
+        parent_ids=None if first.parent_ids is None else [p for b in run for p in b.parent_ids],  # type: ignore[union-attr]
+    )
 
 
 def as_dict(row: Row) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from driftgate.records.ids import new_ids
-from driftgate.records.log_process import ProcessRecorder
+from driftgate.records.log_process import FLUSH_PATIENCE_S, ProcessRecorder
 from driftgate.records.recorder import LogBatch, Recorder
 from driftgate.records.rows import encode
 from driftgate.store import Store
@@ -178,3 +178,32 @@ def test_rows_match_the_in_process_encoding(tmp_path: Path, store: Store, db_url
         assert stored[b.ids[i]]["output"] == i
         assert stored[b.ids[i]]["probabilities"] == [0.5, 0.5]
         assert row[0] == b.ids[i]
+
+
+def test_flush_does_not_wait_for_a_starved_child(tmp_path: Path, store: Store, db_url: str) -> None:
+    """On a saturated core the idle-priority child gets no CPU: a flush (feedback for a prediction
+    just made) writes what the child holds in-process after `FLUSH_PATIENCE_S`."""
+    rec = recorder(tmp_path, db_url, flush_interval=0.02)
+    try:
+        rec.record(batch(2))
+        rec.flush()
+        [child] = rec.processes()
+        os.kill(child.pid, signal.SIGSTOP)  # as starved as it gets
+        try:
+            batches = [batch(4) for _ in range(3)]
+            for b in batches:
+                rec.record(b)
+            time.sleep(0.1)  # the sender has handed (some of) them to the stopped child
+            started = time.monotonic()
+            rec.flush()
+            assert time.monotonic() - started < FLUSH_PATIENCE_S + 5
+            assert store.predictions.count("ep") == 14
+            assert rec.overflowed_rows == 12 and rec.queued_rows == 0
+        finally:
+            os.kill(child.pid, signal.SIGCONT)
+        rec.record(batch(5))
+        rec.flush()  # the child, running again, finishes its old call and takes new work
+        assert store.predictions.count("ep") == 19
+    finally:
+        rec.close()
+    assert store.predictions.count("ep") == 19 and rec.written_rows == 19

@@ -17,6 +17,7 @@ from driftgate.errors import NotReady
 from driftgate.records.ids import new_ids
 from driftgate.records.recorder import LogBatch, Recorder
 from driftgate.records.rows import as_dict, encode
+from driftgate.records.rows import merge as rows_merge
 from driftgate.records.spool import Spool, read_frames
 from driftgate.store import Store
 from driftgate.store.predictions import PredictionRepo
@@ -191,3 +192,42 @@ def test_count_range_can_stop_counting_early(store: Store) -> None:
     assert store.predictions.count_range("ep", limit=100) == 30
     assert store.predictions.count_range("ep", since=b.ts + 1, limit=1) == 0
     assert store.predictions.count_range("other", limit=5) == 0
+
+
+def test_merged_batches_encode_to_the_rows_of_their_parts() -> None:
+    """The log writer process gets runs of small batches as one batch with per-row times and latencies."""
+    rules = {"email": "hash"}
+
+    def part(n: int, ts: float, latency: float, status: str | list[str] = "ok", **kw: object) -> LogBatch:
+        cols = {"x": np.arange(n, dtype=float) + ts, "email": np.array([f"u{i}@x.example" for i in range(n)], object)}
+        return LogBatch(
+            "ep",
+            "m",
+            1,
+            "primary",
+            ts,
+            new_ids(n),
+            cols,
+            list(range(n)),
+            np.full((n, 2), 0.25),
+            latency,
+            status,
+            redact=rules,
+            **kw,
+        )
+
+    parts = [part(1, 10.0, 1.5), part(3, 11.0, 2.5, ["ok", "review", "ok"]), part(2, 12.0, 3.5)]
+    framed = dataclasses.replace(part(2, 13.0, 4.5), frame=pd.DataFrame({"x": [1.0, 2.0], "email": ["a", "b"]}))
+    other_version = dataclasses.replace(part(1, 14.0, 5.5), version=2)
+    merged = rows_merge([*parts, framed, other_version, part(2, 15.0, 6.5)])
+    # One run of three, then the frame (kept as it is), then a new run for each change of key.
+    assert [len(b) for b in merged] == [6, 2, 1, 2]
+    assert merged[1] is framed
+    expected = [row for b in [*parts, framed, other_version, part(2, 15.0, 6.5)] for row in encode(b)]
+    got = [row for b in merged for row in encode(b)]
+    assert [r[1:] for r in got[:8]] == [r[1:] for r in expected[:8]]
+    assert [as_dict(r)["ts"] for r in got[:6]] == [10.0, 11.0, 11.0, 11.0, 12.0, 12.0]
+    assert [as_dict(r)["latency_ms"] for r in got[:6]] == [1.5, 2.5, 2.5, 2.5, 3.5, 3.5]
+    assert [as_dict(r)["status"] for r in got[:6]] == ["ok", "ok", "review", "ok", "ok", "ok"]
+    assert [r[0] for r in got[:6]] == [i for b in parts for i in b.ids]
+    assert as_dict(got[0])["inputs"]["email"].startswith("sha256:")
