@@ -965,14 +965,23 @@ What limits driftgate here (py-spy `--gil` profiles, 2026-11-21, this pipeline):
 - **Background work on the serving core**: the other servers are now stopped while one is measured; before,
   driftgate's periodic monitor over the last run's traffic ran in the serving process (up to 100,000 rows)
   and landed in other servers' runs. Windows above 10,000 rows now run in the niced child.
-- **Still open: the prediction log on 100-row requests.** Logging costs ~42 % of 100-row throughput
-  (385 vs 668 req/s logging off): ~3 us per row to encode the JSON documents and ~5 us per row for the
-  SQLite insert (4 B-trees per row; migration 0004 made the parent-id index partial, -10 % write time),
-  all on the one serving core. That is why driftgate is 2.15x BentoML on 100-row requests, not 4x (logging
-  off: 3.7x), and why the 100-row p99 at half load is ~10 ms above bare (logging off: within 2 ms on
-  1-row). Flushing every 0.05 s instead of 0.2 s cut that tail from 24 to 15 ms (shorter bursts). The next
-  step is a writer process (encoding and inserts off the serving process's GIL; with more than one core it
-  also moves the work to another core) or a cheaper row format.
+- **The prediction log (moved to a writer process)**: encoding (~3 us per row) and the SQLite insert
+  (~5-7 us per row) ran in a thread of the server; its GIL slices and CPU bursts landed between a
+  request's steps. The log is now written by an idle-priority child (`records/log_process.py`): at half
+  load on one core the child runs in the serving process's idle time (in an isolated run of 5 x 8 s at
+  half load, 100-row p99 14.1-15.3 ms, against 12.6-16.1 ms logging off and 16-24 ms with the thread).
+  Runs of small batches cross as one merged batch (1-row saturation p99 39 ms, was 129-173 ms while each
+  request's batch was pickled on its own), and rows are encoded column by column (~40 % less encoding).
+- **Still open: the log's CPU cost under saturation.** On a saturated single core the idle child gets no
+  CPU; past 50,000 waiting rows the server writes batches itself, so every prediction is logged and the
+  encode + insert cost is paid on the serving core: 100-row req/s logging on / off 0.88x (was 0.58x),
+  and 3.9x BentoML, not 4x (logging off is above 4x). SQLite's per-row insert (13 bound parameters,
+  a ~500-byte JSON document, three B-trees: the table, the id key and the (endpoint, ts) index) is now
+  most of it; what would remove it is a columnar log (one stored row per request batch, prediction ids
+  that name their batch), a change to every reader of the log. With a second core the child takes the
+  whole log off the serving core.
+- **Half-load p99 on this shared machine**: rounds differ by tens of ms for every server, the bare
+  endpoint included (its 100-row p99 ranged 11-116 ms in one run); read the medians with that in mind.
 """
 
 

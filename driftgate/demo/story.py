@@ -159,6 +159,8 @@ def run(port: int, data_dir: Path, wait: bool, console: Console) -> int:
             "accuracy: reference / estimated / realised", f"{_pct(reference_acc)} / {_pct(estimated)} / {accuracy:.1%}"
         )
         table.add_row("protocols agreeing", "yes" if same else "no")
+        written, in_process = _log_counts(client)
+        table.add_row("prediction log rows written (by the server itself)", f"{written:,} ({in_process:,})")
         table.add_row("alerts fired", str(len(alerts)))
         guarded = metrics.get("output_guard_violation_rate")
         table.add_row("disputed / below the guard", f"{_pct(disputed)} / {_pct(guarded)}")
@@ -248,6 +250,17 @@ def _verdict(report: dict[str, Any]) -> str:
         return "no drift"
     prediction = " and the predictions" if report.get("prediction", {}).get("drifted") else ""
     return f"DRIFT in {', '.join(names) or 'the joint distribution'}{prediction}"
+
+
+def _log_counts(client: Client) -> tuple[int, int]:
+    """Rows the prediction log wrote, and how many of them the server wrote itself (the rest: its
+    idle-priority writer process), from /metrics."""
+    counts = {"driftgate_log_written_rows_total": 0.0, "driftgate_log_overflow_rows_total": 0.0}
+    for line in client.http.get("/metrics").text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in counts:
+            counts[name] = float(value)
+    return int(counts["driftgate_log_written_rows_total"]), int(counts["driftgate_log_overflow_rows_total"])
 
 
 def _pct(value: float | None) -> str:

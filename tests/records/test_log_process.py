@@ -71,7 +71,8 @@ def test_rows_go_in_process_while_the_child_is_behind(tmp_path: Path, store: Sto
         assert rec.overflowed_rows == 6 and rec.queued_rows == 12
         rec.flush()
         assert store.predictions.count("ep") == 12 and rec.written_rows == 12 and rec.queued_rows == 0
-        assert rec.record(batch(6)) and rec.overflowed_rows == 6, "the child has room again"
+        before = rec.overflowed_rows  # 12 if the flush found the child still starting on a busy machine
+        assert rec.record(batch(6)) and rec.overflowed_rows == before, "the child has room again"
     finally:
         rec.close()
     assert store.predictions.count("ep") == 18
@@ -188,6 +189,7 @@ def test_flush_does_not_wait_for_a_starved_child(tmp_path: Path, store: Store, d
         rec.record(batch(2))
         rec.flush()
         [child] = rec.processes()
+        before = rec.overflowed_rows  # a child still starting on a busy machine counts here too
         os.kill(child.pid, signal.SIGSTOP)  # as starved as it gets
         try:
             batches = [batch(4) for _ in range(3)]
@@ -198,7 +200,7 @@ def test_flush_does_not_wait_for_a_starved_child(tmp_path: Path, store: Store, d
             rec.flush()
             assert time.monotonic() - started < FLUSH_PATIENCE_S + 5
             assert store.predictions.count("ep") == 14
-            assert rec.overflowed_rows == 12 and rec.queued_rows == 0
+            assert rec.overflowed_rows - before == 12 and rec.queued_rows == 0
         finally:
             os.kill(child.pid, signal.SIGCONT)
         rec.record(batch(5))
