@@ -892,7 +892,7 @@ def markdown(doc: dict) -> str:
                     f"| {r['label']} | {n} | {fmt(x['log_queue_after_run'])} | {fmt(x['log_drain_s'], '.1f')} | "
                     f"{fmt(x['rps'])} | {fmt(x['rps_incl_drain'])} | {fmt(x['log_dropped_rows'])} |"
                 )
-    hr = m["half_rate_rps"]
+    hr = {int(k): v for k, v in m["half_rate_rps"].items()}  # JSON keys are strings after --doc-only
     if hr:
         lines += [
             "",
