@@ -18,7 +18,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Literal
 
-Priority = Literal["nice", "idle", "batch"]
+Priority = Literal["nice", "idle"]
 NICENESS = 19
 KILL_AFTER_S = 5.0
 
@@ -26,13 +26,7 @@ KILL_AFTER_S = 5.0
 def lower_priority(priority: Priority) -> None:
     """`nice`: the lowest niceness, so a busy core still gives the child a small share.
     `idle`: also Linux's SCHED_IDLE: a serving thread that wakes up preempts the child at once,
-    where a nice-19 task may first finish its time slice (EEVDF), a few ms added to a request.
-    `batch`: Linux's SCHED_BATCH at normal niceness, for work that must keep up with serving (the
-    prediction log): a fair share of a busy core, but the child never preempts a task on waking."""
-    if priority == "batch":
-        with contextlib.suppress(AttributeError, OSError):
-            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-        return
+    where a nice-19 task may first finish its time slice (EEVDF), a few ms added to a request."""
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
     if priority == "idle":

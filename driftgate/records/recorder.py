@@ -72,7 +72,6 @@ Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]
 
 def describe_error(exc: BaseException) -> str:
     """One line naming the error. Driver errors may quote statement parameters: only the first line."""
-    # Driver errors may quote statement parameters; keep log lines to the error itself.
     orig = getattr(exc, "orig", None) or exc
     return f"{type(orig).__name__}: {str(orig).splitlines()[0][:200] if str(orig) else ''}"
 
