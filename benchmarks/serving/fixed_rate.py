@@ -5,7 +5,10 @@ is not hidden by the client waiting for it (no coordinated omission). Requests g
 of keep-alive connections; a request whose turn comes while all are busy opens another (up to
 --max-conns, else it waits and its wait counts in its latency).
 
-Usage: python fixed_rate.py URL BODY_FILE RATE SECONDS [--ctype T]  -> one JSON line on stdout
+Usage: python fixed_rate.py URL BODY_FILE RATE SECONDS [--ctype T] [--trace FILE]  -> one JSON line on stdout
+
+`--trace FILE` writes each measured request's scheduled send time (s from the first) and latency (ms),
+one "t latency" line each: stalls that recur at a fixed period point at the server's periodic work.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ async def main() -> None:
     ap.add_argument("--ctype", default="application/json")
     ap.add_argument("--max-conns", type=int, default=64)
     ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--trace", default=None, help="write 't_s latency_ms' per measured request here")
     a = ap.parse_args()
     url = urlsplit(a.url)
     with open(a.body, "rb") as fh:
@@ -72,6 +76,7 @@ async def main() -> None:
     idle: list[Conn] = []
     n_conns = 0
     lat: list[float] = []
+    trace: list[tuple[float, float]] = []
     errors = {"status": 0, "socket": 0}
     late = 0  # sends that left more than 1 ms after their scheduled time (client saturation check)
 
@@ -112,6 +117,7 @@ async def main() -> None:
         idle.append(conn)
         if record:
             lat.append(done - scheduled)
+            trace.append((scheduled, done - scheduled))
             if not 200 <= status < 300:
                 errors["status"] += 1
 
@@ -133,6 +139,10 @@ async def main() -> None:
         tasks.add(t)
         t.add_done_callback(tasks.discard)
     await asyncio.gather(*tasks)
+    if a.trace:
+        first = min((t for t, _ in trace), default=0.0)
+        with open(a.trace, "w") as fh:
+            fh.writelines(f"{t - first:.4f} {d * 1000:.3f}\n" for t, d in sorted(trace))
     lat.sort()
     n = len(lat)
 
