@@ -9,10 +9,11 @@ such a report ran. A monitor run (`Monitor.compute`: the same drift report plus 
 event counts and concept drift) is the same kind of work. Here both run in one long-lived child
 process (its own store connection, model cache and reference cache) started on first use with the
 lowest CPU priority (`nice` 19 and, on Linux, the SCHED_IDLE policy), so on a busy machine serving
-wins the CPU and on an idle core the work runs at full speed. Windows of up to `in_process_rows`
-(10,000) rows, the default 5,000-row window included, still run in the calling thread: a process round trip
-would cost more than it saves. A time window's rows are counted first (one count on the
-(endpoint, ts) index).
+wins the CPU and on an idle core the work runs at full speed. Scheduled monitor runs always go to
+the child (nobody waits for them). Requested windows of up to `in_process_rows` (10,000) rows, the
+default 5,000-row window included, still run in the calling thread: a process round trip would cost
+the caller more than it saves. A time window's rows are counted first (one count on the (endpoint, ts)
+index).
 
 The child only computes; the caller stores a monitor run's points and report and awaits the alert
 listeners, as for a run computed in-process, so every run is stored exactly once whichever process
