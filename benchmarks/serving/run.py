@@ -972,16 +972,31 @@ What limits driftgate here (py-spy `--gil` profiles, 2026-11-21, this pipeline):
   half load, 100-row p99 14.1-15.3 ms, against 12.6-16.1 ms logging off and 16-24 ms with the thread).
   Runs of small batches cross as one merged batch (1-row saturation p99 39 ms, was 129-173 ms while each
   request's batch was pickled on its own), and rows are encoded column by column (~40 % less encoding).
-- **Still open: the log's CPU cost under saturation.** On a saturated single core the idle child gets no
-  CPU; past 50,000 waiting rows the server writes batches itself, so every prediction is logged and the
-  encode + insert cost is paid on the serving core: 100-row req/s logging on / off 0.88x (was 0.58x),
-  and 3.9x BentoML, not 4x (logging off is above 4x). SQLite's per-row insert (13 bound parameters,
-  a ~500-byte JSON document, three B-trees: the table, the id key and the (endpoint, ts) index) is now
-  most of it; what would remove it is a columnar log (one stored row per request batch, prediction ids
-  that name their batch), a change to every reader of the log. With a second core the child takes the
-  whole log off the serving core.
-- **Half-load p99 on this shared machine**: rounds differ by tens of ms for every server, the bare
-  endpoint included (its 100-row p99 ranged 11-116 ms in one run); read the medians with that in mind.
+- **Periodic work on the serving core (fixed)**: a trace of every request at half load (`fixed_rate.py
+  --trace`, 1-row, 102 req/s, 65-140 s) showed the p99 excess as one burst a minute: the scheduled
+  monitor run. Its window (6,000 rows at this rate) was under the 10,000 rows that stay in-process, so
+  it took the GIL for seconds (requests at 17-30 ms instead of 5.5); and where it went to the child, the
+  child's first start (re-importing the CLI and the monitoring stack, ~1-2 s) ran at serving priority,
+  because the child lowered its own priority only after those imports. Scheduled runs now always go to
+  the idle-priority child, and the parent moves each helper child to idle priority the moment it exists:
+  over 140 s with two monitor runs, 1-row p99 9.0 ms against the bare endpoint's 10.7 ms.
+- **Still open: the log's CPU cost under saturation (100-row: 2.7x BentoML, not 4x).** On one
+  saturated core the idle child gets only the moments the server waits; past 50,000 waiting rows the
+  server writes batches itself, so every prediction is logged and the cost lands on the serving core:
+  per row ~2.5 us to encode the inputs (one JSON object of 20 values), ~1 us the rest, and ~7 us for the
+  SQLite insert (13 bound values, a ~530-byte document, the table plus two B-trees), so ~1.1 ms of CPU
+  per 100-row request against ~1.6 ms for everything else. A run of 8 s on a quiet machine: 100-row
+  logging on 320-390 req/s, off 620. 4x BentoML (~570 req/s here) leaves the log ~0.15 ms per 100-row
+  request, 1.5 us per row; a bare 13-column SQLite insert with no index at all costs 2.7 us per row
+  (measured with `sqlite3.executemany`), so no per-row log reaches it. Tried and dropped: WAL
+  checkpoints off the serving process (~1 us per row in isolation, no change in the server: 317-334 vs
+  317-320 req/s). What would reach it is a columnar log (one stored row per model call with binary
+  columns, prediction ids that name their batch), which changes every reader that joins labels, events
+  and shadows to predictions by id. Where the machine has a spare core the child can run there at
+  full speed (not measured here: the benchmark pins the server and its children to one core).
+- **The earlier run's 3.9x and 0.88x** came from a loaded machine on which the peers and the
+  logging-off server slowed more than driftgate with logging on; on a quiet machine the same code
+  measured 2.7x and 0.73x.
 """
 
 
