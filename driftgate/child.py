@@ -42,8 +42,11 @@ def lower_priority(priority: Priority, pid: int = 0) -> None:
 
 def _boot(priority: Priority, initializer: str, args: tuple[Any, ...]) -> None:
     lower_priority(priority)
-    module, _, name = initializer.partition(":")
-    getattr(importlib.import_module(module), name)(*args)
+    module, _, qualname = initializer.partition(":")
+    target: Any = importlib.import_module(module)
+    for part in qualname.split("."):  # a qualified name: `Class.method` as well as `function`
+        target = getattr(target, part)
+    target(*args)
 
 
 class ChildProcess:

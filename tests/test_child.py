@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from driftgate.child import NICENESS, ChildProcess
+from driftgate.child import NICENESS, ChildProcess, Priority
 
 _STATE: dict[str, object] = {}
 
@@ -23,8 +23,8 @@ def _state() -> dict[str, object]:
 
 
 @pytest.mark.parametrize("priority", ["nice", "idle"])
-def test_the_child_is_low_priority_before_it_boots(priority: str) -> None:
-    child = ChildProcess(_init, ("hello",), priority=priority)  # type: ignore[arg-type]
+def test_the_child_is_low_priority_before_it_boots(priority: Priority) -> None:
+    child = ChildProcess(_init, ("hello",), priority=priority)
     try:
         future = child.submit(_state)
         # Lowered by the parent as soon as the process exists: the child is still starting

@@ -137,7 +137,7 @@ def _json_objects(columns: Mapping[str, Any], n: int) -> list[str]:
         values = [v.tolist() if isinstance(v, np.ndarray) else list(v) for v in columns.values()]
         return [dumps(dict(zip(names, row, strict=True))) for row in zip(*values, strict=True)]
     # The keys are encoded once, the values column by column; then every row's pieces are laid out in
-    # one list by slice assignment and joined in one call (~30 % less than a `%` template per row).
+    # one list by slice assignment and joined in one call (8-20 % less than a `%` template per row).
     # The separator cannot occur inside the JSON: control characters are always escaped there.
     keys = [("{" if i == 0 else ",") + dumps(str(name)) + ":" for i, name in enumerate(columns)]
     stride = 2 * len(keys) + 1
