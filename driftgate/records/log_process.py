@@ -14,8 +14,10 @@ priority (SCHED_BATCH: it keeps its time slice when a request arrives).
 
 On a saturated core an idle-priority child gets no CPU. Once `max_behind_rows` rows wait for it, new
 batches go to `overflow`, an in-process `Recorder`, which competes for the CPU as the log always did:
-every prediction is still logged, at the throughput of in-process logging. With a spare core the
-child keeps up and overflow stays unused.
+every prediction is still logged, at the throughput of in-process logging, unless `overflow`'s own
+queue fills too (its writer thread shares the GIL with the event loop; a 100-row saturation run of
+8 s ended with 271,000 rows queued there), and then rows are dropped and counted, as always. With a
+spare core the child keeps up and overflow stays unused (not measured: the benchmark uses one core).
 
 What does not change for callers:
 - the bound: the in-process recorder's `max_rows`; past it a batch is dropped and counted.
