@@ -59,11 +59,11 @@ class ChildProcess:
         self._priority = priority
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
-        self._lowered: set[int] = set()  # children already moved to the low priority
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         with self._lock:
-            if self._pool is None:
+            created = self._pool is None
+            if created:
                 self._pool = ProcessPoolExecutor(
                     max_workers=1,
                     mp_context=multiprocessing.get_context("spawn"),
@@ -71,11 +71,10 @@ class ChildProcess:
                     initargs=self._boot_args,
                 )
             pool = self._pool
-            future = pool.submit(fn, *args)  # a spawning pool starts its process here
-            for process in (getattr(pool, "_processes", None) or {}).values():
-                if process.pid is not None and process.pid not in self._lowered:
+            future = pool.submit(fn, *args)  # a spawning pool starts its one process here
+            if created:  # a process that dies breaks the pool, so a new process means a new pool
+                for process in (getattr(pool, "_processes", None) or {}).values():
                     lower_priority(self._priority, process.pid)
-                    self._lowered.add(process.pid)
         return future
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:

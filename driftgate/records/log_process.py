@@ -202,15 +202,12 @@ class ProcessRecorder:
         """Hand a batch over without waiting. False when it was dropped (queue full)."""
         n = len(batch)
         with self._lock:
-            to_child = not self._stop and self._behind_rows + n <= self.max_behind_rows
-            if to_child:
+            if not self._stop and self._behind_rows + n <= self.max_behind_rows:
                 self._outbox.append(batch)
                 self._behind_rows += n
                 self._handed += 1
-        if to_child:
-            return True
-        self.overflowed_rows += n
-        return self.overflow.record(batch)
+                return True
+            return self._to_overflow(batch)
 
     async def record_durable(self, batch: LogBatch) -> None:
         """Not durable here (see the module docstring): the same as `record`."""
@@ -245,8 +242,7 @@ class ProcessRecorder:
         already stored are skipped, so nothing is doubled."""
         log.info("prediction log writer busy; %d rows written in-process", self._behind_rows)
         for batch in self._outbox:
-            self.overflowed_rows += len(batch)
-            self.overflow.record(batch)
+            self._to_overflow(batch)
         self._outbox.clear()
         self._behind_rows = 0
         self._answered = self._handed
@@ -325,14 +321,19 @@ class ProcessRecorder:
                 # Not lost: the in-process recorder writes them (or parks them in the spool); handed
                 # over before they count as answered, so a flush waiting for them then writes them.
                 for batch in batches:
-                    self.overflowed_rows += len(batch)
-                    self.overflow.record(batch)
+                    self._to_overflow(batch)
             else:
                 self._count(stats)
             for _ in batches:
                 self._outbox.popleft()
             self._behind_rows -= sum(len(b) for b in batches)
             self._answered = upto
+
+    def _to_overflow(self, batch: LogBatch) -> bool:
+        """Give a batch to the in-process recorder and count it (the caller holds `_lock`, which also
+        keeps `overflowed_rows` exact across the request and sender threads)."""
+        self.overflowed_rows += len(batch)
+        return self.overflow.record(batch)
 
     def _count(self, stats: dict[str, Any], *, written: bool = True) -> None:
         """Add a call's answer to the counters (the caller holds `_lock`)."""
