@@ -1,13 +1,44 @@
-"""Prediction ids: time-ordered (48-bit milliseconds + 80 random bits, hex), so inserts stay local in
-indexes and ids sort by creation time, like UUIDv7."""
+"""Prediction ids: time-ordered, and each names the log batch that holds it.
+
+An id is 32 hex digits: 12 of milliseconds, 16 random, then 4 of the row's place in its request.
+The first 28 digits are the request's *batch key*: the log stores a request's rows as one batch
+under that key (`driftgate.records.rows`), so an id leads to its stored batch and row without a
+per-row index. Ids sort by creation time, like UUIDv7, and a request's ids sort in row order.
+
+Ids of any other shape (older logs, tests) name a batch of one row: the key is the id itself.
+"""
 
 from __future__ import annotations
 
 import os
 import time
 
+KEY_DIGITS = 28
+ROWS_PER_KEY = 0x10000  # four hex digits of row number
+_HEX = frozenset("0123456789abcdef")
+# The row number of an id that is not 32 hex digits: the batch holds that one row, keyed by the id.
+WHOLE = -1
+
 
 def new_ids(n: int) -> list[str]:
+    """`n` ids for one request's rows: one batch key per 65,536 rows."""
     prefix = f"{int(time.time() * 1000):012x}"
-    noise = os.urandom(10 * n).hex()
-    return [prefix + noise[i * 20 : (i + 1) * 20] for i in range(n)]
+    ids: list[str] = []
+    for start in range(0, n, ROWS_PER_KEY):
+        key = prefix + os.urandom(8).hex()
+        ids.extend([f"{key}{i:04x}" for i in range(min(n - start, ROWS_PER_KEY))])
+    return ids
+
+
+def split_id(prediction_id: str) -> tuple[str, int]:
+    """(batch key, row number) of an id; an id of another shape is its own key, row number `WHOLE`."""
+    if len(prediction_id) == KEY_DIGITS + 4 and _HEX.issuperset(prediction_id):
+        return prediction_id[:KEY_DIGITS], int(prediction_id[KEY_DIGITS:], 16)
+    return prediction_id, WHOLE
+
+
+def batch_ids(key: str, first: int, n: int) -> list[str]:
+    """The ids of a stored batch's rows, in order (`first`: the first row's number)."""
+    if first == WHOLE:
+        return [key]
+    return [f"{key}{i:04x}" for i in range(first, first + n)]

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from driftgate.errors import NotReady
-from driftgate.records.rows import LogBatch, Row, encode
+from driftgate.records.rows import LogBatch, Row, count_rows, encode
 from driftgate.records.spool import Segment, Spool
 
 log = logging.getLogger("driftgate.recorder")
@@ -280,19 +280,19 @@ class Recorder:
                     seg = self.spool.append(rows)
                     self.spool.sync()
                     with self._lock:
-                        seg.pending += len(rows)
+                        seg.pending += count_rows(rows)
             except OSError as exc:
                 log.error("prediction log spool write failed: %s", describe_error(exc))
                 error = NotReady(f"the durable prediction log cannot be written ({type(exc).__name__})")
                 seg = None
             with self._lock:
                 # On disk now, so never dropped: past the bound, the file is the only copy.
-                if seg is not None and self._queued_rows + len(rows) > self.max_rows:
-                    seg.pending -= len(rows)
+                if seg is not None and self._queued_rows + count_rows(rows) > self.max_rows:
+                    seg.pending -= count_rows(rows)
                     seg.failed = True
                 else:
                     self._queue.append((rows, seg))
-                    self._queued_rows += len(rows)
+                    self._queued_rows += count_rows(rows)
             if self._queued_rows >= self.batch_rows:
                 self._wake.set()
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], BaseException | None]]] = {}
@@ -343,7 +343,7 @@ class Recorder:
             while self._queue and rows < self.batch_rows * 4:
                 item = self._queue.popleft()
                 taken.append(item)
-                rows += len(item[0])
+                rows += len(item[0]) if isinstance(item[0], LogBatch) else count_rows(item[0])
             self._queued_rows -= rows
         return taken
 
@@ -368,9 +368,9 @@ class Recorder:
             try:
                 self._write(rows)
                 written = True
-                self.written_rows += len(rows)
+                self.written_rows += count_rows(rows)
             except Exception as exc:
-                self._store_down(exc, len(rows))
+                self._store_down(exc, count_rows(rows))
         if not written:
             # Durable rows are in the spool already; the rest are parked there now.
             self._park([row for item, seg in encoded if seg is None for row in item])
@@ -381,7 +381,7 @@ class Recorder:
         segments: dict[Segment, int] = {}
         for item, seg in encoded:
             if seg is not None:
-                segments[seg] = segments.get(seg, 0) + len(item)
+                segments[seg] = segments.get(seg, 0) + count_rows(item)
         for seg, n in segments.items():
             with self._lock:
                 seg.pending -= n
@@ -397,18 +397,20 @@ class Recorder:
         if not rows:
             return
         if self.spool is None:
-            self.dropped_rows += len(rows)
-            log.error("store unavailable and no spool: %d prediction log rows lost", len(rows))
+            self.dropped_rows += count_rows(rows)
+            log.error("store unavailable and no spool: %d prediction log rows lost", count_rows(rows))
             return
         try:
             path = self.spool.write_sealed(rows)
         except OSError as exc:
-            self.dropped_rows += len(rows)
-            log.error("store unavailable and spool not writable (%s): %d rows lost", describe_error(exc), len(rows))
+            self.dropped_rows += count_rows(rows)
+            log.error(
+                "store unavailable and spool not writable (%s): %d rows lost", describe_error(exc), count_rows(rows)
+            )
             return
         with self._lock:
             self._backlog.append(path)
-        self.spooled_rows += len(rows)
+        self.spooled_rows += count_rows(rows)
 
     def _store_down(self, exc: BaseException, n: int) -> None:
         if self.store_available:
@@ -430,7 +432,7 @@ class Recorder:
             except Exception as exc:
                 self._store_down(exc, 0)
                 return
-            self.replayed_rows += len(rows)
+            self.replayed_rows += count_rows(rows)
             Spool.remove(path)
             with self._lock:
                 self._backlog.pop(0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +18,31 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from driftgate.records.ids import WHOLE, batch_ids, split_id
 from driftgate.records.redaction import redact_columns, scrub_text
 
+# A stored row holds one request's predictions (see `driftgate.records.ids` for how ids name it).
 COLUMNS = (
+    "batch_key",  # the first 28 hex digits its ids share
+    "first_row",  # the first row's number (ids.WHOLE: the key is the one row's id)
+    "n_rows",  # rows held
+    "endpoint",
+    "model",
+    "version",
+    "role",  # "primary" | "shadow"
+    "ts",
+    "latency_ms",
+    "status",  # one status for every row, or a JSON array of them
+    "review",  # rows whose status puts them in the review queue
+    "error",
+    "inputs",  # JSON: a list of row objects, or an object of columns (name -> list of values)
+    "outputs",  # JSON list, one per row, or NULL (no answer)
+    "probabilities",  # JSON list of lists, or NULL
+    "parents",  # shadow rows: JSON list of the ids that answered the same inputs; NULL otherwise
+)
+Row = tuple[Any, ...]
+# The log's per-prediction columns (what `expand` gives, and what logs before batches stored).
+PREDICTION_COLUMNS = (
     "id",
     "endpoint",
     "model",
@@ -35,8 +57,7 @@ COLUMNS = (
     "error",
     "parent_id",
 )
-JSON_COLUMNS = frozenset({"inputs", "output", "probabilities"})
-Row = tuple[Any, ...]
+REVIEW_STATUSES = ("review", "audit")
 
 
 @dataclass(slots=True)
@@ -59,6 +80,8 @@ class LogBatch:
     redact: Mapping[str, str] | None = None
     # Shadow rows: the id of the row that answered the same input, one per row.
     parent_ids: list[str] | None = None
+    # Rows per request when `merge` joined several (each is stored as its own row); None: one request.
+    sizes: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -151,41 +174,99 @@ def _json_objects(columns: Mapping[str, Any], n: int) -> list[str]:
     return "".join(pieces).split(_ROW_SEPARATOR)[:-1]
 
 
-def _json_rows(matrix: np.ndarray) -> list[str]:
-    """Each row of a 2-d float array as a JSON array, written in one call."""
-    if matrix.ndim != 2 or len(matrix) < _SMALL or not matrix.shape[1]:
-        return [dumps(p) for p in matrix.tolist()]
-    text = orjson.dumps(np.ascontiguousarray(matrix), option=orjson.OPT_SERIALIZE_NUMPY).decode()
-    return ["[" + part + "]" for part in text[2:-2].split("],[")]
+def _json_list(values: Any) -> str:
+    """A column's values as a JSON array: one `orjson` call where they are plain numbers."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in _NUMPY_KINDS and values.ndim == 1:
+        return orjson.dumps(np.ascontiguousarray(values), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    if isinstance(values, list) and all(type(v) in _PLAIN for v in values):
+        return orjson.dumps(values).decode()
+    return "[" + ",".join(_json_array(values)) + "]"
+
+
+def _groups(batch: LogBatch) -> list[tuple[int, int, str, int]]:
+    """(start, end, batch key, first row number) of each stored batch: one per request, whose ids
+    share a key and count up from it (`ids.new_ids`); ids of another shape are stored one by one."""
+    out: list[tuple[int, int, str, int]] = []
+    start = 0
+    for size in batch.sizes or [len(batch.ids)]:
+        end = start + size
+        key, first = split_id(batch.ids[start])
+        last_key, last = split_id(batch.ids[end - 1])
+        if first != WHOLE and last_key == key and last == first + size - 1:
+            out.append((start, end, key, first))
+        else:
+            out.extend((i, i + 1, *split_id(batch.ids[i])) for i in range(start, end))
+        start = end
+    return out
+
+
+def _statuses(status: list[str] | str, a: int, b: int) -> tuple[str, int]:
+    """A group's status column (one status, or a JSON array when they differ) and its review count."""
+    if isinstance(status, str):
+        return status, (b - a) * (status in REVIEW_STATUSES)
+    part = status[a:b]
+    review = sum(1 for s in part if s in REVIEW_STATUSES)
+    return (part[0] if part.count(part[0]) == len(part) else dumps(part)), review
 
 
 def encode(batch: LogBatch) -> list[Row]:
-    """The batch's rows in `COLUMNS` order, redacted and JSON-encoded."""
+    """The batch's stored rows in `COLUMNS` order, one per request: redacted and JSON-encoded."""
     n = len(batch.ids)
+    if not n:
+        return []
     error = batch.error
     # One representation from here on: columns (name -> values), as the data plane hands them over.
-    columns = _columns(batch.frame)
-    if columns is not None and batch.redact:
+    columns = _columns(batch.frame) or {}
+    if columns and batch.redact:
         if error:
             error = scrub_text(error, columns, batch.redact)
         columns = redact_columns(columns, batch.redact)
-    inputs = _json_objects(columns or {}, n)
-    if len(inputs) != n:
-        raise ValueError(f"{len(inputs)} input rows for {n} prediction ids")
-    outputs: list[str | None] = _json_array(batch.predictions) if batch.predictions is not None else [None] * n
-    if batch.probabilities is not None:
-        probabilities: list[str | None] = _json_rows(batch.probabilities.astype(float).round(6))
-    else:
-        probabilities = [None] * n
-    status = batch.status if isinstance(batch.status, list) else [batch.status] * n
+    for name, values in columns.items():
+        if len(values) != n:
+            raise ValueError(f"column {name} has {len(values)} values for {n} prediction ids")
+    groups = _groups(batch)
+    # Small groups (a merge of 1-row requests) store their inputs as rows, encoded for the whole batch
+    # at once; big ones as columns, one JSON array per column.
+    row_texts = _json_objects(columns, n) if any(b - a < _SMALL for a, b, _, _ in groups) else []
+    keys = [dumps(str(name)) + ":" for name in columns]
+    probabilities = None if batch.probabilities is None else batch.probabilities.astype(float).round(6)
     head = (batch.endpoint, batch.model, int(batch.version), batch.role)
-    ts = batch.ts if isinstance(batch.ts, list) else [float(batch.ts)] * n
-    latency = batch.latency_ms if isinstance(batch.latency_ms, list) else [float(batch.latency_ms)] * n
-    parents = batch.parent_ids or [None] * n
-    return [
-        (batch.ids[i], *head, ts[i], inputs[i], outputs[i], probabilities[i], latency[i], status[i], error, parents[i])
-        for i in range(n)
-    ]
+    out: list[Row] = []
+    for a, b, key, first in groups:
+        if b - a < _SMALL:
+            inputs = "[" + ",".join(row_texts[a:b]) + "]"
+        else:
+            inputs = "{" + ",".join(k + _json_list(v[a:b]) for k, v in zip(keys, columns.values(), strict=True)) + "}"
+        status, review = _statuses(batch.status, a, b)
+        out.append(
+            (
+                key,
+                first,
+                b - a,
+                *head,
+                batch.ts[a] if isinstance(batch.ts, list) else float(batch.ts),
+                batch.latency_ms[a] if isinstance(batch.latency_ms, list) else float(batch.latency_ms),
+                status,
+                review,
+                error,
+                inputs,
+                None if batch.predictions is None else _json_list(batch.predictions[a:b]),
+                None if probabilities is None else _json_matrix(probabilities[a:b]),
+                None if batch.parent_ids is None else dumps(batch.parent_ids[a:b]),
+            )
+        )
+    return out
+
+
+def _json_matrix(matrix: np.ndarray) -> str:
+    if matrix.ndim == 2:
+        return orjson.dumps(np.ascontiguousarray(matrix), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    return dumps(matrix.tolist())
+
+
+def count_rows(rows: Iterable[Row]) -> int:
+    """Predictions held by stored rows (each holds a request's worth)."""
+    return sum(row[2] for row in rows)
 
 
 def _merge_key(batch: LogBatch) -> tuple[Any, ...] | None:
@@ -262,23 +343,96 @@ def _merged(run: list[LogBatch]) -> LogBatch:
         error=first.error,
         redact=first.redact,
         parent_ids=None if first.parent_ids is None else [p for b in run for p in b.parent_ids],  # type: ignore[union-attr]
+        sizes=[size for b in run for size in (b.sizes or [len(b)])],
     )
 
 
-def as_dict(row: Row) -> dict[str, Any]:
-    """A row with its JSON documents decoded (for tests and tools)."""
-    out = dict(zip(COLUMNS, row, strict=True))
-    for name in JSON_COLUMNS:
-        if out[name] is not None:
-            out[name] = orjson.loads(out[name])
+def decode_list(text: str | None) -> Any:
+    """A stored JSON column (outputs, probabilities, parents), decoded; None stays None."""
+    return None if text is None else orjson.loads(text)
+
+
+def decode_statuses(status: str, n: int) -> list[str]:
+    """A stored row's status column as one status per row."""
+    return orjson.loads(status) if status.startswith("[") else [status] * n
+
+
+def expand(row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A stored row's predictions as mappings of `PREDICTION_COLUMNS`, JSON decoded; the columns the
+    row mapping lacks (a reader that did not select `inputs`, say) are None."""
+    n, key, first = row["n_rows"], row["batch_key"], row["first_row"]
+    ids = batch_ids(key, first, n)
+    inputs = decode_list(row.get("inputs"))
+    if isinstance(inputs, dict):  # columns -> one object per row
+        names = list(inputs)
+        inputs = [dict(zip(names, values, strict=True)) for values in zip(*inputs.values(), strict=True)] or [
+            {} for _ in range(n)
+        ]
+    outputs = decode_list(row.get("outputs"))
+    probabilities = decode_list(row.get("probabilities"))
+    parents = decode_list(row.get("parents"))
+    statuses = decode_statuses(row["status"], n)
+    out = []
+    for i in range(n):
+        out.append(
+            {
+                "id": ids[i],
+                "endpoint": row.get("endpoint"),
+                "model": row.get("model"),
+                "version": row.get("version"),
+                "role": row.get("role"),
+                "ts": row.get("ts"),
+                "inputs": None if inputs is None else inputs[i],
+                "output": None if outputs is None else outputs[i],
+                "probabilities": None if probabilities is None else probabilities[i],
+                "latency_ms": row.get("latency_ms"),
+                "status": statuses[i],
+                "error": row.get("error"),
+                "parent_id": None if parents is None else parents[i],
+            }
+        )
     return out
 
 
-def from_dict(row: Mapping[str, Any]) -> Row:
-    """A row from a mapping with decoded JSON documents (the older `write(rows)` form)."""
-    return tuple(
-        (dumps(row.get(c)) if row.get(c) is not None else ("{}" if c == "inputs" else None))
-        if c in JSON_COLUMNS
-        else row.get(c)
-        for c in COLUMNS
+def as_dicts(rows: Iterable[Row]) -> list[dict[str, Any]]:
+    """Stored rows' predictions, decoded (for tests and tools)."""
+    return [p for row in rows for p in expand(dict(zip(COLUMNS, row, strict=True)))]
+
+
+def from_prediction(pred: Mapping[str, Any]) -> Row:
+    """The stored row of one prediction given as a mapping of `PREDICTION_COLUMNS` with decoded JSON
+    (the older `write(rows)` form)."""
+    return from_legacy(
+        tuple(
+            (dumps(pred.get(c)) if pred.get(c) is not None else ("{}" if c == "inputs" else None))
+            if c in ("inputs", "output", "probabilities")
+            else pred.get(c)
+            for c in PREDICTION_COLUMNS
+        )
+    )
+
+
+def from_legacy(row: Row) -> Row:
+    """The stored row of one prediction stored the old way: a tuple in `PREDICTION_COLUMNS` order
+    with its JSON encoded (spool files and logs from before batches)."""
+    pid, endpoint, model, version, role, ts, inputs, output, probabilities, latency, status, error, *rest = row
+    parent = rest[0] if rest else None
+    key, first = split_id(pid)
+    return (
+        key,
+        first,
+        1,
+        endpoint,
+        model,
+        version,
+        role,
+        ts,
+        latency,
+        status,
+        int(status in REVIEW_STATUSES),
+        error,
+        "[" + (inputs or "{}") + "]",
+        None if output is None else "[" + output + "]",
+        None if probabilities is None else "[" + probabilities + "]",
+        None if parent is None else dumps([parent]),
     )

@@ -24,10 +24,11 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
-from driftgate.records.rows import COLUMNS, Row
+from driftgate.records.rows import COLUMNS, PREDICTION_COLUMNS, Row, from_legacy
 
 log = logging.getLogger("driftgate.recorder")
 HEADER = struct.Struct("<II")
@@ -53,6 +54,15 @@ def encode_frame(rows: Sequence[Row]) -> bytes:
     return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
+def _current(row: list[Any]) -> Row:
+    """A spooled row in today's `COLUMNS` form. Older servers spooled one row per prediction (its id
+    first, then the endpoint: a string where a stored row has a row number), some before `parent_id`
+    was added (padded with None: the column is nullable)."""
+    if len(row) == len(COLUMNS) and isinstance(row[1], int):
+        return tuple(row)
+    return from_legacy(tuple(row) + (None,) * (len(PREDICTION_COLUMNS) - len(row)))
+
+
 def read_frames(path: Path) -> Iterator[list[Row]]:
     """Every complete frame of a spool file, in order; stops at the first torn or corrupt one."""
     data = path.read_bytes()
@@ -63,8 +73,7 @@ def read_frames(path: Path) -> Iterator[list[Row]]:
         if end > len(data) or zlib.crc32(data[start:end]) != crc:
             log.warning("spool file %s ends with a torn frame at byte %d; the rest is ignored", path.name, pos)
             return
-        # Rows spooled before a column was added are padded with None (the new columns are nullable).
-        yield [tuple(r) + (None,) * (len(COLUMNS) - len(r)) for r in orjson.loads(data[start:end])]
+        yield [_current(r) for r in orjson.loads(data[start:end])]
         pos = end
 
 

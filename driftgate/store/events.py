@@ -11,7 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from driftgate.records.events import OutcomeEvent
 from driftgate.store import tables as t
-from driftgate.store.predictions import store_unavailable
+from driftgate.store.predictions import locate, store_unavailable
 
 CHUNK = 500  # ids per IN (...) look-up, well under SQLite's bound-parameter limit
 
@@ -40,16 +40,12 @@ class EventRepo:
     def targets(self, endpoint: str, ids: Sequence[str]) -> dict[str, Target]:
         """The endpoint's primary predictions among `ids`. Shadow rows are not answers the application
         saw, so events cannot be tied to them."""
-        p = t.predictions
-        found: dict[str, Target] = {}
+        b = t.prediction_batches
         with self.engine.connect() as conn:
-            for start in range(0, len(ids), CHUNK):
-                query = select(p.c.id, p.c.ts, p.c.model, p.c.version).where(
-                    p.c.id.in_(list(ids[start : start + CHUNK])), p.c.endpoint == endpoint, p.c.role == "primary"
-                )
-                for row in conn.execute(query):
-                    found[row.id] = Target(float(row.ts), row.model, int(row.version))
-        return found
+            located = locate(
+                conn, ids, b.c.ts, b.c.model, b.c.version, where=[b.c.endpoint == endpoint, b.c.role == "primary"]
+            )
+        return {pid: Target(float(row.ts), row.model, int(row.version)) for pid, (row, _) in located.items()}
 
     @store_unavailable
     def add(self, endpoint: str, events: Sequence[OutcomeEvent], targets: Mapping[str, Target]) -> None:

@@ -1,8 +1,11 @@
 """The prediction log and the labels that arrive later, joined by prediction id.
 
-Log rows arrive as tuples in `driftgate.records.rows.COLUMNS` order with JSON already encoded,
-and are bulk-loaded: SQLite with one `executemany` in one transaction, PostgreSQL with `COPY`.
-Writes are idempotent: a row whose id is already stored (a replayed spool file) is skipped.
+The log stores one row per request (`prediction_batches`; `driftgate.records.rows` encodes and
+expands them): rows arrive as tuples in `driftgate.records.rows.COLUMNS` order with JSON already
+encoded and are bulk-loaded, SQLite with one `executemany` in one transaction, PostgreSQL with `COPY`.
+Writes are idempotent: a row whose key is already stored (a replayed spool file) is skipped. Readers
+expand stored rows into one mapping per prediction. Labels stay one row per prediction id; a stored
+row's labels are found by a range scan of the labels' key, since its ids all start with its key.
 """
 
 from __future__ import annotations
@@ -12,19 +15,40 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Connection, Engine, and_, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
 from driftgate.errors import NotReady
-from driftgate.records.rows import COLUMNS, Row, from_dict
+from driftgate.records.ids import WHOLE, batch_ids, split_id
+from driftgate.records.rows import (
+    COLUMNS,
+    REVIEW_STATUSES,
+    Row,
+    decode_list,
+    decode_statuses,
+    expand,
+    from_prediction,
+)
 from driftgate.store import tables as t
 
 F = TypeVar("F", bound=Callable[..., Any])
 _COLUMN_LIST = ", ".join(COLUMNS)
-_SQLITE_INSERT = f"INSERT OR IGNORE INTO predictions ({_COLUMN_LIST}) VALUES ({', '.join('?' for _ in COLUMNS)})"
-_PG_STAGE = "_driftgate_predictions_in"
+_SQLITE_INSERT = f"INSERT OR IGNORE INTO prediction_batches ({_COLUMN_LIST}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+_PG_STAGE = "_driftgate_batches_in"
+CHUNK = 500  # ids or keys per IN (...) look-up, well under SQLite's bound-parameter limit
+_B = t.prediction_batches
+_L = t.labels
+# Every column but the inputs: readers that only count, compare or score skip decoding them.
+_NO_INPUTS = [c for c in _B.c if c.name != "inputs"]
+# A stored row's labels: ids that start with its key. Hex ids sort below key + "g"; a key that is a
+# whole id (`ids.WHOLE`) matches only itself.
+_LABEL_OF_BATCH = and_(
+    _L.c.prediction_id >= _B.c.batch_key,
+    _L.c.prediction_id < _B.c.batch_key + "g",
+    or_(_B.c.first_row != WHOLE, _L.c.prediction_id == _B.c.batch_key),
+)
 
 
 def store_unavailable(method: F) -> F:
@@ -54,15 +78,15 @@ class PredictionRepo:
         self.engine = engine
         self._upsert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
 
-    def write(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Write rows given as mappings (decoded JSON documents); see `write_rows`."""
-        self.write_rows([from_dict(r) for r in rows], replay=True)
+    def write(self, predictions: Sequence[dict[str, Any]]) -> None:
+        """Write predictions given one by one as mappings (decoded JSON documents); see `write_rows`."""
+        self.write_rows([from_prediction(p) for p in predictions], replay=True)
 
     def write_rows(self, rows: Sequence[Row], *, replay: bool = False) -> None:
-        """Bulk-load encoded rows in one transaction; ids already stored are skipped.
+        """Bulk-load encoded rows in one transaction; keys already stored are skipped.
 
         `replay=False` says duplicates are unlikely: PostgreSQL then copies straight into the table
-        and only falls back to copy-into-staging + `ON CONFLICT DO NOTHING` when an id clashes.
+        and only falls back to copy-into-staging + `ON CONFLICT DO NOTHING` when a key clashes.
         """
         if not rows:
             return
@@ -82,32 +106,24 @@ class PredictionRepo:
                 if not replay:
                     cur.execute("SAVEPOINT driftgate_copy")
                     try:
-                        _copy_rows(cur, "predictions", rows)
+                        _copy_rows(cur, "prediction_batches", rows)
                         cur.execute("RELEASE SAVEPOINT driftgate_copy")
                         return
                     except pg_errors.UniqueViolation:
                         cur.execute("ROLLBACK TO SAVEPOINT driftgate_copy")
-                cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_PG_STAGE} (LIKE predictions) ON COMMIT DELETE ROWS")
+                cur.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {_PG_STAGE} (LIKE prediction_batches) ON COMMIT DELETE ROWS"
+                )
                 _copy_rows(cur, _PG_STAGE, rows)
                 cur.execute(
-                    f"INSERT INTO predictions ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM {_PG_STAGE} "
-                    "ON CONFLICT (id) DO NOTHING"
+                    f"INSERT INTO prediction_batches ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM {_PG_STAGE} "
+                    "ON CONFLICT (batch_key) DO NOTHING"
                 )
 
     @store_unavailable
     def known_ids(self, endpoint: str, ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
         with self.engine.connect() as conn:
-            for start in range(0, len(ids), 500):
-                chunk = list(ids[start : start + 500])
-                found.update(
-                    conn.execute(
-                        select(t.predictions.c.id).where(
-                            t.predictions.c.id.in_(chunk), t.predictions.c.endpoint == endpoint
-                        )
-                    ).scalars()
-                )
-        return found
+            return set(locate(conn, ids, where=[_B.c.endpoint == endpoint]))
 
     @store_unavailable
     def add_labels(self, endpoint: str, labels: Iterable[tuple[str, Any]], source: str = "feedback") -> None:
@@ -137,18 +153,18 @@ class PredictionRepo:
         role: str | None = "primary",
     ) -> list[dict[str, Any]]:
         """Logged predictions with their latest label, newest last."""
-        p, lab = t.predictions, t.labels
-        query = (
-            select(p, lab.c.label)
-            .select_from(p.outerjoin(lab, lab.c.prediction_id == p.c.id))
-            .where(*self._filters(endpoint, since, until, None, role))
-            .order_by(p.c.ts.desc(), p.c.id.desc())
-        )
-        if last is not None:
-            query = query.limit(last)
+        where = self._filters(endpoint, since, until, None, role)
+        query = select(_B).where(*where).order_by(_B.c.ts.desc(), _B.c.batch_key.desc())
         with self.engine.connect() as conn:
-            rows = [r._asdict() for r in conn.execute(query)]
-        rows.reverse()
+            stored = newest_rows(conn, query, last)
+            if not stored:
+                return []
+            rows = [p for row in stored for p in expand(row._asdict())]
+            if last is not None:
+                rows = rows[-last:]
+            labels = _labels_where(conn, [*where, _B.c.ts >= rows[0]["ts"]])
+        for p in rows:
+            p["label"] = labels.get(p["id"], (None, None))[0]
         return rows
 
     def labelled_tail(
@@ -163,56 +179,77 @@ class PredictionRepo:
     ) -> list[dict[str, Any]]:
         """The newest `limit` labelled predictions of one version before `until`, oldest first, with
         the label and when it arrived (`label_ts`): the error stream of concept-drift detectors."""
-        p, lab = t.predictions, t.labels
         query = (
-            select(p.c.id, p.c.ts, p.c.output, p.c.status, lab.c.label, lab.c.ts.label("label_ts"))
-            .select_from(p.join(lab, lab.c.prediction_id == p.c.id))
-            .where(*self._filters(endpoint, None, until, version, role), p.c.model == model)
-            .order_by(p.c.ts.desc(), p.c.id.desc())
+            select(
+                _B.c.batch_key,
+                _B.c.first_row,
+                _B.c.ts,
+                _B.c.outputs,
+                _B.c.status,
+                _L.c.prediction_id,
+                _L.c.label,
+                _L.c.ts.label("label_ts"),
+            )
+            .select_from(_B.join(_L, _LABEL_OF_BATCH))
+            .where(*self._filters(endpoint, None, until, version, role), _B.c.model == model)
+            .order_by(_B.c.ts.desc(), _L.c.prediction_id.desc())
             .limit(limit)
         )
+        decoded: dict[str, tuple[list[Any] | None, list[str]]] = {}
+        out = []
         with self.engine.connect() as conn:
-            rows = [r._asdict() for r in conn.execute(query)]
-        rows.reverse()
-        return rows
+            for row in conn.execute(query):
+                if row.batch_key not in decoded:  # the rows of one request share a decoded document
+                    decoded[row.batch_key] = (decode_list(row.outputs), decode_statuses(row.status, 1 << 16))
+                outputs, statuses = decoded[row.batch_key]
+                index = 0 if row.first_row == WHOLE else split_id(row.prediction_id)[1] - row.first_row
+                out.append(
+                    {
+                        "id": row.prediction_id,
+                        "ts": row.ts,
+                        "output": None if outputs is None else outputs[index],
+                        "status": statuses[index],
+                        "label": row.label,
+                        "label_ts": row.label_ts,
+                    }
+                )
+        out.reverse()
+        return out
 
     def count(self, endpoint: str | None = None) -> int:
-        query = select(func.count()).select_from(t.predictions)
+        query = select(func.coalesce(func.sum(_B.c.n_rows), 0))
         if endpoint is not None:
-            query = query.where(t.predictions.c.endpoint == endpoint)
+            query = query.where(_B.c.endpoint == endpoint)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
 
     def pending_review(self, endpoint: str | None, limit: int = 100) -> list[dict[str, Any]]:
-        """Predictions deferred to a human that have no label yet, oldest first."""
-        p, lab = t.predictions, t.labels
-        query = (
-            select(
-                p.c.id,
-                p.c.endpoint,
-                p.c.model,
-                p.c.version,
-                p.c.ts,
-                p.c.inputs,
-                p.c.output,
-                p.c.probabilities,
-                p.c.status,
-            )
-            .select_from(p.outerjoin(lab, lab.c.prediction_id == p.c.id))
-            # "audit": answered under `governed` automation, queued for a person to confirm afterwards.
-            .where(p.c.status.in_(("review", "audit")), lab.c.prediction_id.is_(None))
-            .order_by(p.c.ts, p.c.id)
-            .limit(limit)
-        )
+        """Predictions deferred to a person that have no label yet, oldest first."""
+        # "audit": answered under `governed` automation, queued for a person to confirm afterwards.
+        base = select(*_B.c).where(_B.c.review > 0).order_by(_B.c.ts, _B.c.batch_key).limit(CHUNK)
         if endpoint is not None:
-            query = query.where(p.c.endpoint == endpoint)
+            base = base.where(_B.c.endpoint == endpoint)
+        out: list[dict[str, Any]] = []
+        after: tuple[float, str] | None = None
         with self.engine.connect() as conn:
-            return [r._asdict() for r in conn.execute(query)]
+            while len(out) < limit:
+                query = base if after is None else base.where(_after(after))
+                stored = conn.execute(query).all()
+                if not stored:
+                    break
+                waiting = [p for row in stored for p in expand(row._asdict()) if p["status"] in REVIEW_STATUSES]
+                labelled = labels_of(conn, [p["id"] for p in waiting])
+                out.extend(p for p in waiting if p["id"] not in labelled)
+                after = (stored[-1].ts, stored[-1].batch_key)
+        return [{k: p[k] for k in _REVIEW_COLUMNS} for p in out[:limit]]
 
     def get(self, prediction_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(t.predictions).where(t.predictions.c.id == prediction_id)).first()
-        return row._asdict() if row is not None else None
+            found = locate(conn, [prediction_id], *[c for c in _B.c if c.name not in _KEY_COLUMNS])
+        if prediction_id not in found:
+            return None
+        row, index = found[prediction_id]
+        return expand(row._asdict())[index]
 
     def count_range(
         self,
@@ -225,32 +262,33 @@ class PredictionRepo:
         model: str | None = None,
         limit: int | None = None,
     ) -> int:
-        """Rows matching; with `limit`, counting stops there (an "any?" or "more than N?" answer reads at
-        most `limit` index entries, where a full count of a busy minute reads hundreds of thousands)."""
-        p = t.predictions
-        filtered = select(p.c.id if limit is not None else func.count()).where(
-            *self._filters(endpoint, since, until, version, role)
-        )
+        """Predictions matching; with `limit`, counting stops there (an "any?" or "more than N?" answer
+        reads at most `limit` index entries, where a full count of a busy minute reads thousands)."""
+        where = self._filters(endpoint, since, until, version, role)
         if model is not None:
-            filtered = filtered.where(p.c.model == model)
-        query = filtered if limit is None else select(func.count()).select_from(filtered.limit(limit).subquery())
+            where.append(_B.c.model == model)
+        if limit is None:
+            query = select(func.coalesce(func.sum(_B.c.n_rows), 0)).where(*where)
+        else:
+            held = select(_B.c.n_rows).where(*where).limit(limit).subquery()
+            query = select(func.coalesce(func.sum(held.c.n_rows), 0))
         with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar() or 0)
+            total = int(conn.execute(query).scalar() or 0)
+        return total if limit is None else min(total, limit)
 
     @staticmethod
     def _filters(
         endpoint: str, since: float | None, until: float | None, version: int | None, role: str | None
     ) -> list[Any]:
-        p = t.predictions
-        where: list[Any] = [p.c.endpoint == endpoint]
+        where: list[Any] = [_B.c.endpoint == endpoint]
         if since is not None:
-            where.append(p.c.ts >= since)
+            where.append(_B.c.ts >= since)
         if until is not None:
-            where.append(p.c.ts < until)
+            where.append(_B.c.ts < until)
         if version is not None:
-            where.append(p.c.version == version)
+            where.append(_B.c.version == version)
         if role is not None:
-            where.append(p.c.role == role)
+            where.append(_B.c.role == role)
         return where
 
     def iter_with_labels(
@@ -263,51 +301,118 @@ class PredictionRepo:
         role: str | None = "primary",
         chunk_rows: int = 20_000,
     ) -> Iterator[list[dict[str, Any]]]:
-        """Logged rows with their label (and its time), oldest first, in chunks (keyset pagination)."""
-        p, lab = t.predictions, t.labels
-        base = (
-            select(p, lab.c.label, lab.c.ts.label("label_ts"))
-            .select_from(p.outerjoin(lab, lab.c.prediction_id == p.c.id))
-            .where(*self._filters(endpoint, since, until, version, role))
-            .order_by(p.c.ts, p.c.id)
-            .limit(chunk_rows)
-        )
+        """Logged predictions with their label (and its time), oldest first, in chunks of whole stored
+        rows, about `chunk_rows` predictions each (keyset pagination)."""
+        where = self._filters(endpoint, since, until, version, role)
+        base = select(_B).where(*where).order_by(_B.c.ts, _B.c.batch_key)
         after: tuple[float, str] | None = None
         while True:
-            query = base
-            if after is not None:
-                query = query.where((p.c.ts > after[0]) | ((p.c.ts == after[0]) & (p.c.id > after[1])))
+            query = base if after is None else base.where(_after(after))
             with self.engine.connect() as conn:
-                chunk = [r._asdict() for r in conn.execute(query)]
-            if not chunk:
-                return
+                stored = _first_rows(conn, query, chunk_rows)
+                if not stored:
+                    return
+                chunk = [p for row in stored for p in expand(row._asdict())]
+                labels = _labels_where(conn, [*where, _B.c.ts >= stored[0].ts, _B.c.ts <= stored[-1].ts])
+            for p in chunk:
+                p["label"], p["label_ts"] = labels.get(p["id"], (None, None))
             yield chunk
-            if len(chunk) < chunk_rows:
-                return
-            after = (chunk[-1]["ts"], chunk[-1]["id"])
+            after = (stored[-1].ts, stored[-1].batch_key)
 
     def label_sample(self, endpoint: str) -> Any:
         """One stored label of the endpoint (None if none): tells exporters the label's type."""
         with self.engine.connect() as conn:
-            return conn.execute(select(t.labels.c.label).where(t.labels.c.endpoint == endpoint).limit(1)).scalar()
+            return conn.execute(select(_L.c.label).where(_L.c.endpoint == endpoint).limit(1)).scalar()
 
     def delete_before(self, cutoff: float, endpoint: str | None = None, chunk_rows: int = 10_000) -> int:
         """Delete log rows older than `cutoff` (epoch seconds), their labels and their outcome events;
-        returns rows deleted."""
-        p, lab, ev = t.predictions, t.labels, t.outcome_events
+        returns the predictions deleted."""
+        ev = t.outcome_events
         total = 0
         while True:
-            query = select(p.c.id).where(p.c.ts < cutoff).limit(chunk_rows)
+            query = select(_B.c.batch_key, _B.c.first_row, _B.c.n_rows).where(_B.c.ts < cutoff).limit(CHUNK)
             if endpoint is not None:
-                query = query.where(p.c.endpoint == endpoint)
+                query = query.where(_B.c.endpoint == endpoint)
             with self.engine.begin() as conn:
-                ids = list(conn.execute(query).scalars())
-                if not ids:
+                stored = conn.execute(query).all()
+                if not stored:
                     return total
-                conn.execute(delete(lab).where(lab.c.prediction_id.in_(ids)))
-                conn.execute(delete(ev).where(ev.c.prediction_id.in_(ids)))
-                conn.execute(delete(p).where(p.c.id.in_(ids)))
+                ids = [pid for row in stored for pid in batch_ids(row.batch_key, row.first_row, row.n_rows)]
+                for start in range(0, len(ids), CHUNK):
+                    part = ids[start : start + CHUNK]
+                    conn.execute(delete(_L).where(_L.c.prediction_id.in_(part)))
+                    conn.execute(delete(ev).where(ev.c.prediction_id.in_(part)))
+                conn.execute(delete(_B).where(_B.c.batch_key.in_([row.batch_key for row in stored])))
             total += len(ids)
+
+
+_KEY_COLUMNS = frozenset({"batch_key", "first_row", "n_rows"})
+_REVIEW_COLUMNS = ("id", "endpoint", "model", "version", "ts", "inputs", "output", "probabilities", "status")
+
+
+def locate(
+    conn: Connection, ids: Sequence[str], *columns: Any, where: Iterable[Any] = ()
+) -> dict[str, tuple[Any, int]]:
+    """{id: (its stored row, with `columns`; its index there)} for those of `ids` that are stored and
+    match `where`."""
+    by_key: dict[str, list[tuple[str, int]]] = {}
+    for pid in ids:
+        key, number = split_id(pid)
+        by_key.setdefault(key, []).append((pid, number))
+    keys = list(by_key)
+    found: dict[str, tuple[Any, int]] = {}
+    for start in range(0, len(keys), CHUNK):
+        query = select(_B.c.batch_key, _B.c.first_row, _B.c.n_rows, *columns).where(
+            _B.c.batch_key.in_(keys[start : start + CHUNK]), *where
+        )
+        for row in conn.execute(query):
+            for pid, number in by_key[row.batch_key]:
+                index = number - row.first_row if row.first_row != WHOLE else 0
+                if 0 <= index < row.n_rows and (number == WHOLE) == (row.first_row == WHOLE):
+                    found[pid] = (row, index)
+    return found
+
+
+def _after(after: tuple[float, str]) -> Any:
+    """Keyset pagination: rows after (ts, key) in the log's order."""
+    return or_(_B.c.ts > after[0], and_(_B.c.ts == after[0], _B.c.batch_key > after[1]))
+
+
+def newest_rows(conn: Connection, query: Any, rows: int | None) -> list[Any]:
+    """Stored rows from `query` (newest first) until they hold `rows` predictions, oldest first."""
+    stored = conn.execute(query).all() if rows is None else _first_rows(conn, query, rows)
+    stored.reverse()
+    return stored
+
+
+def _first_rows(conn: Connection, query: Any, rows: int) -> list[Any]:
+    """Stored rows from `query`, in its order, until they hold at least `rows` predictions."""
+    out: list[Any] = []
+    held = 0
+    result = conn.execution_options(stream_results=True, yield_per=1000).execute(query.limit(rows))
+    for row in result:
+        out.append(row)
+        held += row.n_rows
+        if held >= rows:
+            break
+    result.close()
+    return out
+
+
+def _labels_where(conn: Connection, where: Sequence[Any]) -> dict[str, tuple[Any, float]]:
+    """{prediction id: (label, when it arrived)} for the stored rows matching `where`."""
+    query = select(_L.c.prediction_id, _L.c.label, _L.c.ts).select_from(_B.join(_L, _LABEL_OF_BATCH)).where(*where)
+    return {row.prediction_id: (row.label, row.ts) for row in conn.execute(query)}
+
+
+def labels_of(conn: Connection, ids: Sequence[str]) -> dict[str, tuple[Any, float]]:
+    """{prediction id: (label, when it arrived)} for those of `ids` that have one."""
+    out: dict[str, tuple[Any, float]] = {}
+    for start in range(0, len(ids), CHUNK):
+        part = ids[start : start + CHUNK]
+        query = select(_L.c.prediction_id, _L.c.label, _L.c.ts).where(_L.c.prediction_id.in_(part))
+        out.update((row.prediction_id, (row.label, row.ts)) for row in conn.execute(query))
+    return out
 
 
 def _copy_rows(cursor: Any, table: str, rows: Sequence[Row]) -> None:

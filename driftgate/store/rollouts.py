@@ -6,12 +6,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy import Engine, and_, or_, select
 
 from driftgate.errors import Conflict
+from driftgate.records.rows import expand
 from driftgate.rollout.spec import ACTIVE_STATES
 from driftgate.store import tables as t
 from driftgate.store.endpoints import bump_revision, record_audit
+from driftgate.store.predictions import labels_of, newest_rows
 
 _R = t.rollouts
 
@@ -180,27 +182,22 @@ class RolloutRepo:
     def window(
         self, endpoint: str, since: float, versions: list[tuple[str, int]], limit: int = 20_000
     ) -> list[dict[str, Any]]:
-        """The newest logged rows of the given versions since `since`, each with its label if one
-        arrived (a shadow row takes the label of the row it shadows)."""
-        p, lab = t.predictions, t.labels
-        which = or_(*(and_(p.c.model == m, p.c.version == v) for m, v in versions))
+        """The newest logged predictions of the given versions since `since` (at most `limit`), each
+        with its label if one arrived (a shadow row takes the label of the row it shadows)."""
+        b = t.prediction_batches
+        which = or_(*(and_(b.c.model == m, b.c.version == v) for m, v in versions))
         query = (
-            select(
-                p.c.id,
-                p.c.model,
-                p.c.version,
-                p.c.role,
-                p.c.status,
-                p.c.latency_ms,
-                p.c.output,
-                p.c.probabilities,
-                p.c.parent_id,
-                lab.c.label,
-            )
-            .select_from(p.outerjoin(lab, lab.c.prediction_id == func.coalesce(p.c.parent_id, p.c.id)))
-            .where(p.c.endpoint == endpoint, p.c.ts >= since, which)
-            .order_by(p.c.ts.desc())
-            .limit(limit)
+            select(*(c for c in b.c if c.name != "inputs"))
+            .where(b.c.endpoint == endpoint, b.c.ts >= since, which)
+            .order_by(b.c.ts.desc())
         )
         with self.engine.connect() as conn:
-            return [r._asdict() for r in conn.execute(query)]
+            rows = [p for row in newest_rows(conn, query, limit) for p in expand(row._asdict())][-limit:]
+            labels = labels_of(conn, list({p["parent_id"] or p["id"] for p in rows}))
+        columns = ("id", "model", "version", "role", "status", "latency_ms", "output", "probabilities", "parent_id")
+        out = []
+        for p in reversed(rows):
+            row = {c: p[c] for c in columns}
+            row["label"] = labels.get(p["parent_id"] or p["id"], (None, None))[0]
+            out.append(row)
+        return out

@@ -107,30 +107,36 @@ tokens = Table(
     Column("revoked", Boolean, nullable=False, default=False),
 )
 
-predictions = Table(
-    "predictions",
+# The prediction log (0005): one row per request's predictions, not per prediction, so a 100-row
+# request costs one insert and one index entry. A prediction id names its row: its first 28 hex digits
+# are `batch_key`, the last 4 its row number (`driftgate.records.ids`); `driftgate.records.rows`
+# encodes and expands rows. Columns that differ per prediction are JSON lists.
+prediction_batches = Table(
+    "prediction_batches",
     metadata,
-    Column("id", String(32), primary_key=True),
+    Column("batch_key", String(32), primary_key=True),
+    Column("first_row", Integer, nullable=False),
+    Column("n_rows", Integer, nullable=False),
     Column("endpoint", String(200), nullable=False),
     Column("model", String(200), nullable=False),
     Column("version", Integer, nullable=False),
     Column("role", String(16), nullable=False),  # "primary" | "shadow"
     Column("ts", Float, nullable=False),
-    Column("inputs", JSON, nullable=False),
-    Column("output", JSON),
-    Column("probabilities", JSON),
     Column("latency_ms", Float, nullable=False),
-    Column("status", String(16), nullable=False),
+    Column("status", Text, nullable=False),  # one status, or a JSON list of them
+    Column("review", Integer, nullable=False),  # rows waiting for review ("review" | "audit")
     Column("error", Text),
-    # A shadow row points at the row that answered the same input (added in 0002).
-    Column("parent_id", String(32)),
-    Index("ix_predictions_endpoint_ts", "endpoint", "ts"),
-    # Partial (0004): only shadow rows have a parent; the others skip the index entry.
+    Column("inputs", Text, nullable=False),  # JSON: list of row objects, or object of columns
+    Column("outputs", Text),  # JSON list
+    Column("probabilities", Text),  # JSON list of lists
+    Column("parents", Text),  # shadow rows: JSON list of the answering rows' ids
+    Index("ix_prediction_batches_endpoint_ts", "endpoint", "ts"),
+    # Only rows with predictions deferred to a person: the review queue reads these alone.
     Index(
-        "ix_predictions_parent",
-        "parent_id",
-        sqlite_where=text("parent_id IS NOT NULL"),
-        postgresql_where=text("parent_id IS NOT NULL"),
+        "ix_prediction_batches_review",
+        "ts",
+        sqlite_where=text("review > 0"),
+        postgresql_where=text("review > 0"),
     ),
 )
 
@@ -264,7 +270,7 @@ __all__ = [
     "monitor_reports",
     "monitoring_points",
     "outcome_events",
-    "predictions",
+    "prediction_batches",
     "rollouts",
     "tokens",
 ]

@@ -14,7 +14,7 @@ import pytest
 from driftgate.records.ids import new_ids
 from driftgate.records.log_process import FLUSH_PATIENCE_S, ProcessRecorder
 from driftgate.records.recorder import LogBatch, Recorder
-from driftgate.records.rows import encode
+from driftgate.records.rows import as_dicts, encode
 from driftgate.store import Store
 
 
@@ -174,11 +174,11 @@ def test_rows_match_the_in_process_encoding(tmp_path: Path, store: Store, db_url
         rec.close()
     stored = {row["id"]: row for row in store.predictions.window("ep", last=n)}
     assert len(stored) == n
-    for i, row in enumerate(encode(b)):  # the in-process encoding of the same batch
-        assert stored[b.ids[i]]["inputs"] == {"x": float(i), "email": f"u{i}@secret.example"}
-        assert stored[b.ids[i]]["output"] == i
-        assert stored[b.ids[i]]["probabilities"] == [0.5, 0.5]
-        assert row[0] == b.ids[i]
+    for i, row in enumerate(as_dicts(encode(b))):  # the in-process encoding of the same batch
+        assert stored[b.ids[i]]["inputs"] == row["inputs"] == {"x": float(i), "email": f"u{i}@secret.example"}
+        assert stored[b.ids[i]]["output"] == row["output"] == i
+        assert stored[b.ids[i]]["probabilities"] == row["probabilities"] == [0.5, 0.5]
+        assert row["id"] == b.ids[i]
 
 
 def test_flush_does_not_wait_for_a_starved_child(tmp_path: Path, store: Store, db_url: str) -> None:

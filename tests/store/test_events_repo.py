@@ -8,7 +8,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, inspect
+from sqlalchemy import Engine, create_engine, inspect, text
 
 from driftgate.monitoring.points import MetricPoint
 from driftgate.records.events import OutcomeEvent
@@ -109,25 +109,65 @@ def test_0003_upgrades_a_0002_database_and_downgrades(db_url: str) -> None:
     engine.dispose()
 
 
-def test_0004_indexes_parent_ids_only_where_set_and_lookups_still_use_it(db_url: str) -> None:
-    store = Store.open(db=db_url)  # migrates to head
-    with store.engine.connect() as conn:
-        if store.engine.dialect.name == "sqlite":
-            ddl = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'ix_predictions_parent'").scalar()
-            plan = " ".join(
-                str(r[-1])
-                for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN SELECT id FROM predictions WHERE parent_id = 'x'")
+def test_0005_carries_the_log_over_to_one_row_per_request_and_back(db_url: str) -> None:
+    engine = create_engine(db_url)
+    _migrate(engine, command.upgrade, "0004")
+    old_id = "018f3a2b4c5d" + "ab" * 10  # the old shape: 12 digits of time, 20 random
+    rows = [
+        (old_id, "primary", '{"x": 1.5, "c": "a"}', "1", "[0.25, 0.75]", "ok", None),
+        ("legacy-review", "primary", '{"x": 2.0, "c": "b"}', "0", "[0.9, 0.1]", "review", None),
+        ("shadow-1", "shadow", '{"x": 1.5, "c": "a"}', "0", "[0.6, 0.4]", "ok", old_id),
+    ]
+    with engine.begin() as conn:
+        for i, (pid, role, inputs, output, proba, status, parent) in enumerate(rows):
+            conn.execute(
+                text(
+                    "INSERT INTO predictions (id, endpoint, model, version, role, ts, inputs, output, probabilities, "
+                    "latency_ms, status, error, parent_id) VALUES (:id, 'ep', 'm', 1, :role, :ts, :inputs, :output, "
+                    ":proba, 2.5, :status, NULL, :parent)"
+                ),
+                {
+                    "id": pid,
+                    "role": role,
+                    "ts": 10.0 + i,
+                    "inputs": inputs,
+                    "output": output,
+                    "proba": proba,
+                    "status": status,
+                    "parent": parent,
+                },
             )
-            assert "ix_predictions_parent" in plan
-        else:
-            ddl = conn.exec_driver_sql(
-                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_predictions_parent'"
-            ).scalar()
-    assert ddl is not None and "parent_id IS NOT NULL" in ddl
+        conn.execute(
+            text(
+                "INSERT INTO labels (prediction_id, endpoint, label, source, ts) "
+                "VALUES (:id, 'ep', '1', 'feedback', 20)"
+            ),
+            {"id": old_id},
+        )
+    engine.dispose()
+
+    store = Store.open(db=db_url)  # migrates to head
+    assert "predictions" not in inspect(store.engine).get_table_names()
+    window = store.predictions.window("ep", last=10)
+    assert [(p["id"], p["inputs"], p["output"], p["label"]) for p in window] == [
+        (old_id, {"x": 1.5, "c": "a"}, 1, 1),
+        ("legacy-review", {"x": 2.0, "c": "b"}, 0, None),
+    ]
+    assert [p["id"] for p in store.predictions.pending_review("ep")] == ["legacy-review"]
+    assert store.predictions.known_ids("ep", [old_id, "shadow-1", old_id[:-1] + "0", "nope"]) == {old_id, "shadow-1"}
+    shadow = store.predictions.get("shadow-1")
+    assert shadow is not None and shadow["parent_id"] == old_id and shadow["probabilities"] == [0.6, 0.4]
     store.close()
 
     engine = create_engine(db_url)
-    _migrate(engine, command.downgrade, "0003")
+    _migrate(engine, command.downgrade, "0004")
+    with engine.connect() as conn:
+        back = conn.execute(text("SELECT id, role, status, parent_id, latency_ms FROM predictions ORDER BY ts")).all()
+    assert [tuple(r) for r in back] == [
+        (old_id, "primary", "ok", None, 2.5),
+        ("legacy-review", "primary", "review", None, 2.5),
+        ("shadow-1", "shadow", "ok", old_id, 2.5),
+    ]
     assert "ix_predictions_parent" in {i["name"] for i in inspect(engine).get_indexes("predictions")}
-    _migrate(engine, command.upgrade, "0004")
+    _migrate(engine, command.upgrade, "head")
     engine.dispose()

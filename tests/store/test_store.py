@@ -29,7 +29,7 @@ def _record(name: str = "m") -> dict:
 
 def test_migrations_create_every_table(store: Store) -> None:
     tables = set(inspect(store.engine).get_table_names())
-    assert {"models", "model_versions", "artifacts", "endpoints", "predictions", "labels", "tokens"} <= tables
+    assert {"models", "model_versions", "artifacts", "endpoints", "prediction_batches", "labels", "tokens"} <= tables
     assert "alembic_version" in tables
 
 
