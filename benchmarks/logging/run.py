@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, text
 
 from driftgate.records.ids import new_ids
 from driftgate.records.recorder import LogBatch, Recorder
-from driftgate.records.rows import encode
+from driftgate.records.rows import count_rows, encode
 from driftgate.store import Store
 
 PG = os.environ.get("DRIFTGATE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -62,10 +62,12 @@ def batches(total: int, per_batch: int, seed: int = 0) -> list[LogBatch]:
 
 def measure_write(store: Store, rows: int) -> float:
     encoded = [r for b in batches(rows, 1000, seed=1) for r in encode(b)]
+    total = count_rows(encoded)
+    step = max(1, 20_000 * len(encoded) // total)  # stored rows holding ~20k predictions
     started = time.perf_counter()
-    for start in range(0, len(encoded), 20_000):
-        store.predictions.write_rows(encoded[start : start + 20_000])
-    return len(encoded) / (time.perf_counter() - started)
+    for start in range(0, len(encoded), step):
+        store.predictions.write_rows(encoded[start : start + step])
+    return total / (time.perf_counter() - started)
 
 
 def measure_recorder(store: Store, rows: int, per_batch: int, spool: Path | None = None) -> float:

@@ -84,8 +84,7 @@ def prepare(data_dir: Path, csv: Path, rows: int) -> None:
         ids = new_ids(n)
         batch = LogBatch(ENDPOINT, "clf", 1, "primary", base + i, ids, frame, preds, proba, 3.0, "ok")
         encoded = encode(batch)
-        for s in range(0, n, 20_000):
-            store.predictions.write_rows(encoded[s : s + 20_000])
+        store.predictions.write_rows(encoded)
         target = Target(base + i, "clf", 1)
         events = [OutcomeEvent(pid, "user_retried", base + i + 1) for pid in ids[::50]]
         store.events.add(ENDPOINT, events, dict.fromkeys(ids[::50], target))

@@ -14,14 +14,15 @@ import os
 import time
 
 KEY_DIGITS = 28
-ROWS_PER_KEY = 0x10000  # four hex digits of row number
+# Rows per key: bounds a stored row (~1 MB of JSON at 20 features), which a read by id decodes whole.
+ROWS_PER_KEY = 4096
 _HEX = frozenset("0123456789abcdef")
 # The row number of an id that is not 32 hex digits: the batch holds that one row, keyed by the id.
 WHOLE = -1
 
 
 def new_ids(n: int) -> list[str]:
-    """`n` ids for one request's rows: one batch key per 65,536 rows."""
+    """`n` ids for one request's rows: a new batch key every `ROWS_PER_KEY` rows."""
     prefix = f"{int(time.time() * 1000):012x}"
     ids: list[str] = []
     for start in range(0, n, ROWS_PER_KEY):

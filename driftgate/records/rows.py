@@ -1,4 +1,12 @@
-"""Turning a `LogBatch` into stored rows: redaction first, then JSON encoding, column by column.
+"""Turning a `LogBatch` into stored rows: redaction first, then encoding, column by column.
+
+A stored row holds one request's predictions (`COLUMNS`): a 100-row request is one insert and one
+index entry, where a row per prediction cost ~7 us of SQLite per prediction. Its ids name it: they
+share its 28-digit key and count up from `first_row` (`driftgate.records.ids`). Values that differ
+per prediction are JSON lists; a big request's inputs are stored as columns, numeric ones packed
+(base64 of their bytes: no per-value number formatting); small requests' inputs as row objects,
+encoded for a whole merged batch at once. `expand` turns a stored row back into one mapping per
+prediction, as the store's readers return them.
 
 A row is a plain tuple in `COLUMNS` order with its JSON documents already encoded, so the same
 value goes to the spool file, to SQLite's `executemany` and to PostgreSQL's `COPY` unchanged.
@@ -8,6 +16,7 @@ the spool, the store or a log line.
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -18,7 +27,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from driftgate.records.ids import WHOLE, batch_ids, split_id
+from driftgate.records.ids import ROWS_PER_KEY, WHOLE, batch_ids, split_id
 from driftgate.records.redaction import redact_columns, scrub_text
 
 # A stored row holds one request's predictions (see `driftgate.records.ids` for how ids name it).
@@ -35,9 +44,9 @@ COLUMNS = (
     "status",  # one status for every row, or a JSON array of them
     "review",  # rows whose status puts them in the review queue
     "error",
-    "inputs",  # JSON: a list of row objects, or an object of columns (name -> list of values)
+    "inputs",  # JSON: a list of row objects, or an object of columns (name -> JSON list, or packed numbers)
     "outputs",  # JSON list, one per row, or NULL (no answer)
-    "probabilities",  # JSON list of lists, or NULL
+    "probabilities",  # JSON list of lists, or the matrix packed (`_packed`); NULL: none
     "parents",  # shadow rows: JSON list of the ids that answered the same inputs; NULL otherwise
 )
 Row = tuple[Any, ...]
@@ -180,22 +189,56 @@ def _json_list(values: Any) -> str:
         return orjson.dumps(np.ascontiguousarray(values), option=orjson.OPT_SERIALIZE_NUMPY).decode()
     if isinstance(values, list) and all(type(v) in _PLAIN for v in values):
         return orjson.dumps(values).decode()
+    if len(values) >= _SMALL:
+        try:  # category names: plain text needs only its quotes (and str.join checks every value is text)
+            plain = not _ESCAPED.search("".join(values))
+        except TypeError:
+            plain = False
+        if plain:
+            return '["' + '","'.join(values) + '"]'
     return "[" + ",".join(_json_array(values)) + "]"
 
 
+def _packed(values: np.ndarray) -> str:
+    """A numeric array as JSON `{"dtype", "shape", "b64"}`: its bytes in base64, ~11 characters a
+    value where the shortest decimal text of a float64 takes ~19, and no per-value formatting."""
+    data = base64.b64encode(np.ascontiguousarray(values).tobytes()).decode()
+    return f'{{"dtype":"{values.dtype.str}","shape":{list(values.shape)},"b64":"{data}"}}'
+
+
+def _unpacked(column: Any) -> Any:
+    """Stored values: a JSON list as it is, a packed array decoded to lists (NaN as None, like JSON)."""
+    if not isinstance(column, dict):
+        return column
+    values = np.frombuffer(base64.b64decode(column["b64"]), dtype=np.dtype(column["dtype"]))
+    values = values.reshape(column["shape"])
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        return orjson.loads(orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY))  # orjson: NaN -> null
+    return values.tolist()
+
+
+def _input_column(values: Any) -> str:
+    if isinstance(values, np.ndarray) and values.dtype.kind in _NUMPY_KINDS and values.ndim == 1:
+        return _packed(values)
+    return _json_list(values)
+
+
 def _groups(batch: LogBatch) -> list[tuple[int, int, str, int]]:
-    """(start, end, batch key, first row number) of each stored batch: one per request, whose ids
-    share a key and count up from it (`ids.new_ids`); ids of another shape are stored one by one."""
+    """(start, end, batch key, first row number) of each stored row: one per request and key, whose
+    ids count up from the key (`ids.new_ids`); ids that do not are stored one by one."""
+    ids = batch.ids
     out: list[tuple[int, int, str, int]] = []
     start = 0
-    for size in batch.sizes or [len(batch.ids)]:
+    for size in batch.sizes or [len(ids)]:
         end = start + size
-        key, first = split_id(batch.ids[start])
-        last_key, last = split_id(batch.ids[end - 1])
-        if first != WHOLE and last_key == key and last == first + size - 1:
-            out.append((start, end, key, first))
-        else:
-            out.extend((i, i + 1, *split_id(batch.ids[i])) for i in range(start, end))
+        i = start
+        while i < end:
+            key, first = split_id(ids[i])
+            j = i + 1 if first == WHOLE else max(i + 1, min(end, i + ROWS_PER_KEY - first))
+            if j - i > 1 and split_id(ids[j - 1]) != (key, first + j - i - 1):
+                j = i + 1  # not a run of `new_ids`: this row alone
+            out.append((i, j, key, first))
+            i = j
         start = end
     return out
 
@@ -225,18 +268,23 @@ def encode(batch: LogBatch) -> list[Row]:
         if len(values) != n:
             raise ValueError(f"column {name} has {len(values)} values for {n} prediction ids")
     groups = _groups(batch)
-    # Small groups (a merge of 1-row requests) store their inputs as rows, encoded for the whole batch
-    # at once; big ones as columns, one JSON array per column.
-    row_texts = _json_objects(columns, n) if any(b - a < _SMALL for a, b, _, _ in groups) else []
+    small = any(b - a < _SMALL for a, b, _, _ in groups)
+    # Small groups (a merge of 1-row requests) take slices of JSON texts encoded for the whole batch
+    # at once, their inputs as row objects; big groups encode their own columns, numbers packed.
+    rows = _PerRow(batch, columns, n) if small else None
     keys = [dumps(str(name)) + ":" for name in columns]
-    probabilities = None if batch.probabilities is None else batch.probabilities.astype(float).round(6)
     head = (batch.endpoint, batch.model, int(batch.version), batch.role)
+    ts, latency = batch.ts, batch.latency_ms
     out: list[Row] = []
     for a, b, key, first in groups:
-        if b - a < _SMALL:
-            inputs = "[" + ",".join(row_texts[a:b]) + "]"
+        if rows is not None and b - a < _SMALL:
+            inputs, outputs, probabilities = rows.slice(a, b)
         else:
-            inputs = "{" + ",".join(k + _json_list(v[a:b]) for k, v in zip(keys, columns.values(), strict=True)) + "}"
+            inputs = (
+                "{" + ",".join(k + _input_column(v[a:b]) for k, v in zip(keys, columns.values(), strict=True)) + "}"
+            )
+            outputs = None if batch.predictions is None else _json_list(batch.predictions[a:b])
+            probabilities = None if batch.probabilities is None else _packed(batch.probabilities[a:b])
         status, review = _statuses(batch.status, a, b)
         out.append(
             (
@@ -244,24 +292,39 @@ def encode(batch: LogBatch) -> list[Row]:
                 first,
                 b - a,
                 *head,
-                batch.ts[a] if isinstance(batch.ts, list) else float(batch.ts),
-                batch.latency_ms[a] if isinstance(batch.latency_ms, list) else float(batch.latency_ms),
+                ts[a] if isinstance(ts, list) else float(ts),
+                latency[a] if isinstance(latency, list) else float(latency),
                 status,
                 review,
                 error,
                 inputs,
-                None if batch.predictions is None else _json_list(batch.predictions[a:b]),
-                None if probabilities is None else _json_matrix(probabilities[a:b]),
+                outputs,
+                probabilities,
                 None if batch.parent_ids is None else dumps(batch.parent_ids[a:b]),
             )
         )
     return out
 
 
-def _json_matrix(matrix: np.ndarray) -> str:
-    if matrix.ndim == 2:
-        return orjson.dumps(np.ascontiguousarray(matrix), option=orjson.OPT_SERIALIZE_NUMPY).decode()
-    return dumps(matrix.tolist())
+class _PerRow:
+    """Each row's JSON texts, encoded for a whole batch at once, to be sliced into small groups."""
+
+    def __init__(self, batch: LogBatch, columns: Mapping[str, Any], n: int) -> None:
+        self.inputs = _json_objects(columns, n)
+        self.outputs = None if batch.predictions is None else _json_array(batch.predictions)
+        matrix = batch.probabilities
+        self.probabilities: list[str] | None = None
+        if matrix is not None and matrix.ndim == 2 and matrix.shape[1]:
+            text = orjson.dumps(np.ascontiguousarray(matrix), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+            self.probabilities = ["[" + part + "]" for part in text[2:-2].split("],[")]
+        elif matrix is not None:
+            self.probabilities = [dumps(p) for p in matrix.tolist()]
+
+    def slice(self, a: int, b: int) -> tuple[str, str | None, str | None]:
+        def joined(texts: list[str] | None) -> str | None:
+            return None if texts is None else "[" + ",".join(texts[a:b]) + "]"
+
+        return joined(self.inputs), joined(self.outputs), joined(self.probabilities)  # type: ignore[return-value]
 
 
 def count_rows(rows: Iterable[Row]) -> int:
@@ -348,8 +411,8 @@ def _merged(run: list[LogBatch]) -> LogBatch:
 
 
 def decode_list(text: str | None) -> Any:
-    """A stored JSON column (outputs, probabilities, parents), decoded; None stays None."""
-    return None if text is None else orjson.loads(text)
+    """A stored JSON column (outputs, probabilities, parents) as lists; None stays None."""
+    return None if text is None else _unpacked(orjson.loads(text))
 
 
 def decode_statuses(status: str, n: int) -> list[str]:
@@ -362,10 +425,12 @@ def expand(row: Mapping[str, Any]) -> list[dict[str, Any]]:
     row mapping lacks (a reader that did not select `inputs`, say) are None."""
     n, key, first = row["n_rows"], row["batch_key"], row["first_row"]
     ids = batch_ids(key, first, n)
-    inputs = decode_list(row.get("inputs"))
+    text = row.get("inputs")
+    inputs = None if text is None else orjson.loads(text)
     if isinstance(inputs, dict):  # columns -> one object per row
         names = list(inputs)
-        inputs = [dict(zip(names, values, strict=True)) for values in zip(*inputs.values(), strict=True)] or [
+        columns = [_unpacked(column) for column in inputs.values()]
+        inputs = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)] or [
             {} for _ in range(n)
         ]
     outputs = decode_list(row.get("outputs"))
