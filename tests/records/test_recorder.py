@@ -18,7 +18,7 @@ from driftgate.records.ids import new_ids
 from driftgate.records.recorder import LogBatch, Recorder
 from driftgate.records.rows import as_dicts, count_rows, encode
 from driftgate.records.rows import merge as rows_merge
-from driftgate.records.spool import Spool, read_frames
+from driftgate.records.spool import Spool, encode_frame, read_frames
 from driftgate.store import Store
 from driftgate.store.predictions import PredictionRepo
 
@@ -143,6 +143,25 @@ def test_a_torn_last_frame_is_ignored(tmp_path: Path) -> None:
     seg.path.write_bytes(data[:-7])  # the process died in the middle of the second write
     assert [count_rows(frame) for frame in read_frames(seg.path)] == [2]
     spool.close()
+
+
+def test_spool_files_of_a_row_per_prediction_are_replayed(tmp_path: Path, store: Store) -> None:
+    """A server from before batches spooled one row per prediction (some without `parent_id`)."""
+    old_id = "018f3a2b4c5d" + "cd" * 10
+    path = tmp_path / "seg-000000001.log"
+    path.write_bytes(
+        encode_frame(
+            [
+                (old_id, "ep", "m", 1, "primary", 5.0, '{"x": 1.0}', "1", "[0.2, 0.8]", 2.0, "ok", None),
+                ("shadow-1", "ep", "m", 2, "shadow", 5.0, '{"x": 1.0}', "0", None, 3.0, "ok", None, old_id),
+            ]
+        )
+    )
+    store.predictions.write_rows(Spool.read(path), replay=True)
+    primary, shadow = store.predictions.get(old_id), store.predictions.get("shadow-1")
+    assert primary is not None and shadow is not None
+    assert (primary["inputs"], primary["output"], primary["probabilities"]) == ({"x": 1.0}, 1, [0.2, 0.8])
+    assert (shadow["parent_id"], shadow["version"], shadow["probabilities"]) == (old_id, 2, None)
 
 
 def test_record_durable_without_durable_mode_just_queues(store: Store) -> None:
