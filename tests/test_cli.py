@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -242,6 +243,8 @@ def test_demo_tells_the_story_and_exits(tmp_path: Path) -> None:
     assert "alert rule 'fraud-drift' fired: data_drift_share" in out
     assert "canary of v2: promoted (all 3 steps passed" in out
     assert "with an output guard" in out and "customer disputes on" in out and "n/a of the window" not in out
+    burst = re.search(r"16 clients at once sent (\d+) one-row requests: micro-batching scored them in (\d+) model", out)
+    assert burst is not None and 0 < int(burst[2]) <= int(burst[1]), out  # every request scored, none twice
     assert "Traceback" not in result.stdout + result.stderr
     # --no-wait means the server is gone afterwards.
     with pytest.raises(httpx.HTTPError):

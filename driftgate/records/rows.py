@@ -4,7 +4,7 @@ A stored row holds one request's predictions (`COLUMNS`): a 100-row request is o
 index entry, where a row per prediction cost ~7 us of SQLite per prediction. Its ids name it: they
 share its 28-digit key and count up from `first_row` (`driftgate.records.ids`). Values that differ
 per prediction are JSON lists; a big request's inputs are stored as columns, numeric ones packed
-(base64 of their bytes: no per-value number formatting); small requests' inputs as row objects,
+together (base64 of their bytes: no per-value number formatting); small requests' inputs as row objects,
 encoded for a whole merged batch at once. `expand` turns a stored row back into one mapping per
 prediction, as the store's readers return them.
 
@@ -17,9 +17,10 @@ the spool, the store or a log line.
 from __future__ import annotations
 
 import base64
+import binascii
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +45,8 @@ COLUMNS = (
     "status",  # one status for every row, or a JSON array of them
     "review",  # rows whose status puts them in the review queue
     "error",
-    "inputs",  # JSON: a list of row objects, or an object of columns (name -> JSON list, or packed numbers)
+    "inputs",  # JSON: a list of row objects, or an object of columns (name -> JSON list, or packed numbers,
+    # numeric columns of one dtype in one block: `_input_encoders`)
     "outputs",  # JSON list, one per row, or NULL (no answer)
     "probabilities",  # JSON list of lists, or the matrix packed (`_packed`); NULL: none
     "parents",  # shadow rows: JSON list of the ids that answered the same inputs; NULL otherwise
@@ -184,26 +186,20 @@ def _json_objects(columns: Mapping[str, Any], n: int) -> list[str]:
 
 
 def _json_list(values: Any) -> str:
-    """A column's values as a JSON array: one `orjson` call where they are plain numbers."""
-    if isinstance(values, np.ndarray) and values.dtype.kind in _NUMPY_KINDS and values.ndim == 1:
+    """A column's values as a JSON array, in one `orjson` call (numbers, category names, labels)."""
+    if _is_numeric(values):
         return orjson.dumps(np.ascontiguousarray(values), option=orjson.OPT_SERIALIZE_NUMPY).decode()
-    if isinstance(values, list) and all(type(v) in _PLAIN for v in values):
-        return orjson.dumps(values).decode()
-    if len(values) >= _SMALL:
-        try:  # category names: plain text needs only its quotes (and str.join checks every value is text)
-            plain = not _ESCAPED.search("".join(values))
-        except TypeError:
-            plain = False
-        if plain:
-            return '["' + '","'.join(values) + '"]'
-    return "[" + ",".join(_json_array(values)) + "]"
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
+    return dumps(values if isinstance(values, list) else list(values))
 
 
 def _packed(values: np.ndarray) -> str:
     """A numeric array as JSON `{"dtype", "shape", "b64"}`: its bytes in base64, ~11 characters a
     value where the shortest decimal text of a float64 takes ~19, and no per-value formatting."""
-    data = base64.b64encode(np.ascontiguousarray(values).tobytes()).decode()
-    return f'{{"dtype":"{values.dtype.str}","shape":{list(values.shape)},"b64":"{data}"}}'
+    data = binascii.b2a_base64(np.ascontiguousarray(values).data, newline=False).decode("ascii")
+    shape = ",".join(map(str, values.shape))
+    return f'{{"dtype":"{values.dtype.str}","shape":[{shape}],"b64":"{data}"}}'
 
 
 def _unpacked(column: Any) -> Any:
@@ -218,9 +214,54 @@ def _unpacked(column: Any) -> Any:
 
 
 def _input_column(values: Any) -> str:
-    if isinstance(values, np.ndarray) and values.dtype.kind in _NUMPY_KINDS and values.ndim == 1:
+    if _is_numeric(values):
         return _packed(values)
     return _json_list(values)
+
+
+def _is_numeric(values: Any) -> bool:
+    return isinstance(values, np.ndarray) and values.dtype.kind in _NUMPY_KINDS and values.ndim == 1
+
+
+def _input_encoders(columns: Mapping[str, Any]) -> list[Callable[[int, int], str]]:
+    """Per column, what writes rows [a, b) of it. Numeric columns of one dtype are packed together:
+    the first holds the block (`{"dtype", "shape": [k, n], "b64", "columns"}`), the others name it
+    (`{"in": first}`): one base64 call per request instead of one per column; `_input_values` reads
+    both forms."""
+    by_dtype: dict[str, list[str]] = {}
+    for name, values in columns.items():
+        if _is_numeric(values):
+            by_dtype.setdefault(values.dtype.str, []).append(name)
+    heads: dict[str, tuple[np.ndarray, str]] = {}
+    member_of: dict[str, str] = {}
+    for names in by_dtype.values():
+        if len(names) > 1:
+            block = np.stack([columns[name] for name in names])  # one copy per merged batch
+            heads[names[0]] = (block, dumps([str(name) for name in names]))
+            member_of.update(dict.fromkeys(names[1:], '{"in":' + dumps(str(names[0])) + "}"))
+
+    def column(values: Any) -> Callable[[int, int], str]:
+        return lambda a, b: _input_column(values[a:b])
+
+    def block(matrix: np.ndarray, names: str) -> Callable[[int, int], str]:
+        return lambda a, b: _packed(matrix[:, a:b])[:-1] + ',"columns":' + names + "}"
+
+    def member(text: str) -> Callable[[int, int], str]:
+        return lambda a, b: text
+
+    return [
+        block(*heads[name]) if name in heads else member(member_of[name]) if name in member_of else column(values)
+        for name, values in columns.items()
+    ]
+
+
+def _input_values(inputs: Mapping[str, Any]) -> list[Any]:
+    """A stored object of columns as one list of values per column, packed blocks unpacked."""
+    blocks: dict[str, Any] = {}
+    for column in inputs.values():
+        if isinstance(column, dict) and "columns" in column:
+            blocks.update(zip(column["columns"], _unpacked(column), strict=True))
+    return [blocks[name] if name in blocks else _unpacked(column) for name, column in inputs.items()]
 
 
 def _groups(batch: LogBatch) -> list[tuple[int, int, str, int]]:
@@ -248,8 +289,9 @@ def _statuses(status: list[str] | str, a: int, b: int) -> tuple[str, int]:
     if isinstance(status, str):
         return status, (b - a) * (status in REVIEW_STATUSES)
     part = status[a:b]
-    review = sum(1 for s in part if s in REVIEW_STATUSES)
-    return (part[0] if part.count(part[0]) == len(part) else dumps(part)), review
+    if part.count(part[0]) == len(part):
+        return part[0], (b - a) * (part[0] in REVIEW_STATUSES)
+    return dumps(part), sum(part.count(s) for s in REVIEW_STATUSES)
 
 
 def encode(batch: LogBatch) -> list[Row]:
@@ -273,6 +315,7 @@ def encode(batch: LogBatch) -> list[Row]:
     # at once, their inputs as row objects; big groups encode their own columns, numbers packed.
     rows = _PerRow(batch, columns, n) if small else None
     keys = [dumps(str(name)) + ":" for name in columns]
+    encoders = _input_encoders(columns) if any(b - a >= _SMALL for a, b, _, _ in groups) else []
     head = (batch.endpoint, batch.model, int(batch.version), batch.role)
     ts, latency = batch.ts, batch.latency_ms
     out: list[Row] = []
@@ -280,9 +323,7 @@ def encode(batch: LogBatch) -> list[Row]:
         if rows is not None and b - a < _SMALL:
             inputs, outputs, probabilities = rows.slice(a, b)
         else:
-            inputs = (
-                "{" + ",".join(k + _input_column(v[a:b]) for k, v in zip(keys, columns.values(), strict=True)) + "}"
-            )
+            inputs = "{" + ",".join(k + write(a, b) for k, write in zip(keys, encoders, strict=True)) + "}"
             outputs = None if batch.predictions is None else _json_list(batch.predictions[a:b])
             probabilities = None if batch.probabilities is None else _packed(batch.probabilities[a:b])
         status, review = _statuses(batch.status, a, b)
@@ -429,7 +470,7 @@ def expand(row: Mapping[str, Any]) -> list[dict[str, Any]]:
     inputs = None if text is None else orjson.loads(text)
     if isinstance(inputs, dict):  # columns -> one object per row
         names = list(inputs)
-        columns = [_unpacked(column) for column in inputs.values()]
+        columns = _input_values(inputs)
         inputs = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)] or [
             {} for _ in range(n)
         ]

@@ -111,7 +111,35 @@ class InputSchema:
                 f"missing feature(s) {', '.join(repr(m) for m in missing)}; the model expects {self.names}",
                 missing=missing,
             )
-        return {f.name: self._convert(f, columns[f.name], n_rows) for f in self.features}
+        numbers = self._numbers_at_once(columns, n_rows)
+        return {
+            f.name: numbers[f.name] if f.name in numbers else self._convert(f, columns[f.name], n_rows)
+            for f in self.features
+        }
+
+    @cached_property
+    def _numeric(self) -> tuple[tuple[str, ...], np.ndarray]:
+        """Names of the numeric features, and which of them refuse nulls."""
+        specs = [f for f in self.features if f.is_numeric]
+        return tuple(f.name for f in specs), np.array([not f.nullable for f in specs], dtype=bool)
+
+    def _numbers_at_once(self, columns: Mapping[str, Any], n_rows: int) -> dict[str, np.ndarray]:
+        """The numeric features' columns converted by one numpy call (~2x faster than one per column),
+        as the rows of one float64 block; {} when any of them needs the per-column path, which then
+        converts it or names what is wrong (a length, a value that is no number, a null)."""
+        names, required = self._numeric
+        if len(names) < 2:
+            return {}
+        lists = [columns[name] for name in names]
+        if not all(type(v) is list and len(v) == n_rows for v in lists):
+            return {}
+        try:
+            block = np.array(lists, dtype=np.float64)  # None becomes NaN
+        except (TypeError, ValueError):
+            return {}
+        if block.ndim != 2 or (required.any() and np.isnan(block[required]).any()):
+            return {}
+        return dict(zip(names, block, strict=True))
 
     def to_frame(self, columns: Mapping[str, Any], n_rows: int) -> pd.DataFrame:
         return frame_of(self.to_columns(columns, n_rows))

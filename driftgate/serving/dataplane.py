@@ -165,6 +165,7 @@ class DataPlane:
                 max_rows=cfg.batching.max_batch_size,
                 max_wait_us=cfg.batching.max_wait_us,
                 max_in_flight=cfg.batching.max_concurrent_calls,
+                on_call=self.metrics.call_observer(name, str(ref.version), "primary"),
             )
             for ref, v in versions.items()
         }
@@ -176,6 +177,7 @@ class DataPlane:
                 max_in_flight=1,
                 stall_after_ms=float("inf"),  # no caller waits on a shadow: never more than one call
                 frames=self.shadow_process is None,
+                on_call=self.metrics.call_observer(name, str(ref.version), "shadow"),
             )
             for ref in policy.shadowed
         }

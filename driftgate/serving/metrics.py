@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from driftgate.serving.pipeline import Step
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _LIVE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")
 STEP_LABELS = ("endpoint", "stage", "step", "role")
@@ -56,6 +57,21 @@ class ServingMetrics:
         self.latency = Histogram(
             "driftgate_model_latency_seconds",
             "Model time per request.",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        # Micro-batching (serving/batching.py): how many rows each model call merged, and how long it took.
+        self.batch_rows = Histogram(
+            "driftgate_model_batch_rows",
+            "Rows per model call (concurrent requests merged by micro-batching).",
+            labels,
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.call_latency = Histogram(
+            "driftgate_model_call_seconds",
+            "Time per model call, from dispatch to answers (one call serves every request merged into it).",
             labels,
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
@@ -211,6 +227,17 @@ class ServingMetrics:
             if status == "ok":
                 self.step_latency.labels(*labels).observe(seconds)
                 self.step_rows.labels(*labels).inc(rows)
+
+        return observe
+
+    def call_observer(self, endpoint: str, version: str, role: str) -> Callable[[int, float], None]:
+        """What a micro-batcher reports after each model call; the series are resolved once."""
+        rows = self.batch_rows.labels(endpoint, version, role)
+        seconds = self.call_latency.labels(endpoint, version, role)
+
+        def observe(n: int, duration: float) -> None:
+            rows.observe(n)
+            seconds.observe(duration)
 
         return observe
 

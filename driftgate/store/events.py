@@ -11,9 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from driftgate.records.events import OutcomeEvent
 from driftgate.store import tables as t
-from driftgate.store.predictions import locate, store_unavailable
-
-CHUNK = 500  # ids per IN (...) look-up, well under SQLite's bound-parameter limit
+from driftgate.store.predictions import CHUNK, locate, store_unavailable
 
 
 class Target(NamedTuple):

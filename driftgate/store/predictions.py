@@ -41,7 +41,7 @@ CHUNK = 500  # ids or keys per IN (...) look-up, well under SQLite's bound-param
 _B = t.prediction_batches
 _L = t.labels
 # Every column but the inputs: readers that only count, compare or score skip decoding them.
-_NO_INPUTS = [c for c in _B.c if c.name != "inputs"]
+NO_INPUTS = [c for c in _B.c if c.name != "inputs"]
 # A stored row's labels: ids that start with its key. Hex ids sort below key + "g"; a key that is a
 # whole id (`ids.WHOLE`) matches only itself.
 _LABEL_OF_BATCH = and_(

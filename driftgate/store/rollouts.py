@@ -13,7 +13,7 @@ from driftgate.records.rows import expand
 from driftgate.rollout.spec import ACTIVE_STATES
 from driftgate.store import tables as t
 from driftgate.store.endpoints import bump_revision, record_audit
-from driftgate.store.predictions import labels_of, newest_rows
+from driftgate.store.predictions import NO_INPUTS, labels_of, newest_rows
 
 _R = t.rollouts
 
@@ -186,11 +186,7 @@ class RolloutRepo:
         with its label if one arrived (a shadow row takes the label of the row it shadows)."""
         b = t.prediction_batches
         which = or_(*(and_(b.c.model == m, b.c.version == v) for m, v in versions))
-        query = (
-            select(*(c for c in b.c if c.name != "inputs"))
-            .where(b.c.endpoint == endpoint, b.c.ts >= since, which)
-            .order_by(b.c.ts.desc())
-        )
+        query = select(*NO_INPUTS).where(b.c.endpoint == endpoint, b.c.ts >= since, which).order_by(b.c.ts.desc())
         with self.engine.connect() as conn:
             rows = [p for row in newest_rows(conn, query, limit) for p in expand(row._asdict())][-limit:]
             labels = labels_of(conn, list({p["parent_id"] or p["id"] for p in rows}))

@@ -255,3 +255,60 @@ def test_merged_batches_encode_to_the_rows_of_their_parts() -> None:
     assert [p["id"] for p in decoded] == [i for b in parts for i in b.ids]
     assert decoded[0]["inputs"]["email"].startswith("sha256:")
     assert [r[10] for r in got[:3]] == [0, 1, 0]  # rows waiting for review, per stored row
+
+
+def test_numeric_columns_of_a_big_request_are_packed_together_and_read_back() -> None:
+    """Numeric columns of one dtype are stored as one block (the first column holds it, the others
+    name it); every value, null and column comes back in order, also merged with other requests."""
+    n = 12
+    rng = np.random.default_rng(3)
+
+    def big(status: str | list[str] = "ok") -> LogBatch:
+        x = rng.normal(size=n)
+        x[4] = np.nan
+        cols = {
+            "a": x,
+            "label": np.array([f"c{i % 3}" for i in range(n)], object),
+            "b": rng.normal(size=n),
+            "count": np.arange(n, dtype=np.int64),
+            "c": rng.normal(size=n),
+            "flag": np.arange(n) % 2 == 0,
+        }
+        return LogBatch("ep", "m", 1, "primary", 1.0, new_ids(n), cols, [1] * n, np.full((n, 2), 0.5), 1.0, status)
+
+    parts = [big(), big(["ok"] * 5 + ["review"] * 7), big()]
+    for rows in ([r for p in parts for r in encode(p)], encode(rows_merge(parts)[0])):
+        assert len(rows) == 3
+        assert rows[0][12].count('"b64"') == 1 + 1 + 1  # float block, int64 column, bool column
+        assert '"columns":["a","b","c"]' in rows[0][12] and '"b":{"in":"a"}' in rows[0][12]
+        assert [r[10] for r in rows] == [0, 7, 0]
+        decoded = as_dicts(rows)
+        for i, p in enumerate(parts):
+            got = decoded[i * n : (i + 1) * n]
+            for j, prediction in enumerate(got):
+                assert list(prediction["inputs"]) == ["a", "label", "b", "count", "c", "flag"]
+                for name, values in p.frame.items():
+                    want = values[j].item() if isinstance(values[j], np.generic) else values[j]
+                    if isinstance(want, float) and np.isnan(want):
+                        assert prediction["inputs"][name] is None
+                    else:
+                        assert prediction["inputs"][name] == want
+
+
+def test_runs_of_small_batches_are_encoded_together_and_a_bad_one_costs_only_itself(store: Store) -> None:
+    def one(i: int, rows: int = 1) -> LogBatch:
+        cols = {"x": np.full(rows, float(i)), "c": np.array([f"k{i}"] * rows, object)}
+        return LogBatch("ep", "m", 1, "primary", float(i), new_ids(1), cols, [i], np.full((1, 2), 0.5), 1.0, "ok")
+
+    batches = [one(i) for i in range(300)]
+    batches[150] = one(150, rows=2)  # two rows of inputs for one id: cannot be encoded
+    recorder = Recorder(store.predictions.write_rows, flush_interval=60, batch_rows=10**6, max_rows=10**6)
+    for b in batches:
+        recorder.record(b)
+    recorder.close()
+    assert recorder.dropped_rows == 1 and recorder.written_rows == 299
+    for i in (0, 149, 151, 299):
+        stored = store.predictions.get(batches[i].ids[0])
+        assert stored is not None
+        assert stored["inputs"] == {"x": float(i), "c": f"k{i}"} and stored["output"] == i and stored["ts"] == i
+    assert store.predictions.get(batches[150].ids[0]) is None

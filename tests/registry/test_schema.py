@@ -57,6 +57,18 @@ def test_bad_input_names_the_feature(schema: InputSchema, columns: dict, message
     assert err.value.status_code == 422
 
 
+def test_numeric_features_converted_at_once_match_one_by_one(schema: InputSchema) -> None:
+    """Numeric features go through numpy in one call when they can; values and types must be what
+    the per-column path gives (nulls as NaN where allowed, booleans and numeric text as numbers)."""
+    columns = {"x": [None, 2, "3.5"], "n": [1, 2.5, True], "c": ["a", "b", "a"], "flag": [True, 0, 1.0]}
+    at_once = schema.to_columns(columns, 3)
+    for name in ("x", "n", "flag"):
+        one = schema._convert(schema.feature(name), columns[name], 3)
+        assert at_once[name].dtype == one.dtype == np.float64
+        np.testing.assert_array_equal(at_once[name], one)
+    assert at_once["c"].tolist() == ["a", "b", "a"]
+
+
 def test_unknown_category_policy(schema: InputSchema) -> None:
     row = {"x": [1.0], "n": [1], "c": ["zebra"], "flag": [True]}
     assert schema.to_frame(row, 1)["c"].iloc[0] == "zebra"

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from driftgate.serving import batching
 from driftgate.serving.batching import MicroBatcher
 
 
@@ -46,9 +47,13 @@ def executor() -> ThreadPoolExecutor:
 
 
 @settings(max_examples=25, deadline=None)
-@given(sizes=st.lists(st.integers(1, 40), min_size=1, max_size=30), max_rows=st.integers(1, 100))
-def test_each_caller_gets_its_own_rows(sizes: list[int], max_rows: int) -> None:
-    batcher = MicroBatcher(score, ThreadPoolExecutor(2), max_rows=max_rows, max_in_flight=1)
+@given(
+    sizes=st.lists(st.integers(1, 40), min_size=1, max_size=30),
+    max_rows=st.integers(1, 100),
+    max_wait_us=st.sampled_from([0, 20_000]),
+)
+def test_each_caller_gets_its_own_rows(sizes: list[int], max_rows: int, max_wait_us: int) -> None:
+    batcher = MicroBatcher(score, ThreadPoolExecutor(2), max_rows=max_rows, max_in_flight=1, max_wait_us=max_wait_us)
     for values, preds, proba in asyncio.run(_run(sizes, batcher)):
         np.testing.assert_array_equal(preds, values * 2)
         np.testing.assert_array_equal(proba[:, 0], values)
@@ -126,3 +131,66 @@ def test_a_stalled_call_stops_holding_its_slot(executor: ThreadPoolExecutor) -> 
     answers, still_stuck, calls = asyncio.run(scenario())
     assert answers == [2.0, 4.0, 6.0, 8.0, 10.0]
     assert still_stuck and calls == 2
+
+
+def _closed_loop(batcher: MicroBatcher, clients: int, rounds: int) -> list[int]:
+    """`clients` callers that each send a request as soon as their last one is answered, after some
+    synchronous work on the event loop (what decoding a request body costs); rows per model call."""
+    calls: list[int] = []
+
+    async def client(i: int) -> None:
+        for r in range(rounds):
+            time.sleep(0.001)  # decoding: the loop is busy, nothing else runs meanwhile
+            preds, _ = await batcher.submit({"x": np.array([float(i * 1000 + r)])})
+            assert preds.tolist() == [2.0 * (i * 1000 + r)]
+
+    async def scenario() -> None:
+        await asyncio.gather(*(client(i) for i in range(clients)))
+
+    batcher._on_call = lambda rows, seconds: calls.append(rows)
+    asyncio.run(scenario())
+    return calls
+
+
+def fixed_cost(frame: pd.DataFrame) -> tuple[np.ndarray, None]:
+    """A model whose call costs the same whatever its rows, like a scikit-learn pipeline's."""
+    time.sleep(0.004)
+    return frame["x"].to_numpy() * 2, None
+
+
+def test_saturated_clients_are_coalesced_into_full_calls(executor: ThreadPoolExecutor) -> None:
+    """A closed loop of clients settles into split groups when each call takes only what queued;
+    coalescing waits, while requests are still arriving, for the rest of them."""
+    split = _closed_loop(MicroBatcher(fixed_cost, executor, max_rows=1000, max_wait_us=0), 16, 12)
+    coalesced = _closed_loop(MicroBatcher(fixed_cost, executor, max_rows=1000, max_wait_us=50_000), 16, 12)
+    assert sum(split) == sum(coalesced) == 16 * 12
+    # Most calls carry every client (the first ones cannot: nobody has queued yet).
+    assert sum(n == 16 for n in coalesced) >= len(coalesced) // 2, coalesced
+    assert len(coalesced) < len(split), (coalesced, split)
+
+
+def test_after_a_burst_a_lone_request_does_not_wait_for_company(
+    executor: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Coalescing stops once requests stop arriving: a lone request after a burst is sent after one
+    probe of an idle loop, not after the cap."""
+    # A cap far above the call's time, so that the assertion below leaves room for a noisy machine
+    # (a probe that fires late reads as a busy loop and prolongs the wait by one more probe).
+    monkeypatch.setattr(batching, "WAIT_CALLS", 30.0)
+
+    def slow(frame: pd.DataFrame) -> tuple[np.ndarray, None]:
+        time.sleep(0.03)
+        return frame["x"].to_numpy(), None
+
+    async def scenario() -> float:
+        batcher = MicroBatcher(slow, executor, max_rows=1000, max_wait_us=10_000_000)
+        # One call of 1 row, 7 queued behind it (saturated: busy), then one call of those 7.
+        await asyncio.gather(*(batcher.submit({"x": np.array([float(i)])}) for i in range(8)))
+        assert batcher._busy and batcher.calls == 2
+        started = time.monotonic()
+        await batcher.submit({"x": np.array([1.0])})
+        assert not batcher._busy
+        return time.monotonic() - started
+
+    # The cap is 30 calls (~900 ms) on top of the call's 30 ms; an idle loop is seen in ~1 ms.
+    assert asyncio.run(scenario()) < 0.5

@@ -42,6 +42,17 @@ def test_records_with_different_keys_fill_missing_with_none() -> None:
     assert req.columns == {"age": [1, None], "color": [None, "x"]}
 
 
+def test_records_of_one_size_but_other_keys_are_not_taken_for_the_first_rows_keys() -> None:
+    rows = [{"age": 1, "color": "a"}, {"age": 2, "score": 0.5}, {"color": "c", "age": 3}]
+    req = decode_native(_body({"instances": rows}), FEATURES)
+    assert req.columns == {"age": [1, 2, 3], "color": ["a", None, "c"], "score": [None, 0.5, None]}
+
+
+def test_records_with_keys_in_any_order_decode_by_name() -> None:
+    req = decode_native(_body({"instances": [{"age": 1, "color": "a"}, {"color": "b", "age": 2}]}), FEATURES)
+    assert req.columns == {"age": [1, 2], "color": ["a", "b"]}
+
+
 def test_rows_follow_feature_order() -> None:
     req = decode_native(_body({"instances": [[1, "a", 0.5], [2, "b", 0.25]]}), FEATURES)
     assert req.columns == {"age": [1, 2], "color": ["a", "b"], "score": [0.5, 0.25]}

@@ -15,6 +15,7 @@ other keys. Values are kept as they came (None for JSON null): schema validation
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -71,10 +72,19 @@ def records_to_columns(rows: list[Any], where: str) -> dict[str, list[Any]]:
 
     A key missing from some rows becomes None there, so that validation reports it per feature.
     """
-    first_keys = rows[0].keys() if isinstance(rows[0], dict) else None
-    # Fast path (the usual case): every row is an object with the same keys as the first.
-    if first_keys is not None and all(type(r) is dict and r.keys() == first_keys for r in rows):
-        return {key: [r[key] for r in rows] for key in first_keys}
+    if isinstance(rows[0], dict) and rows[0]:
+        # Fast path (the usual case): every row is an object with the first row's keys. Rows of the
+        # same size that each hold all of them have no others; itemgetter and zip transpose in C
+        # (~2x faster than a dict lookup per value), and a missing key falls through to the slow path.
+        keys = tuple(rows[0])
+        width = len(keys)
+        if all(type(r) is dict and len(r) == width for r in rows):
+            try:
+                if width == 1:  # itemgetter of one key returns the value, not a 1-tuple
+                    return {keys[0]: [r[keys[0]] for r in rows]}
+                return dict(zip(keys, map(list, zip(*map(itemgetter(*keys), rows), strict=True)), strict=True))
+            except KeyError:
+                pass
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise InvalidInput(
