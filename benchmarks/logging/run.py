@@ -6,7 +6,9 @@ Rows look like a 12-feature request (10 numeric, 2 categorical) with class proba
 figures per store: `write` (pre-encoded rows through `PredictionRepo.write_rows` in 20k-row
 transactions), `recorder` (LogBatch of 100 rows handed to `Recorder.record`, timed until `close()`
 returns, i.e. encoded, redaction-free, written) and `recorder 1-row` (one row per batch, what a
-stream of single-row requests hands over). `durable` adds the spool with group commit.
+stream of single-row requests hands over). `durable` adds the spool with group commit. `encode`
+times the encoding alone (CPU time of one thread) on batches shaped like the serving benchmark's
+(20 features, 18 numeric), merged as the recorder merges them.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from sqlalchemy import create_engine, text
 
 from driftgate.records.ids import new_ids
 from driftgate.records.recorder import LogBatch, Recorder
-from driftgate.records.rows import count_rows, encode
+from driftgate.records.rows import count_rows, encode, merge
 from driftgate.store import Store
 
 PG = os.environ.get("DRIFTGATE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -41,23 +43,49 @@ def batches(total: int, per_batch: int, seed: int = 0) -> list[LogBatch]:
                 "country": rng.choice(["DE", "FR"], per_batch),
             }
         )
-        proba = rng.random((per_batch, 2))
-        out.append(
-            LogBatch(
-                "bench",
-                "clf",
-                1,
-                "primary",
-                time.time(),
-                new_ids(per_batch),
-                frame,
-                rng.integers(0, 2, per_batch).tolist(),
-                proba / proba.sum(1, keepdims=True),
-                0.4,
-                "ok",
-            )
-        )
+        out.append(_log_batch(frame, per_batch, rng))
     return out
+
+
+def _log_batch(inputs: pd.DataFrame | dict[str, np.ndarray], n: int, rng: np.random.Generator) -> LogBatch:
+    """A request's log batch: `n` rows of `inputs`, a binary classifier's answers."""
+    proba = rng.random((n, 2))
+    return LogBatch(
+        "bench",
+        "clf",
+        1,
+        "primary",
+        time.time(),
+        new_ids(n),
+        inputs,
+        rng.integers(0, 2, n).tolist(),
+        proba / proba.sum(1, keepdims=True),
+        0.4,
+        "ok",
+    )
+
+
+def serving_batch(per_request: int, requests: int, rng: np.random.Generator) -> LogBatch:
+    """What the recorder gets while serving `benchmarks/serving`'s model: the validated columns of
+    `requests` requests (18 numeric, 2 categorical features) merged into one batch (`rows.merge`)."""
+    parts = []
+    for _ in range(requests):
+        columns = {f"x{i:02d}": rng.normal(size=per_request) for i in range(18)} | {
+            "region": rng.choice(np.array(["north", "south", "east", "west"], object), per_request),
+            "channel": rng.choice(np.array(["web", "app", "store"], object), per_request),
+        }
+        parts.append(_log_batch(columns, per_request, rng))
+    return merge(parts)[0]
+
+
+def measure_encode(rows: int, per_request: int, requests: int) -> float:
+    """Predictions per second through `encode` alone (one thread), merged runs as the recorder sees them."""
+    rng = np.random.default_rng(5)
+    work = [serving_batch(per_request, requests, rng) for _ in range(max(1, rows // (per_request * requests)))]
+    started = time.process_time()
+    for batch in work:
+        encode(batch)
+    return sum(len(b) for b in work) / (time.process_time() - started)
 
 
 def measure_write(store: Store, rows: int) -> float:
@@ -109,6 +137,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--pg", default=PG)
     args = parser.parse_args()
+    for label, per_request, requests in (
+        ("100-row requests, runs of 16", 100, 16),
+        ("1-row requests, runs of 500", 1, 500),
+    ):
+        rate = measure_encode(args.rows, per_request, requests)
+        print(
+            f"{'encode':<11} {label + ' (20 features)':<52} {rate:>10,.0f} rows/s ({1e6 / rate:.2f} us/row)", flush=True
+        )
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.open(db=f"sqlite:///{tmp}/bench.db")
         run_store("SQLite", store, args.rows)
