@@ -194,3 +194,33 @@ def test_after_a_burst_a_lone_request_does_not_wait_for_company(
 
     # The cap is 30 calls (~900 ms) on top of the call's 30 ms; an idle loop is seen in ~1 ms.
     assert asyncio.run(scenario()) < 0.5
+
+
+def test_requests_that_overlap_a_call_by_chance_are_not_held_back(
+    executor: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At moderate load a few requests overlap a call by chance: a call of two finishing with one
+    queued behind it is no closed loop of clients, and the queued request goes at once."""
+    monkeypatch.setattr(batching, "PROBE_S", 0.3)  # a wait, had it started, would last this long
+    calls: list[tuple[float, float]] = []
+
+    def model(frame: pd.DataFrame) -> tuple[np.ndarray, None]:
+        started = time.monotonic()
+        time.sleep(0.03)
+        calls.append((started, time.monotonic()))
+        return frame["x"].to_numpy(), None
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(model, executor, max_rows=1000, max_wait_us=10_000_000)
+        one = asyncio.ensure_future(batcher.submit({"x": np.array([1.0])}))
+        await asyncio.sleep(0.01)  # the first call runs; two requests queue behind it
+        two = [asyncio.ensure_future(batcher.submit({"x": np.array([float(i)])})) for i in (2, 3)]
+        await one
+        assert batcher._busy  # requests queued behind a call
+        await asyncio.sleep(0.01)  # the call of those two runs; one more queues behind it
+        await asyncio.gather(*two, batcher.submit({"x": np.array([4.0])}))
+        assert batcher.calls == 3
+
+    asyncio.run(scenario())
+    gap = calls[2][0] - calls[1][1]
+    assert gap < 0.1, f"the queued request waited {gap * 1000:.0f} ms for company"
