@@ -1037,6 +1037,21 @@ What limits driftgate here (py-spy `--gil` profiles, 2026-11-21, this pipeline):
   half-load p99 with logging on missed again (+5.9 ms median; rounds -2.5, +11.4, +5.9) while logging
   off met it (-1.8 ms)**: two runs in a row point at the log at 1-row half load, not at batching. Not
   yet traced (`fixed_rate.py --trace` on logging on vs off is the next step).
+- **1-row half load, traced (2026-11-22, after the run of 01:01; not a full run)**: the machine was
+  ~2.5x slower than in the runs above (`predict_proba` 9.3 ms in-process, bare 1-row saturation 92
+  req/s, a 46 req/s fixed rate) and so noisy that the bare endpoint's own half-load p99 moved between
+  14 and 35 ms across rounds; end-to-end A/B runs (logging on, off, coalescing off, 5 rounds each)
+  each won some rounds, so their p99 differences say nothing. Measured inside the server instead:
+  (1) an event-loop lag probe (a 2 ms sleep, overshoot recorded) at half load: p90 4.1-4.5 ms, p99
+  8.6-9.6 ms with logging on, the same with logging off: the log does not hold the loop up. The lag
+  is the model thread's GIL (a ~9 ms call hands the GIL over every 5 ms switch interval); a 0.5 ms
+  switch interval lowered the lag p99 to ~7.6 ms but not the p99 of requests measurably, so it is not
+  adopted. (2) The coalescing waits, counted: after a saturating warm-up the batcher started 236 waits
+  in 20 s at half load, all for a round of 3 requests (two that overlapped a call by chance and one
+  behind them), 0.7 ms at the median, 5 ms at p90, up to 14 ms. Coalescing now waits only for rounds
+  of at least 4 requests (`MIN_ROUND`); saturated calls are unchanged (15.7-15.9 requests per call at
+  1-row, 12.7-13.4 at 100-row, with and without). (3) GC: in 20 s of half load, one gen-0 pass over
+  1 ms (2.1 ms) and one gen-2 pass (8 ms); the startup `gc.freeze()` keeps full passes short.
 - **Half-load p99 in the run of 22:30**: the bare endpoint's saturation was higher (347 req/s, so 173 req/s
   fixed rate against 111 in the run before); 100-row p99 was 8.3 ms bare, 16.0 ms logging on and
   18.7 ms logging off, so the excess (target 2 ms, missed in this run) is not the log's: logging off
