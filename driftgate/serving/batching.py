@@ -60,6 +60,7 @@ class _Pending:
     columns: Columns
     rows: int
     future: asyncio.Future[Scores]
+    submitted: float  # monotonic
 
 
 class MicroBatcher:
@@ -73,11 +74,13 @@ class MicroBatcher:
         max_in_flight: int = 1,
         stall_after_ms: float = 50.0,
         frames: bool = True,
-        on_call: Callable[[int, float], None] | None = None,
+        on_call: Callable[[int, float, float], None] | None = None,
     ) -> None:
         """`frames=False`: `score` takes the merged columns themselves (the shadow process builds its
         frame on its side; pickling numpy arrays is far cheaper than pickling a DataFrame).
-        `on_call(rows, seconds)`: told of every finished model call (metrics), on the event loop."""
+        `on_call(rows, seconds, queued)`: told of every finished model call (metrics), on the event loop;
+        `queued` is how long its oldest request waited for the call to start (behind a running call,
+        or coalescing)."""
         self._score: Callable[[Any], Scores] = score
         self._frames = frames
         self._executor = executor
@@ -107,7 +110,7 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Scores] = loop.create_future()
         rows = len(next(iter(columns.values()))) if columns else 0
-        self._queue.append(_Pending(columns, rows, future))
+        self._queue.append(_Pending(columns, rows, future, time.monotonic()))
         self._queued_rows += rows
         self._maybe_dispatch(loop)
         return await future
@@ -214,10 +217,11 @@ class MicroBatcher:
         if not batch:
             return
         number = next(self._numbers)
-        self._started[number] = time.monotonic()
+        self._started[number] = now = time.monotonic()
+        queued = now - batch[0].submitted
         self.calls += 1
         task = loop.run_in_executor(self._executor, self._run, [p.columns for p in batch])
-        task.add_done_callback(lambda done: self._finish(loop, number, batch, done))
+        task.add_done_callback(lambda done: self._finish(loop, number, batch, queued, done))
 
     def _run(self, parts: list[Columns]) -> list[Scores | BaseException]:
         """In a worker thread: one call for all; if it fails, each request alone, so one bad
@@ -246,7 +250,12 @@ class MicroBatcher:
             return exc
 
     def _finish(
-        self, loop: asyncio.AbstractEventLoop, number: int, batch: list[_Pending], done: asyncio.Future
+        self,
+        loop: asyncio.AbstractEventLoop,
+        number: int,
+        batch: list[_Pending],
+        queued: float,
+        done: asyncio.Future,
     ) -> None:
         seconds = time.monotonic() - self._started.pop(number)
         self._call_s = seconds if not self._call_s else 0.8 * self._call_s + 0.2 * seconds
@@ -266,4 +275,4 @@ class MicroBatcher:
                 pending.future.set_result(result)
         self._maybe_dispatch(loop)
         if self._on_call is not None:  # last: whatever it does, callers have their answers
-            self._on_call(rows, seconds)
+            self._on_call(rows, seconds, queued)

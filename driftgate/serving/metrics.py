@@ -76,6 +76,14 @@ class ServingMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.call_queue = Histogram(
+            "driftgate_model_queue_seconds",
+            "Time the oldest request of each model call waited for the call to start: behind a running "
+            "call, or for more requests to merge (coalescing under saturation).",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.review_rows = Counter(
             "driftgate_review_rows", "Rows deferred to human review.", ("endpoint",), registry=self.registry
         )
@@ -230,14 +238,16 @@ class ServingMetrics:
 
         return observe
 
-    def call_observer(self, endpoint: str, version: str, role: str) -> Callable[[int, float], None]:
+    def call_observer(self, endpoint: str, version: str, role: str) -> Callable[[int, float, float], None]:
         """What a micro-batcher reports after each model call; the series are resolved once."""
         rows = self.batch_rows.labels(endpoint, version, role)
         seconds = self.call_latency.labels(endpoint, version, role)
+        waited = self.call_queue.labels(endpoint, version, role)
 
-        def observe(n: int, duration: float) -> None:
+        def observe(n: int, duration: float, queued: float) -> None:
             rows.observe(n)
             seconds.observe(duration)
+            waited.observe(queued)
 
         return observe
 

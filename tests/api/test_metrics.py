@@ -25,6 +25,7 @@ SERVING_METRICS = {
     "driftgate_model_latency_seconds",
     "driftgate_model_batch_rows",
     "driftgate_model_call_seconds",
+    "driftgate_model_queue_seconds",
     "driftgate_review_rows",
     "driftgate_log_dropped_rows",
     "driftgate_log_queue_rows",
@@ -68,6 +69,7 @@ def test_single_process_metrics_parse_and_count(deployed: Client, server) -> Non
     assert total(families, "driftgate_model_batch_rows_count", endpoint="clf", role="primary") == 7
     assert total(families, "driftgate_model_batch_rows_sum", endpoint="clf", role="primary") == 14
     assert total(families, "driftgate_model_call_seconds_count", endpoint="clf", role="primary") == 7
+    assert total(families, "driftgate_model_queue_seconds_count", endpoint="clf", role="primary") == 7
     assert total(families, "process_resident_memory_bytes") > 10_000_000
     # The recorder's counters, read at scrape time, catch up once the log is written.
     deadline = time.monotonic() + 10

@@ -147,7 +147,7 @@ def _closed_loop(batcher: MicroBatcher, clients: int, rounds: int) -> list[int]:
     async def scenario() -> None:
         await asyncio.gather(*(client(i) for i in range(clients)))
 
-    batcher._on_call = lambda rows, seconds: calls.append(rows)
+    batcher._on_call = lambda rows, seconds, queued: calls.append(rows)
     asyncio.run(scenario())
     return calls
 
@@ -224,3 +224,32 @@ def test_requests_that_overlap_a_call_by_chance_are_not_held_back(
     asyncio.run(scenario())
     gap = calls[2][0] - calls[1][1]
     assert gap < 0.1, f"the queued request waited {gap * 1000:.0f} ms for company"
+
+
+def test_each_call_reports_how_long_its_oldest_request_waited(executor: ThreadPoolExecutor) -> None:
+    """`on_call` gets rows, the call's time and its oldest request's wait: none to speak of for a
+    request that found the model free, the rest of the running call for one queued behind it."""
+    reports: list[tuple[int, float, float]] = []
+    gate = threading.Event()
+
+    def model(frame: pd.DataFrame) -> tuple[np.ndarray, None]:
+        gate.wait(5)
+        return frame["x"].to_numpy(), None
+
+    def on_call(rows: int, seconds: float, queued: float) -> None:
+        reports.append((rows, seconds, queued))
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(model, executor, max_rows=1000, stall_after_ms=10_000, on_call=on_call)
+        first = asyncio.ensure_future(batcher.submit({"x": np.array([1.0])}))
+        await asyncio.sleep(0)  # the first call starts
+        second = asyncio.ensure_future(batcher.submit({"x": np.array([2.0, 3.0])}))
+        await asyncio.sleep(0.05)  # queued behind the first call at least this long
+        gate.set()
+        await asyncio.gather(first, second)
+
+    asyncio.run(scenario())
+    (rows1, seconds1, queued1), (rows2, _, queued2) = reports
+    assert (rows1, rows2) == (1, 2)
+    assert seconds1 >= 0.05 and queued2 >= 0.05
+    assert queued1 < queued2
