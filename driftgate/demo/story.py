@@ -145,10 +145,11 @@ def run(port: int, data_dir: Path, wait: bool, console: Console) -> int:
         console.print(f"13. canary of v{v2}: {canary['state']} ({canary['reason']})")
         bad = client.http.post(f"/v1/endpoints/{ENDPOINT}/predict", json={"instances": [{"amount": "lots"}]})
         console.print(f"14. a bad request got {bad.status_code}: {bad.json()['error']}")
-        requests, calls = _burst(client, shifted)
+        requests, calls, queued = _burst(client, shifted)
         console.print(
             f"15. 16 clients at once sent {requests} one-row requests: micro-batching scored them in "
-            f"{calls} model calls ({requests / max(calls, 1):.1f} requests per call)"
+            f"{calls} model calls ({requests / max(calls, 1):.1f} requests per call; a call's oldest request "
+            f"waited {queued * 1000:.1f} ms on average for it to start)"
         )
 
         table = Table("summary", "value", title="what happened")
@@ -270,33 +271,34 @@ def _log_counts(client: Client) -> tuple[int, int]:
     return int(counts["driftgate_log_written_rows_total"]), int(counts["driftgate_log_overflow_rows_total"])
 
 
-def _burst(client: Client, frame: Any, clients: int = 16, each: int = 25) -> tuple[int, int]:
+def _burst(client: Client, frame: Any, clients: int = 16, each: int = 25) -> tuple[int, int, float]:
     """`clients` callers sending one-row requests at once: (requests, model calls the endpoint made
-    for them, from `driftgate_model_batch_rows`)."""
+    for them, mean seconds a call's oldest request waited for it to start), from /metrics."""
     rows = frame[list(scenario.FEATURES)].to_dict("records")
 
     def caller(i: int) -> None:
         for j in range(each):
             client.predict(ENDPOINT, [rows[(i * each + j) % len(rows)]])
 
-    before = _model_calls(client)
+    calls_before, queued_before = _batching_totals(client)
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(caller, range(clients)))
-    return clients * each, _model_calls(client) - before
+    calls_after, queued_after = _batching_totals(client)
+    calls = int(calls_after - calls_before)
+    return clients * each, calls, (queued_after - queued_before) / max(calls, 1)
 
 
-def _model_calls(client: Client) -> int:
-    """Model calls the demo endpoint's live versions made so far (shadows not counted), from /metrics."""
-    calls = 0.0
+def _batching_totals(client: Client) -> tuple[float, float]:
+    """Model calls the demo endpoint's live versions made so far (shadows not counted), and the seconds
+    their oldest requests waited for them to start, from /metrics."""
+    totals = {"driftgate_model_batch_rows_count{": 0.0, "driftgate_model_queue_seconds_sum{": 0.0}
     for line in client.http.get("/metrics").text.splitlines():
         name, _, value = line.rpartition(" ")
-        if (
-            name.startswith("driftgate_model_batch_rows_count{")
-            and f'endpoint="{ENDPOINT}"' in name
-            and 'role="primary"' in name
-        ):
-            calls += float(value)
-    return int(calls)
+        for prefix in totals:
+            if name.startswith(prefix) and f'endpoint="{ENDPOINT}"' in name and 'role="primary"' in name:
+                totals[prefix] += float(value)
+    calls, queued = totals.values()
+    return calls, queued
 
 
 def _pct(value: float | None) -> str:
