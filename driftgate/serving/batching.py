@@ -7,14 +7,13 @@ so batching costs no latency at low load and merges calls exactly when load make
 Coalescing under saturation: once requests queue behind calls, the batcher is *busy*, and a call
 whose queue holds less than half the last cycle's demand (the requests of the last call plus those
 that queued behind it, when they are at least `MIN_ROUND`) waits for the rest, while the event loop
-is still receiving them. Without
-this, a closed loop of clients settles into alternating groups (measured with 16 clients: calls of
-15 and 1, or two of ~8), paying a model call's fixed cost (~3.5 ms for a scikit-learn pipeline
-whatever its rows) twice per round. The wait ends when the target is reached; when the loop has
-gone quiet (a probe every `PROBE_S` found it idle and no request joined: nobody else is coming
-soon, and the batcher leaves the busy state); or after `max_wait_us`, and never more than
-`WAIT_CALLS` model calls' time. At low load a request therefore waits at most one probe, and only
-just after a burst.
+is still receiving them. Without this, a closed loop of clients settles into alternating groups
+(measured with 16 clients: calls of 15 and 1, or two of ~8), paying a model call's fixed cost
+(~3.5 ms for a scikit-learn pipeline whatever its rows) twice per round. The wait ends when the
+target is reached; when the loop has gone quiet (a probe every `PROBE_S` found it idle and no
+request joined: nobody else is coming soon, and the batcher leaves the busy state); or after
+`max_wait_us`, and never more than `WAIT_CALLS` model calls' time. At low load a request therefore
+waits at most one probe, and only just after a burst of at least `MIN_ROUND` requests.
 
 `max_wait_us` also bounds the wait for more requests before a second call starts beside one already
 in flight (`max_in_flight` > 1).
@@ -50,8 +49,8 @@ WAIT_CALLS = 3.0
 # Coalescing waits only for rounds of at least this many requests. At moderate load two or three
 # requests overlap a call by chance (open traffic, not a closed loop of clients): instrumented at half
 # load (1-row requests, 46 req/s, bursty arrivals), the server started 236 waits in 20 s, all at a
-# target of 3, lasting 0.7 ms at the median, 5 ms at p90, up to 14 ms. A saturated closed
-# loop of 16 clients still waits at a target of 16 (15.7-15.9 requests per call either way).
+# target of 3, lasting 0.7 ms at the median, 5 ms at p90, up to 14 ms. A saturated closed loop of 16
+# clients still waits at a target of 16 (15.7-15.9 requests per call either way).
 MIN_ROUND = 4
 
 
