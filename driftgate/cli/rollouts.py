@@ -33,11 +33,18 @@ def _show(row: dict[str, Any]) -> None:
         f"v{cand['version']} [bold]{view['state']}[/bold], candidate at {view['weight']:g}%{step}"
     )
     if view["gates"]:
-        table = Table("gate", "value", "threshold", "status", "samples")
+        table = Table("gate", "value", "threshold", "status", "samples", "evidence")
         for g in view["gates"]:
             value = "-" if g["value"] is None else f"{g['value']:.4g}"
+            # Rate gates fail when their e-value reaches the needed one (reports from older versions lack it).
+            evidence = "-" if g.get("evidence") is None else f"{g['evidence']:.3g}/{g['evidence_needed']:g}"
             table.add_row(
-                g["name"], value, f"{g['op']} {g['threshold']:g}", g["status"], f"{g['samples']}/{g['needed']}"
+                g["name"],
+                value,
+                f"{g['op']} {g['threshold']:g}",
+                g["status"],
+                f"{g['samples']}/{g['needed']}",
+                evidence,
             )
         console.print(table)
     if view["reason"]:

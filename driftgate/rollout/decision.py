@@ -1,9 +1,9 @@
 """What a rollout does next, from its state, the clock and the gates. Pure code.
 
 A canary step passes when its request count and its duration are both reached and every gate
-holds. A gate that fails with enough samples rolls back at once, without waiting for the step to
-end. Gates that still lack data hold the step (shown as `insufficient_data`), and pause the
-rollout after `max_step_seconds` rather than wait for ever or pass silently.
+holds. A gate that fails rolls back at once, without waiting for the step to end. Gates that still
+lack data, or are past their limit without conclusive evidence yet (`inconclusive`), hold the step
+and pause the rollout after `max_step_seconds` rather than wait for ever or pass silently.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ Action = Literal["hold", "advance", "promote", "rollback", "pause"]
 class Decision:
     action: Action
     reason: str
-    # "waiting" | "insufficient_data" | "passed" | "failed" | "manual": what the gates say now.
+    # "waiting" | "insufficient_data" | "inconclusive" | "passed" | "failed" | "manual": what the gates say now.
     verdict: str
 
 
@@ -49,16 +49,21 @@ def decide(
         waiting.append(f"{step_rows}/{spec.min_requests_per_step} requests")
     if step_elapsed < spec.step_seconds:
         waiting.append(f"{step_elapsed:.0f}/{spec.step_seconds:g} s")
-    if lacking:
-        reason = "insufficient data: " + ", ".join(g.describe().split(": ", 1)[0] for g in lacking)
-        reason += "".join(f" ({g.samples}/{g.needed})" for g in lacking[:1])
+    unsure = [g for g in gates if g.status == "inconclusive"]
+    if lacking or unsure:
+        if lacking:
+            verdict = "insufficient_data"
+            reason = "insufficient data: " + ", ".join(g.describe().split(": ", 1)[0] for g in lacking)
+            reason += "".join(f" ({g.samples}/{g.needed})" for g in lacking[:1])
+        else:
+            verdict = "inconclusive"
+            reason = "; ".join(g.describe() for g in unsure)
         if not waiting and spec.max_step_seconds is not None and step_elapsed >= spec.max_step_seconds:
-            return Decision(
-                "pause" if spec.auto else "hold", f"{reason} after {step_elapsed:.0f} s", "insufficient_data"
-            )
-        return Decision(
-            "hold", reason if not waiting else f"step {step + 1}: waiting for {', '.join(waiting)}", "insufficient_data"
-        )
+            return Decision("pause" if spec.auto else "hold", f"{reason} after {step_elapsed:.0f} s", verdict)
+        if waiting:
+            held = f"step {step + 1}: waiting for {', '.join(waiting)}"
+            reason = held if lacking else f"{held}; {reason}"
+        return Decision("hold", reason, verdict)
     if waiting:
         return Decision("hold", f"step {step + 1}: waiting for {', '.join(waiting)}", "waiting")
     held = "; ".join(g.describe() for g in gates) or "no gates configured"

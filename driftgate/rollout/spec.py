@@ -34,6 +34,14 @@ class Analysis(BaseModel):
     agreement_tolerance: float = Field(
         0.05, ge=0, description="Regression: outputs within this relative difference agree."
     )
+    confidence: float = Field(
+        0.95,
+        ge=0.5,
+        lt=1,
+        description="Rate gates (error rate, latency, agreement, accuracy) fail only when this sure that the "
+        "candidate breaks them; a candidate within every limit is failed with at most 1 - confidence chance, "
+        "however long the rollout runs.",
+    )
 
 
 class RolloutSpec(BaseModel):

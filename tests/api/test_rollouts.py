@@ -263,6 +263,11 @@ def test_a_bad_canary_is_rolled_back_by_the_agreement_gate(
     )
     final = client.rollout("clf")
     assert "agreement fails" in final["reason"]
+    # It failed on evidence, not on the estimate alone: 95 % confidence split over two rate gates
+    # (agreement and the default error rate), so an e-value of 1/0.025.
+    gate = next(g for g in final["gates"] if g["name"] == "agreement")
+    assert gate["status"] == "fail" and gate["evidence_needed"] == pytest.approx(40)
+    assert gate["evidence"] >= gate["evidence_needed"]
     assert client.endpoint("clf")["config"]["version"] == 1
     # The rollback holds from the next request on.
     assert {client.predict("clf", rows(1, s))["version"] for s in range(30)} == {1}

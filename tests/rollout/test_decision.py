@@ -36,10 +36,40 @@ def test_gates_lack_data_below_min_samples_and_decide_above() -> None:
     analysis = Analysis(max_error_rate=0.05, min_samples=50)
     few = evaluate_gates(analysis, sample(10, errors=5), sample(10), [])
     assert [g.status for g in few] == ["insufficient_data"]
-    enough = evaluate_gates(analysis, sample(100, errors=10), sample(100), [])
-    assert enough[0].status == "fail" and enough[0].value == pytest.approx(0.1)
+    enough = evaluate_gates(analysis, sample(100, errors=30), sample(100), [])
+    assert enough[0].status == "fail" and enough[0].value == pytest.approx(0.3)
     good = evaluate_gates(analysis, sample(100, errors=1), sample(100), [])
     assert good[0].status == "pass"
+
+
+def test_a_rate_gate_past_its_limit_fails_only_on_evidence() -> None:
+    analysis = Analysis(max_error_rate=0.05, min_samples=50)
+    # 10 errors in 100 against 5 %: checked every second, this happens to good candidates.
+    unsure = evaluate_gates(analysis, sample(100, errors=10), sample(100), [])[0]
+    assert unsure.status == "inconclusive" and unsure.value == pytest.approx(0.1)
+    assert unsure.evidence is not None and 1 < unsure.evidence < unsure.evidence_needed == pytest.approx(20)
+    # The same rate over ten times the rows is conclusive.
+    sure = evaluate_gates(analysis, sample(1000, errors=100), sample(1000), [])[0]
+    assert sure.status == "fail" and sure.evidence >= sure.evidence_needed
+
+
+def test_confidence_is_split_over_the_rate_gates() -> None:
+    one = evaluate_gates(Analysis(max_error_rate=0.01, confidence=0.9), sample(100), sample(100), [])
+    assert one[0].evidence_needed == pytest.approx(10)
+    two = Analysis(max_error_rate=0.01, min_agreement=0.9, max_prediction_drift=0.5, confidence=0.9)
+    gates = evaluate_gates(two, sample(100), sample(100), [(1, 1)] * 100)
+    needed = {g.name: g.evidence_needed for g in gates}
+    assert needed == {"error_rate": pytest.approx(20), "agreement": pytest.approx(20), "prediction_drift": None}
+
+
+def test_latency_gate_tests_the_share_of_requests_over_the_limit() -> None:
+    analysis = Analysis(max_error_rate=None, max_latency_p99_ms=50, min_samples=50)
+    cand = sample(400)
+    cand.latencies_ms[:8] = 80  # 2 % over the limit: p99 breaks it, but not conclusively yet
+    gate = evaluate_gates(analysis, cand, sample(400), [])[0]
+    assert gate.status == "inconclusive" and gate.value == pytest.approx(80)
+    cand.latencies_ms[:40] = 80  # 10 %
+    assert evaluate_gates(analysis, cand, sample(400), [])[0].status == "fail"
 
 
 def test_agreement_counts_equal_labels_and_close_numbers() -> None:
@@ -108,6 +138,18 @@ def test_insufficient_data_holds_then_pauses_after_max_step_seconds() -> None:
     assert hold.action == "hold" and hold.verdict == "insufficient_data" and "insufficient data" in hold.reason
     pause = decide(spec, 0, 500, 301, gates)
     assert pause.action == "pause" and "accuracy" in pause.reason
+
+
+def test_an_inconclusive_gate_holds_the_step_then_pauses_it() -> None:
+    spec = canary(analysis={"max_error_rate": 0.05, "min_samples": 50}, max_step_seconds=300)
+    gates = evaluate_gates(spec.analysis, sample(200, errors=14), sample(200), [])
+    early = decide(spec, 0, 50, 10, gates)
+    assert early.action == "hold" and early.verdict == "inconclusive"
+    assert "waiting for 50/100 requests" in early.reason and "error_rate inconclusive: 0.07" in early.reason
+    hold = decide(spec, 0, 200, 100, gates)
+    assert hold.action == "hold" and "evidence" in hold.reason and "to fail" in hold.reason
+    pause = decide(spec, 0, 200, 301, gates)
+    assert pause.action == "pause" and pause.verdict == "inconclusive"
 
 
 def test_manual_canary_never_acts_by_itself() -> None:
