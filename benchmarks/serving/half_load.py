@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import time
@@ -38,6 +37,7 @@ from run import (  # the same servers, data, pinning and client as the full benc
     log,
     prepare_data,
     register_driftgate,
+    write_doc,
     wrk,
 )
 
@@ -76,7 +76,8 @@ def main() -> None:
     ap.add_argument("--doc-only", action="store_true", help="rewrite the docs section from half_load.json; run nothing")
     a = ap.parse_args()
     if a.doc_only:
-        write_doc(markdown(json.loads(RESULTS.read_text())))
+        write_doc(markdown(json.loads(RESULTS.read_text())), "serving-half")
+        log(f"updated {DOC.relative_to(ROOT)}")
         return
     os.sched_setaffinity(0, {int(CLIENT_CORE)})
     started = time.time()
@@ -150,21 +151,8 @@ def main() -> None:
     md = markdown(doc)
     print(md)
     if not a.no_doc:
-        write_doc(md)
-
-
-def write_doc(md: str) -> None:
-    text = DOC.read_text()
-    new, n = re.subn(
-        r"(<!-- serving-half:start -->\n).*?(\n<!-- serving-half:end -->)",
-        lambda mt: mt.group(1) + md + mt.group(2),
-        text,
-        flags=re.S,
-    )
-    if n != 1:
-        raise RuntimeError("serving-half markers not found in docs/benchmarks.md")
-    DOC.write_text(new)
-    log(f"updated {DOC.relative_to(ROOT)}")
+        write_doc(md, "serving-half")
+        log(f"updated {DOC.relative_to(ROOT)}")
 
 
 def markdown(doc: dict) -> str:

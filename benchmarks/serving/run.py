@@ -1077,16 +1077,17 @@ What limits driftgate here (py-spy `--gil` profiles, 2026-11-21, this pipeline):
 """
 
 
-def write_doc(md: str) -> None:
+def write_doc(md: str, section: str = "serving") -> None:
+    """Replace the text between `<!-- {section}:start -->` and `<!-- {section}:end -->`."""
     text = DOC.read_text()
     new, n = re.subn(
-        r"(<!-- serving:start -->\n).*?(\n<!-- serving:end -->)",
+        rf"(<!-- {section}:start -->\n).*?(\n<!-- {section}:end -->)",
         lambda mt: mt.group(1) + md + mt.group(2),
         text,
         flags=re.S,
     )
     if n != 1:
-        raise RuntimeError("serving markers not found in docs/benchmarks.md")
+        raise RuntimeError(f"{section} markers not found in docs/benchmarks.md")
     DOC.write_text(new)
 
 
