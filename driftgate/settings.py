@@ -50,6 +50,12 @@ class Settings:
     """Seconds between checks for endpoint changes made by other replicas."""
     rollout_interval: float = 1.0
     """Seconds between analyses of running rollouts (gates, steps, promotion, rollback)."""
+    retention_days: float | None = None
+    """Delete prediction log rows (with their labels and events) older than this, every `retention_interval`."""
+    monitoring_retention_days: float | None = None
+    """Delete monitoring points and reports older than this (each endpoint keeps its newest report)."""
+    retention_interval: float = 3600.0
+    """Seconds between retention passes (the first runs a minute after start, or sooner when shorter)."""
     pipeline_modules: list[str] = field(default_factory=list)
     """Packages whose functions endpoint pipeline steps may name (each with its submodules); none by default."""
 

@@ -159,6 +159,30 @@ async def _monitor_periodically(svc: Services) -> None:
                 log.exception("monitor run failed on endpoint %s", name)
 
 
+async def _apply_retention_periodically(svc: Services) -> None:
+    """Every `retention_interval`, delete what is older than the configured retention, in the idle-priority
+    child when there is one. Replicas sharing a store may all do it: deleting what is gone is a no-op."""
+    s = svc.settings
+    await asyncio.sleep(min(60.0, s.retention_interval))
+    while True:
+        try:
+            if svc.drift_worker is not None:
+                deleted = await asyncio.to_thread(
+                    svc.drift_worker.retention, s.retention_days, s.monitoring_retention_days
+                )
+            else:
+                deleted = await asyncio.to_thread(
+                    svc.store.apply_retention,
+                    prediction_days=s.retention_days,
+                    monitoring_days=s.monitoring_retention_days,
+                )
+            if any(deleted.values()):
+                log.info("retention deleted %s", ", ".join(f"{n} {kind}" for kind, n in deleted.items()))
+        except Exception:  # a failed pass (a locked store, say) must not end the loop
+            log.exception("retention pass failed")
+        await asyncio.sleep(s.retention_interval)
+
+
 @contextlib.contextmanager
 def _unready_on_sigterm(svc: Services) -> Iterator[None]:
     """Readiness turns false the moment SIGTERM arrives, before uvicorn stops taking connections.
@@ -201,6 +225,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         background = [asyncio.create_task(_follow_store(svc)), asyncio.create_task(_drive_rollouts(svc))]
         if settings.monitor_interval > 0:
             background.append(asyncio.create_task(_monitor_periodically(svc)))
+        if settings.retention_days is not None or settings.monitoring_retention_days is not None:
+            background.append(asyncio.create_task(_apply_retention_periodically(svc)))
         if svc.metrics.multiprocess:
             # With several workers, other workers answer scrapes from what this one last wrote.
             background.append(asyncio.create_task(refresh_every(svc.metrics)))

@@ -70,6 +70,12 @@ def serve(
         list[str] | None,
         typer.Option(help="Package whose functions endpoint pipeline steps may name (repeatable)."),
     ] = None,
+    retention_days: Annotated[
+        float | None, typer.Option(help="Delete prediction log rows older than this many days (hourly).", min=0)
+    ] = None,
+    monitoring_retention_days: Annotated[
+        float | None, typer.Option(help="Delete monitoring points and reports older than this many days.", min=0)
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Run the HTTP server."""
@@ -92,6 +98,8 @@ def serve(
         shadow_process=not shadow_in_process,
         log_process=not log_in_process,
         pipeline_modules=list(pipeline_module or []),
+        retention_days=retention_days,
+        monitoring_retention_days=monitoring_retention_days,
     )
     store = _store(data_dir, db)
     has_tokens = bool(store.tokens.scopes_by_digest())

@@ -6,7 +6,6 @@ Mounted by the main CLI with `app.command()(export)` and `app.command()(retentio
 from __future__ import annotations
 
 import datetime as dt
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -186,19 +185,38 @@ def export(
 
 
 def retention(
-    days: Annotated[float, typer.Option(help="Keep this many days of prediction log; delete older rows.")],
+    days: Annotated[
+        float | None, typer.Option(help="Keep this many days of prediction log; delete older rows.")
+    ] = None,
+    monitoring_days: Annotated[
+        float | None,
+        typer.Option(
+            help="Keep this many days of monitoring points and reports (each endpoint keeps its newest report)."
+        ),
+    ] = None,
     endpoint: Annotated[str | None, typer.Option(help="Only this endpoint (default: all).")] = None,
     data_dir: Annotated[Path, typer.Option("--data-dir", help="Embedded store directory.")] = Path(".driftgate"),
     db: Annotated[str | None, typer.Option("--db", help="Store URL (PostgreSQL).")] = None,
 ) -> None:
-    """Delete prediction log rows (and their labels) older than N days."""
+    """Delete prediction log rows (with their labels) older than --days, and monitoring points and
+    reports older than --monitoring-days. `driftgate serve --retention-days/--monitoring-retention-days`
+    does the same every hour."""
     from driftgate.store import Store
 
-    if days < 0:
-        raise typer.BadParameter(f"expected a number of days >= 0, got {days}", param_hint="--days")
+    if days is None and monitoring_days is None:
+        raise typer.BadParameter("give --days, --monitoring-days or both", param_hint="--days")
+    for value, hint in ((days, "--days"), (monitoring_days, "--monitoring-days")):
+        if value is not None and value < 0:
+            raise typer.BadParameter(f"expected a number of days >= 0, got {value:g}", param_hint=hint)
     store = Store.open(data_dir, db)
     try:
-        deleted = store.predictions.delete_before(time.time() - days * 86400, endpoint)
+        deleted = store.apply_retention(prediction_days=days, monitoring_days=monitoring_days, endpoint=endpoint)
     finally:
         store.close()
-    console.print(f"deleted {deleted} prediction rows older than {days:g} days")
+    if days is not None:
+        console.print(f"deleted {deleted['predictions']} prediction rows older than {days:g} days")
+    if monitoring_days is not None:
+        console.print(
+            f"deleted {deleted['monitoring_points']} monitoring points and {deleted['monitor_reports']} monitor "
+            f"reports older than {monitoring_days:g} days"
+        )

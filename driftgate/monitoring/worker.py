@@ -95,6 +95,11 @@ class DriftWorker:
         caller decides); a `DriftgateError` raised there is raised here with its type and details."""
         return self._call(_monitor, endpoint, version.ref.model, version.ref.version, concept_history, params)
 
+    def retention(self, prediction_days: float | None, monitoring_days: float | None) -> dict[str, int]:
+        """`Store.apply_retention` in the child: deleting a day of a busy log is minutes of database
+        work, at idle priority there."""
+        return self._call(_retention, prediction_days, monitoring_days)
+
     def _call(self, job: Callable[..., Job], *args: Any) -> Any:
         answer = self._child.call(job, *args)  # one fresh try if the child died (the OOM killer, say)
         if answer.error is not None:
@@ -161,3 +166,7 @@ def _monitor(endpoint: str, model: str, version: int, concept_history: int, para
         return monitor.compute(endpoint, c.models.get(VersionRef(model, version)), **params)
 
     return _run(work)
+
+
+def _retention(prediction_days: float | None, monitoring_days: float | None) -> Job:
+    return _run(lambda c: c.store.apply_retention(prediction_days=prediction_days, monitoring_days=monitoring_days))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -40,6 +41,26 @@ class Store:
     def open(cls, data_dir: str | Path | None = None, db: str | None = None, *, migrate: bool = True) -> Store:
         """`migrate=False`: a helper process of a server that has already migrated the store."""
         return cls(open_engine(database_url(data_dir, db), migrate=migrate))
+
+    def apply_retention(
+        self,
+        *,
+        prediction_days: float | None = None,
+        monitoring_days: float | None = None,
+        endpoint: str | None = None,
+        now: float | None = None,
+    ) -> dict[str, int]:
+        """Delete what is older than its retention: prediction log rows with their labels and outcome
+        events, and monitoring points and reports (each endpoint keeps its newest report). None keeps
+        everything of that kind. Returns the rows deleted per kind."""
+        now = time.time() if now is None else now
+        deleted = {"predictions": 0, "monitoring_points": 0, "monitor_reports": 0}
+        if prediction_days is not None:
+            deleted["predictions"] = self.predictions.delete_before(now - prediction_days * 86400, endpoint)
+        if monitoring_days is not None:
+            points, reports = self.monitoring.delete_before(now - monitoring_days * 86400, endpoint)
+            deleted.update(monitoring_points=points, monitor_reports=reports)
+        return deleted
 
     @property
     def dialect(self) -> str:

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 
 from driftgate.monitoring.points import MetricPoint
 from driftgate.store import tables as t
@@ -96,6 +96,44 @@ class MonitoringRepo:
         with self.engine.connect() as conn:
             value = conn.execute(query).scalar()
         return dict(value) if value is not None else None
+
+    def delete_before(self, cutoff: float, endpoint: str | None = None, chunk_rows: int = 10_000) -> tuple[int, int]:
+        """Delete metric points and monitor reports older than `cutoff` (epoch seconds), except each
+        endpoint's newest report, which `GET .../drift` answers from; returns (points, reports) deleted.
+        One series at a time, so every query runs on its index, in chunks: short transactions beside
+        a serving store's writers."""
+        m, r = t.monitoring_points, t.monitor_reports
+        series = select(m.c.endpoint, m.c.metric).distinct()
+        names = select(r.c.endpoint).distinct()
+        if endpoint is not None:
+            series, names = series.where(m.c.endpoint == endpoint), names.where(r.c.endpoint == endpoint)
+        newest = select(r.c.id).order_by(r.c.ts.desc(), r.c.id.desc()).limit(1)  # as latest_report reads
+        with self.engine.connect() as conn:
+            pairs = conn.execute(series).all()
+            keep = {
+                name: conn.execute(newest.where(r.c.endpoint == name)).scalar()
+                for name in conn.execute(names).scalars()
+            }
+        points = sum(
+            self._delete_chunked(m, (m.c.endpoint == e, m.c.metric == metric, m.c.ts < cutoff), chunk_rows)
+            for e, metric in pairs
+        )
+        reports = sum(
+            self._delete_chunked(r, (r.c.endpoint == e, r.c.ts < cutoff, r.c.id != kept), chunk_rows)
+            for e, kept in keep.items()
+        )
+        return points, reports
+
+    def _delete_chunked(self, table: Any, where: tuple[Any, ...], chunk_rows: int) -> int:
+        deleted = 0
+        while True:
+            with self.engine.begin() as conn:
+                ids = list(conn.execute(select(table.c.id).where(*where).limit(chunk_rows)).scalars())
+                if ids:
+                    conn.execute(delete(table).where(table.c.id.in_(ids)))
+            deleted += len(ids)
+            if len(ids) < chunk_rows:
+                return deleted
 
 
 def _point(row: Any) -> MetricPoint:

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from driftgate.cli.export import export, retention
 from driftgate.client import Client
+from driftgate.monitoring.points import MetricPoint
 from driftgate.records.ids import new_ids
 from driftgate.records.recorder import LogBatch
 from driftgate.records.rows import encode
@@ -100,6 +101,21 @@ def test_export_with_labels_and_flat_inputs(store, db_url: str, tmp_path: Path, 
 def test_export_refuses_an_unknown_format(tmp_path: Path) -> None:
     result = CliRunner().invoke(_cli(), ["export", "ep", "--output", str(tmp_path / "x.json")])
     assert result.exit_code != 0 and "parquet" in result.output
+
+
+def test_retention_of_monitoring_points_and_reports(store, db_url: str) -> None:
+    now = time.time()
+    store.monitoring.add_points([MetricPoint("ep", "psi", 0.1, now - d * 86400) for d in (9, 8, 1, 0)])
+    store.monitoring.add_report("ep", 1, now - 9 * 86400, {"n": 1})
+    store.monitoring.add_report("ep", 1, now - 1 * 86400, {"n": 2})
+    ids = _fill(store, now)
+    result = CliRunner().invoke(_cli(), ["retention", "--monitoring-days", "5", "--db", db_url])
+    assert result.exit_code == 0, result.output
+    assert "deleted 2 monitoring points and 1 monitor reports" in result.output
+    assert len(store.monitoring.series("ep", "psi")) == 2
+    assert store.predictions.known_ids("ep", ids) == set(ids)  # the log has its own retention
+    nothing = CliRunner().invoke(_cli(), ["retention", "--db", db_url])
+    assert nothing.exit_code != 0 and "--monitoring-days" in nothing.output
 
 
 def test_retention_deletes_old_rows_and_their_labels(store, db_url: str) -> None:

@@ -45,3 +45,32 @@ def test_reports_latest_wins(store: Store) -> None:
     store.monitoring.add_report("e", 2, 20.0, {"n": 2, "nested": {"a": [1, 2]}})
     store.monitoring.add_report("f", 1, 30.0, {"n": 3})
     assert store.monitoring.latest_report("e") == {"n": 2, "nested": {"a": [1, 2]}}
+
+
+def test_retention_deletes_old_points_and_reports_but_each_endpoints_newest_report(store: Store) -> None:
+    old, new = 1_000.0, 2_000.0
+    store.monitoring.add_points(
+        [MetricPoint(e, m, 0.1, ts) for e in ("e", "f") for m in ("error_rate", "psi") for ts in (old, old + 1, new)]
+    )
+    store.monitoring.add_report("e", 1, old, {"n": "e-old"})
+    store.monitoring.add_report("e", 1, new, {"n": "e-new"})
+    store.monitoring.add_report("f", 1, old, {"n": "f-old-1"})
+    store.monitoring.add_report("f", 1, old + 1, {"n": "f-only-old"})  # f's newest: kept though old
+    # One endpoint, one row per chunk: deleting goes on past full chunks.
+    assert store.monitoring.delete_before(1_500.0, endpoint="e", chunk_rows=1) == (4, 1)
+    assert [p.ts for p in store.monitoring.series("e", "psi")] == [new]
+    assert len(store.monitoring.series("f", "psi")) == 3
+    assert store.monitoring.delete_before(1_500.0) == (4, 1)
+    assert [p.ts for p in store.monitoring.series("f", "error_rate")] == [new]
+    assert store.monitoring.latest_report("e") == {"n": "e-new"}
+    assert store.monitoring.latest_report("f") == {"n": "f-only-old"}
+    assert store.monitoring.delete_before(1_500.0) == (0, 0)
+
+
+def test_apply_retention_reports_what_each_kind_lost(store: Store) -> None:
+    now = 10 * 86400.0
+    store.monitoring.add_points([MetricPoint("e", "psi", 0.1, now - 3 * 86400), MetricPoint("e", "psi", 0.2, now)])
+    kept = store.apply_retention(now=now)
+    assert kept == {"predictions": 0, "monitoring_points": 0, "monitor_reports": 0}
+    assert store.apply_retention(monitoring_days=2, now=now)["monitoring_points"] == 1
+    assert [p.value for p in store.monitoring.series("e", "psi")] == [0.2]
