@@ -127,12 +127,11 @@ class MonitoringRepo:
     def _delete_chunked(self, table: Any, where: tuple[Any, ...], chunk_rows: int) -> int:
         deleted = 0
         while True:
+            chunk = select(table.c.id).where(*where).limit(chunk_rows).scalar_subquery()
             with self.engine.begin() as conn:
-                ids = list(conn.execute(select(table.c.id).where(*where).limit(chunk_rows)).scalars())
-                if ids:
-                    conn.execute(delete(table).where(table.c.id.in_(ids)))
-            deleted += len(ids)
-            if len(ids) < chunk_rows:
+                n = conn.execute(delete(table).where(table.c.id.in_(chunk))).rowcount
+            deleted += n
+            if n < chunk_rows:
                 return deleted
 
 
