@@ -96,8 +96,8 @@ class DriftWorker:
         return self._call(_monitor, endpoint, version.ref.model, version.ref.version, concept_history, params)
 
     def retention(self, prediction_days: float | None, monitoring_days: float | None) -> dict[str, int]:
-        """`Store.apply_retention` in the child: deleting a day of a busy log is minutes of database
-        work, at idle priority there."""
+        """`Store.apply_retention` in the child: deleting a busy log's old rows (every one's labels and
+        events too) is long database work, best done at idle priority."""
         return self._call(_retention, prediction_days, monitoring_days)
 
     def _call(self, job: Callable[..., Job], *args: Any) -> Any:
