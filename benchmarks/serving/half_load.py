@@ -41,7 +41,8 @@ from run import (  # the same servers, data, pinning and client as the full benc
     wrk,
 )
 
-RESULTS = HERE / "half_load.json"
+RESULTS = HERE / "half_load.json"  # {"runs": [...]}, newest last: one run alone says little on this machine
+KEEP_RUNS = 4
 TRACES = WORK / "half"
 SERVERS = ("bare", "driftgate", "driftgate_nolog")
 TARGET_MS = 2.0
@@ -76,7 +77,7 @@ def main() -> None:
     ap.add_argument("--doc-only", action="store_true", help="rewrite the docs section from half_load.json; run nothing")
     a = ap.parse_args()
     if a.doc_only:
-        write_doc(markdown(json.loads(RESULTS.read_text())), "serving-half")
+        write_doc(history_markdown(load_runs()), "serving-half")
         log(f"updated {DOC.relative_to(ROOT)}")
         return
     os.sched_setaffinity(0, {int(CLIENT_CORE)})
@@ -147,12 +148,37 @@ def main() -> None:
         },
         "wall_s": round(time.time() - started),
     }
-    RESULTS.write_text(json.dumps(doc, indent=1) + "\n")
-    md = markdown(doc)
+    runs_kept = [*load_runs(), doc][-KEEP_RUNS:]
+    RESULTS.write_text(json.dumps({"runs": runs_kept}, indent=1) + "\n")
+    md = history_markdown(runs_kept)
     print(md)
     if not a.no_doc:
         write_doc(md, "serving-half")
         log(f"updated {DOC.relative_to(ROOT)}")
+
+
+def load_runs() -> list[dict]:
+    if not RESULTS.exists():
+        return []
+    saved = json.loads(RESULTS.read_text())
+    return saved["runs"] if "runs" in saved and isinstance(saved["runs"], list) else [saved]
+
+
+def history_markdown(runs: list[dict]) -> str:
+    """Every kept run, newest first, with a line per run on the target."""
+    lines = [
+        "| run | rate req/s | logging on minus bare, median p99 ms | rounds within 2 ms | target |",
+        "|---|---|---|---|---|",
+    ]
+    for doc in reversed(runs):
+        d = doc["p99_minus_bare_ms"]["driftgate"]
+        verdict = "met" if d["median"] <= TARGET_MS else "missed"
+        lines.append(
+            f"| {doc['when']} | {doc['rate_rps']:.0f} | {d['median']:+.2f} | {d['rounds_within_target']} of "
+            f"{doc['rounds']} | {verdict} |"
+        )
+    sections = [f"#### Run of {doc['when']}\n\n" + markdown(doc) for doc in reversed(runs)]
+    return "\n".join(lines) + "\n\n" + "\n\n".join(sections)
 
 
 def markdown(doc: dict) -> str:
