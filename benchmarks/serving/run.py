@@ -1065,12 +1065,13 @@ What limits driftgate here (py-spy `--gil` profiles, 2026-11-21, this pipeline):
   steal time (per-thread CPU and `/proc/stat` sampled every 100 ms in a rerun); the model threads
   used ~40 % more CPU per call during an episode, and `predict_proba` alone, timed in one process,
   moved between 5.6 and 8.3 ms from one second to the next. So the machine itself slows in bursts. A
-  slowdown costs driftgate more than bare because driftgate has less headroom at the same rate: at 64
-  req/s it used ~66 % of its core against ~50 % for bare. Each 1-row request costs ~1.9 ms of
-  event-loop CPU (HTTP, validation, ids, metrics, the log hand-off) on top of the model call, and the
-  model runs in a worker thread whose GIL hand-offs to the loop (5 ms switch interval) stretch both.
-  A burst that slows the machine by 40 % therefore saturates driftgate and queues its requests, while
-  bare stays under saturation. What would remove it: less per-request work at low concurrency, or
+  slowdown costs driftgate more than bare because driftgate has less headroom at the same rate: at
+  64 req/s it used ~66 % of its core (measured), bare ~50 % (64 x its ~7.8 ms a request at
+  saturation). Each 1-row request costs ~1.9 ms of event-loop CPU (HTTP, validation, ids, metrics,
+  the log hand-off) on top of the model call, and the model runs in a worker thread whose GIL
+  hand-offs to the loop (5 ms switch interval) stretch both. A burst that slows the machine by 40 %
+  therefore saturates driftgate and queues its requests, while bare stays under saturation. What
+  would remove it: less per-request work at low concurrency, or
   small models run inline on the event loop as bare does (no hand-offs). Neither is done.
 """
 
