@@ -27,17 +27,25 @@ Side = Literal["above", "below"]  # the gate breaks when the rate is above (a ma
 # mixture) cover both rates just past the limit (a 0.45 accuracy against a 0.5 minimum) and far past
 # it (50 % errors against a 1 % maximum).
 OFFSETS = 0.05 * 2.0 ** np.arange(8)  # 0.05 .. 6.4
-EDGE = 1e-4  # limits are kept inside (EDGE, 1 - EDGE)
+# The null rate is moved off 0 and 1 (where log-odds are infinite) only in the conservative direction:
+# up for a maximum, down for a minimum. A limit within EDGE of the far end cannot be broken.
+EDGE = 1e-4
 
 
 def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
+def null_rate(limit: float, side: Side) -> float:
+    """The rate the evidence is measured against: the limit, or the nearest rate past it that has
+    finite log-odds (testing against a stricter null keeps the test valid)."""
+    return max(limit, EDGE) if side == "above" else min(limit, 1 - EDGE)
+
+
 def alternatives(limit: float, side: Side) -> np.ndarray:
     """Rates beyond `limit` at `OFFSETS` in log-odds, nearest first."""
     sign = 1 if side == "above" else -1
-    return 1 / (1 + np.exp(-(_logit(min(max(limit, EDGE), 1 - EDGE)) + sign * OFFSETS)))
+    return 1 / (1 + np.exp(-(_logit(null_rate(limit, side)) + sign * OFFSETS)))
 
 
 def log_evidence(hits: float, n: int, limit: float, side: Side) -> float:
@@ -46,11 +54,11 @@ def log_evidence(hits: float, n: int, limit: float, side: Side) -> float:
     that the rate is beyond the limit; the gate fails at log(1 / alpha)."""
     if n <= 0:
         return 0.0
-    if (side == "above" and limit >= 1) or (side == "below" and limit <= 0):
-        return -math.inf  # nothing lies beyond the limit: the gate cannot break
     if (side == "above" and limit <= 0 and hits > 0) or (side == "below" and limit >= 1 and hits < n):
         return math.inf  # one event past a limit of 0 (or 1) proves the rate beyond it
-    p0 = min(max(limit, EDGE), 1 - EDGE)
+    if (side == "above" and limit >= 1 - EDGE) or (side == "below" and limit <= EDGE):
+        return -math.inf  # (next to) nothing lies beyond the limit: the gate cannot break
+    p0 = null_rate(limit, side)
     alt = alternatives(limit, side)
     misses = n - hits
     log_ratios = hits * np.log(alt / p0) + misses * np.log((1 - alt) / (1 - p0))

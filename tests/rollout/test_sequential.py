@@ -32,6 +32,10 @@ def test_limits_at_the_edges() -> None:
     assert log_evidence(99, 100, 1.0, "below") == math.inf  # a minimum of 100 % agreement
     assert log_evidence(100, 100, 1.0, "above") == -math.inf  # nothing lies above 100 %
     assert log_evidence(0, 100, 0.0, "below") == -math.inf
+    # Limits next to the edges are tested against a stricter null, never a looser one.
+    assert log_evidence(1, 100, 0.00005, "above") <= log_evidence(1, 100, 0.0001, "above")
+    assert log_evidence(0, 100, 0.00005, "below") == -math.inf
+    assert log_evidence(100, 100, 0.99995, "above") == -math.inf
 
 
 def test_alternatives_lie_beyond_the_limit_nearest_first() -> None:
