@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
@@ -29,11 +28,11 @@ from run import (  # the same servers, data, pinning and client as the full benc
     CLIENT_CORE,
     DOC,
     HERE,
-    PY,
     ROOT,
     WORK,
     alone,
     build_servers,
+    fixed_rate,
     log,
     prepare_data,
     register_driftgate,
@@ -46,15 +45,6 @@ KEEP_RUNS = 4
 TRACES = WORK / "half"
 SERVERS = ("bare", "driftgate", "driftgate_nolog")
 TARGET_MS = 2.0
-
-
-def fixed_rate_traced(url: str, body: Path, rate: float, seconds: float, warmup: float, trace: Path) -> dict:
-    cmd = ["taskset", "-c", CLIENT_CORE, str(PY), str(HERE / "fixed_rate.py"), url, str(body)]
-    cmd += [f"{rate:.1f}", f"{seconds:g}", "--warmup", f"{warmup:g}", "--trace", str(trace)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + warmup + 120)
-    if out.returncode != 0:
-        raise RuntimeError(f"fixed_rate.py failed: {out.stderr[-500:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def slow_requests(trace: Path, threshold_ms: float) -> dict:
@@ -104,7 +94,7 @@ def main() -> None:
             for srv in order:
                 trace = TRACES / f"{srv.name}_{a.rows}_{rnd}.txt"
                 with alone(srv, servers):
-                    res = fixed_rate_traced(srv.url, srv.bodies[a.rows], rate, a.seconds, a.warmup, trace)
+                    res = fixed_rate(srv.url, srv.bodies[a.rows], rate, a.seconds, a.warmup, trace)
                     srv.drain_log(res)
                 res["round"] = rnd
                 res["trace"] = str(trace.relative_to(ROOT))

@@ -565,7 +565,8 @@ def wrk(url: str, body: Path, seconds: float) -> dict:
     }
 
 
-def fixed_rate(url: str, body: Path, rate: float, seconds: float, warmup: float) -> dict:
+def fixed_rate(url: str, body: Path, rate: float, seconds: float, warmup: float, trace: Path | None = None) -> dict:
+    """`fixed_rate.py` on the client core; `trace`: where it writes each request's time and latency."""
     cmd = [
         "taskset",
         "-c",
@@ -578,6 +579,7 @@ def fixed_rate(url: str, body: Path, rate: float, seconds: float, warmup: float)
         f"{seconds:g}",
         "--warmup",
         f"{warmup:g}",
+        *(["--trace", str(trace)] if trace is not None else []),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + warmup + 120)
     if out.returncode != 0:
