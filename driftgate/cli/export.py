@@ -186,12 +186,13 @@ def export(
 
 def retention(
     days: Annotated[
-        float | None, typer.Option(help="Keep this many days of prediction log; delete older rows.")
+        float | None, typer.Option(help="Keep this many days of prediction log; delete older rows.", min=0)
     ] = None,
     monitoring_days: Annotated[
         float | None,
         typer.Option(
-            help="Keep this many days of monitoring points and reports (each endpoint keeps its newest report)."
+            help="Keep this many days of monitoring points and reports (each endpoint keeps its newest report).",
+            min=0,
         ),
     ] = None,
     endpoint: Annotated[str | None, typer.Option(help="Only this endpoint (default: all).")] = None,
@@ -205,9 +206,6 @@ def retention(
 
     if days is None and monitoring_days is None:
         raise typer.BadParameter("give --days, --monitoring-days or both", param_hint="--days")
-    for value, hint in ((days, "--days"), (monitoring_days, "--monitoring-days")):
-        if value is not None and value < 0:
-            raise typer.BadParameter(f"expected a number of days >= 0, got {value:g}", param_hint=hint)
     store = Store.open(data_dir, db)
     try:
         deleted = store.apply_retention(prediction_days=days, monitoring_days=monitoring_days, endpoint=endpoint)
