@@ -65,7 +65,7 @@ def build_services(settings: Settings) -> Services:
             data_dir=settings.data_dir,
             db=settings.db,
             spool=spool,
-            flush_interval=settings.log_flush_interval,
+            flush_interval=settings.log_ship_interval,
             batch_rows=settings.log_batch_rows,
         )
     # Rows left in the spool by a crash (or a store outage) go to the store before serving starts.

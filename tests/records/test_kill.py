@@ -20,7 +20,7 @@ from driftgate.store import Store
 from tests.conftest import Artifacts, free_port
 
 DRIFTGATE = str(Path(sys.executable).parent / "driftgate")
-FLUSH_INTERVAL = 0.2  # Settings.log_flush_interval's default, which `serve` uses
+FLUSH_INTERVAL = 0.5  # Settings.log_ship_interval's default, which `serve` uses
 
 
 def _dataplane_awaits_durable() -> bool:

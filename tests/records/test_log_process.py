@@ -101,6 +101,22 @@ def test_a_child_that_cannot_start_costs_no_rows(tmp_path: Path, store: Store, d
         rec.close()
 
 
+def test_enough_waiting_rows_are_shipped_before_the_interval_ends(tmp_path: Path, store: Store, db_url: str) -> None:
+    rec = recorder(tmp_path, db_url, flush_interval=3600, batch_rows=10)
+    try:
+        rec.start()
+        rec.record(batch(6))
+        time.sleep(0.5)
+        assert store.predictions.count("ep") == 0  # below batch_rows: it waits for the interval
+        rec.record(batch(6))  # 12 rows waiting: a hand-over now
+        deadline = time.monotonic() + 30
+        while (rec.queued_rows or store.predictions.count("ep") < 12) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert store.predictions.count("ep") == 12 and rec.queued_rows == 0
+    finally:
+        rec.close()
+
+
 def test_a_killed_child_loses_nothing_that_was_handed_over(tmp_path: Path, store: Store, db_url: str) -> None:
     rec = recorder(tmp_path, db_url, flush_interval=0.02)
     try:
