@@ -154,6 +154,7 @@ async def main() -> None:
             {
                 "rate": a.rate,
                 "seconds": a.seconds,
+                "sent": total,  # warm-up included
                 "completed": n,
                 "p50_ms": pct(50),
                 "p90_ms": pct(90),

@@ -11,7 +11,9 @@ then reports the per-round differences, their median and how many rounds met the
 
 Each run also keeps its per-request trace (`benchmarks/.data/serving/half/*.txt`) and the slow requests
 are summarised: how many of them came in clusters (a stall of the machine, or periodic work on the
-server, delays several consecutive requests) and how many alone.
+server, delays several consecutive requests) and how many alone. It also reads each server's CPU per request from
+`/proc` (the server process, and its helper processes: driftgate's log writer, monitor and shadow
+children, which share the server's core): the headroom a slow spell of the machine eats into.
 Results go to benchmarks/serving/half_load.json and the `serving-half` section of docs/benchmarks.md.
 """
 
@@ -32,7 +34,9 @@ from run import (  # the same servers, data, pinning and client as the full benc
     WORK,
     alone,
     build_servers,
+    check_machine,
     fixed_rate,
+    group_cpu_s,
     log,
     prepare_data,
     register_driftgate,
@@ -45,6 +49,14 @@ KEEP_RUNS = 4
 TRACES = WORK / "half"
 SERVERS = ("bare", "driftgate", "driftgate_nolog")
 TARGET_MS = 2.0
+
+
+def cpu_per_request(before: dict[int, float], after: dict[int, float], leader: int, requests: int) -> dict:
+    """CPU ms per request sent (warm-up included) of the server process itself and of its helper
+    processes (driftgate's log writer, monitor and shadow children), from two `group_cpu_s` readings."""
+    used = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+    helpers = sum(v for pid, v in used.items() if pid != leader)
+    return {"server": round(used.get(leader, 0.0) * 1000 / requests, 3), "helpers": round(helpers * 1000 / requests, 3)}
 
 
 def slow_requests(trace: Path, threshold_ms: float) -> dict:
@@ -70,6 +82,7 @@ def main() -> None:
         write_doc(history_markdown(load_runs()), "serving-half")
         log(f"updated {DOC.relative_to(ROOT)}")
         return
+    check_machine()
     os.sched_setaffinity(0, {int(CLIENT_CORE)})
     started = time.time()
     paths = prepare_data()
@@ -94,7 +107,11 @@ def main() -> None:
             for srv in order:
                 trace = TRACES / f"{srv.name}_{a.rows}_{rnd}.txt"
                 with alone(srv, servers):
+                    before = group_cpu_s(srv.proc.pid)
                     res = fixed_rate(srv.url, srv.bodies[a.rows], rate, a.seconds, a.warmup, trace)
+                    # Read before the drain: what a run's traffic cost while it ran.
+                    used = group_cpu_s(srv.proc.pid)
+                    res["cpu_ms_per_request"] = cpu_per_request(before, used, srv.proc.pid, res["sent"])
                     srv.drain_log(res)
                 res["round"] = rnd
                 res["trace"] = str(trace.relative_to(ROOT))
@@ -211,6 +228,20 @@ def markdown(doc: dict) -> str:
     for name, rs in runs.items():
         tot = {k: sum(r["slow"][k] for r in rs) for k in ("of", "slow", "clustered", "alone")}
         lines.append(f"| {name} | {tot['of']:,} | {tot['slow']} | {tot['clustered']} | {tot['alone']} |")
+    if all("cpu_ms_per_request" in r for rs in runs.values() for r in rs):
+        lines += [
+            "",
+            "CPU per request (ms, median over rounds, warm-up requests included): the server process, and its "
+            "helper processes (driftgate's idle-priority log writer, monitor and shadow children) on the same core. "
+            "Less CPU per request is more headroom before a slow spell of the machine saturates the core.",
+            "",
+            "| server | server process | helper processes | total |",
+            "|---|---|---|---|",
+        ]
+        for name, rs in runs.items():
+            own = statistics.median(r["cpu_ms_per_request"]["server"] for r in rs)
+            helpers = statistics.median(r["cpu_ms_per_request"]["helpers"] for r in rs)
+            lines.append(f"| {name} | {own:.2f} | {helpers:.2f} | {own + helpers:.2f} |")
     return "\n".join(lines)
 
 
