@@ -285,11 +285,14 @@ def test_gates_without_data_say_so_and_pause_the_rollout(two_versions: Client, s
         max_step_seconds=1,
         analysis={"max_error_rate": None, "min_accuracy": 0.8, "min_labels": 30},
     )
-    for s in range(10):
-        client.predict("clf", rows(2, s))
-    # On a slow machine the pause (after 1 s) may come before the first look: either shows the verdict.
-    until(lambda: (c := client.rollout("clf"))["verdict"] == "insufficient_data" or c["state"] == "paused")
-    paused = until(lambda: (c := client.rollout("clf"))["state"] == "paused" and c)
+    # The split is random: traffic keeps coming until the candidate has its 5 rows for the step (10
+    # requests alone left it short about 1 time in 20, and the step then never reached its pause).
+    seed = iter(range(10_000))
+    paused = until(
+        lambda: (c := client.rollout("clf"))["state"] == "paused" and c,
+        traffic=lambda: client.predict("clf", rows(2, next(seed))),
+    )
+    assert paused["verdict"] == "insufficient_data"
     assert "insufficient data" in paused["reason"] and "accuracy" in paused["reason"]
     resumed = client.rollout_command("clf", "resume", reason="labels are coming")
     assert resumed["state"] == "running"
