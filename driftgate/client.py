@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,31 @@ class Client:
         """`command`: promote | rollback | pause | resume."""
         url = f"/v1/endpoints/{endpoint}/rollouts/current/{command}"
         return self._check(self.http.post(url, json={"reason": reason}))
+
+    # ---- retraining -----------------------------------------------------------------------------
+
+    def retrain(self, endpoint: str, **spec: Any) -> dict[str, Any]:
+        """Start a retraining run; `spec` (train, data, window_seconds, holdout, rollout, ...) lays over the
+        endpoint's `retraining` config. Returns the queued run: follow it with `retraining_run`."""
+        return self._check(self.http.post(f"/v1/endpoints/{endpoint}/retrain", json=spec))
+
+    def retraining_run(self, run_id: int) -> dict[str, Any]:
+        return self._check(self.http.get(f"/v1/retraining-runs/{run_id}"))
+
+    def retraining_runs(self, endpoint: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit, **({"endpoint": endpoint} if endpoint else {})}
+        return self._check(self.http.get("/v1/retraining-runs", params=params))["runs"]
+
+    def wait_for_run(self, run_id: int, timeout: float = 600.0, poll: float = 0.25) -> dict[str, Any]:
+        """The run once it has ended (succeeded, rejected or failed); TimeoutError if it has not by then."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.retraining_run(run_id)
+            if run["state"] not in ("queued", "running"):
+                return run
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"retraining run {run_id} still {run['state']} after {timeout:g} s")
+            time.sleep(poll)
 
     def predict(self, endpoint: str, rows: Any) -> dict[str, Any]:
         """`rows`: a list of dicts, or a pandas DataFrame (sent as dataframe_split)."""

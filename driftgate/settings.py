@@ -63,6 +63,10 @@ class Settings:
     """Seconds between retention passes (the first runs a minute after start, or sooner when shorter)."""
     pipeline_modules: list[str] = field(default_factory=list)
     """Packages whose functions endpoint pipeline steps may name (each with its submodules); none by default."""
+    train_modules: list[str] = field(default_factory=list)
+    """Packages whose functions retraining runs may call to train (each with its submodules); none by default."""
+    retrain_check_interval: float = 30.0
+    """Seconds between looks for endpoints whose retraining schedule (`every_seconds`) is due."""
 
     def to_env(self) -> str:
         data = asdict(self)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -9,6 +10,8 @@ from pydantic import BaseModel, ValidationError
 from driftgate.errors import BadRequest
 
 M = TypeVar("M", bound=BaseModel)
+# `package.module:function`, the attribute part possibly dotted (`module:Class.method`).
+FUNCTION_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 
 
 def parse(model: type[M], body: Any, what: str) -> M:

@@ -125,6 +125,37 @@ def test_rollout_promote_rollback_and_pause_from_the_command_line(files: Path) -
     assert code == 2 and "steps" in output
 
 
+def test_retrain_from_the_command_line(tmp_path: Path, artifacts: Artifacts) -> None:
+    from driftgate.client import Client
+    from tests.api.test_retraining import labelled_traffic
+    from tests.conftest import make_server
+
+    srv = make_server(tmp_path, monitor_interval=0)
+    try:
+        with Client(srv.url) as client:
+            client.register_model("clf", artifacts.skops, "sklearn", reference=artifacts.reference_csv, target="y")
+            client.deploy("clf", "clf", 1)
+            labelled_traffic(client, 300, seed=5, flip=True)
+    finally:
+        srv.stop()
+    data = ["--data-dir", str(tmp_path / "data")]
+    canary = '{"strategy": "canary", "steps": [50, 100]}'
+    train = ["--train", "tests.train_functions:train", "--min-rows", "100"]
+    code, output = run("retrain", "clf", *train, "--rollout", canary, "--reason", "flipped", *data)
+    assert code == 0, output
+    assert "succeeded" in output and "registered clf v2" in output and "canary rollout" in output
+    assert re.search(r"60[│ ]+accuracy[│ ]+0\.0\d+[│ ]+0\.9\d*[│ ]+yes", output), output
+    code, output = run("rollout", "clf", *data)
+    assert "canary clf v1 -> v2 running, candidate at 50%" in output, output
+    code, output = run("retrain", "clf", "--train", "tests.train_functions:broken", "--min-rows", "100", *data)
+    assert code == 1 and "failed" in output and "RuntimeError: no good" in output, output
+    code, output = run("retrain", "clf", *train, "--rollout", "{", *data)
+    assert code == 2 and "--rollout is not JSON" in output
+    code, output = run("retrain", "clf", "--list", *data)
+    assert code == 0 and re.search(r"2[│ ].*manual[│ ]+failed", output), output
+    assert re.search(r"1[│ ].*manual[│ ]+succeeded[│ ]+v2", output), output
+
+
 def test_cli_errors_are_messages_not_tracebacks(files: Path) -> None:
     data = ["--data-dir", str(files / "data")]
     cases = [
@@ -242,6 +273,8 @@ def test_demo_tells_the_story_and_exits(tmp_path: Path) -> None:
     assert "protocols agreeing" in out and "yes" in out
     assert "alert rule 'fraud-drift' fired: data_drift_share" in out
     assert "canary of v2: promoted (all 3 steps passed" in out
+    retrained = re.search(r"v2 accuracy ([\d.]+)% vs v1 ([\d.]+)% on 600 held-out ones, so run 1 succeeded", out)
+    assert retrained is not None and float(retrained[1]) > float(retrained[2]), out  # the alert's run, judged
     assert "with an output guard" in out and "customer disputes on" in out and "n/a of the window" not in out
     burst = re.search(r"16 clients at once sent (\d+) one-row requests: micro-batching scored them in (\d+) model", out)
     assert burst is not None and 0 < int(burst[2]) <= int(burst[1]), out  # every request scored, none twice

@@ -44,9 +44,9 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
 }
+# "rollback": end the endpoint's running rollout on the champion; "retrain": a retraining run on the
+# endpoint's `retraining` config (SPEC 8).
 ACTIONS = ("rollback", "retrain")
-# Actions a rule may name today; "retrain" joins when the retraining loop (SPEC 8) exists.
-AVAILABLE_ACTIONS = ("rollback",)
 Severity = Literal["info", "warning", "critical"]
 
 
@@ -156,9 +156,7 @@ class AlertRule(BaseModel):
     @classmethod
     def _actions(cls, values: list[str]) -> list[str]:
         for name in values:
-            if name == "retrain":
-                raise ValueError("action 'retrain' is not available yet: the retraining loop (SPEC 8) is not built")
-            if name not in AVAILABLE_ACTIONS:
+            if name not in ACTIONS:
                 raise ValueError(f"unknown action {name!r}; allowed: {', '.join(ACTIONS)}")
         return list(dict.fromkeys(values))
 

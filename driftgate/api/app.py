@@ -8,6 +8,7 @@ import gc
 import logging
 import signal
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,15 +21,29 @@ from driftgate import __version__
 from driftgate.alerts.engine import AlertEngine
 from driftgate.api import errors
 from driftgate.api.auth import TokenCache
+from driftgate.api.launch import start_rollout
 from driftgate.api.limits import BodyLimit
-from driftgate.api.routes import alerts, endpoints, events, models, monitoring, predict, review, rollouts, system, v2
+from driftgate.api.routes import (
+    alerts,
+    endpoints,
+    events,
+    models,
+    monitoring,
+    predict,
+    retraining,
+    review,
+    rollouts,
+    system,
+    v2,
+)
 from driftgate.api.services import Services
-from driftgate.errors import DriftgateError
+from driftgate.errors import Conflict, DriftgateError
 from driftgate.monitoring.live import LiveDrift
 from driftgate.monitoring.monitor import Monitor
 from driftgate.monitoring.worker import DriftWorker
 from driftgate.records.log_process import ProcessRecorder
 from driftgate.records.recorder import LogBatch, PredictionLog, Recorder
+from driftgate.retraining.service import Retrainer
 from driftgate.rollout.controller import RolloutController
 from driftgate.serving.dataplane import DataPlane
 from driftgate.serving.metrics import ServingMetrics, refresh_every
@@ -92,8 +107,30 @@ def build_services(settings: Settings) -> Services:
         await plane.refresh(endpoint)
         return {"ok": True, "detail": f"rollout {row['id']} rolled back to v{row['baseline']['version']}"}
 
+    async def launch(endpoint: str, body: dict[str, Any], actor: str) -> dict[str, Any]:
+        return await start_rollout(rollouts_controller, plane, endpoint, body, actor)
+
+    retrainer = Retrainer(
+        store,
+        data_dir=settings.data_dir,
+        db=settings.db,
+        allowed_modules=tuple(settings.train_modules),
+        start_rollout=launch,
+    )
+
+    async def retrain(endpoint: str, reason: str) -> dict[str, Any]:
+        """The alert action: a retraining run on the endpoint's `retraining` config."""
+        try:
+            run = await retrainer.start(endpoint, {"reason": f"alert: {reason}"}, trigger="alert", actor="alert")
+        except DriftgateError as exc:  # no retraining config, or a run already open
+            return {"ok": False, "detail": exc.message}
+        return {"ok": True, "detail": f"retraining run {run['id']} started"}
+
     alerts_engine = AlertEngine(
-        store, allow=settings.webhook_allow, actions={"rollback": rollback}, registry=metrics.registry
+        store,
+        allow=settings.webhook_allow,
+        actions={"rollback": rollback, "retrain": retrain},
+        registry=metrics.registry,
     )
     # Big windows are computed in the worker's child process, off the serving process's GIL.
     monitor = Monitor(store, drift, worker=worker)
@@ -111,6 +148,7 @@ def build_services(settings: Settings) -> Services:
         rollouts_controller,
         monitor,
         alerts_engine,
+        retrainer,
         drift_worker=worker,
     )
 
@@ -157,6 +195,26 @@ async def _monitor_periodically(svc: Services) -> None:
                 )
             except Exception:  # one endpoint's failure must neither end the loop nor skip the others
                 log.exception("monitor run failed on endpoint %s", name)
+
+
+async def _retrain_on_schedule(svc: Services) -> None:
+    """Start a run on every endpoint whose `retraining.every_seconds` has passed since its last run
+    began. Replicas sharing a store may race: the second one finds the run open and lets it be."""
+    while True:
+        await asyncio.sleep(svc.settings.retrain_check_interval)
+        for name in svc.dataplane.endpoint_names():
+            try:
+                plan = svc.dataplane.state(name).config.retraining
+                every = plan.every_seconds if plan is not None else None
+                if every is None:
+                    continue
+                last = await asyncio.to_thread(svc.store.retraining.last_created, name)
+                if last is None or time.time() - last >= every:
+                    await svc.retraining.start(name, {}, trigger="schedule", actor="schedule")
+            except Conflict:
+                pass  # a run is open (perhaps another replica's): the next look tries again
+            except Exception:  # one endpoint's failure must neither end the loop nor skip the others
+                log.exception("scheduled retraining failed on endpoint %s", name)
 
 
 async def _apply_retention_periodically(svc: Services) -> None:
@@ -227,6 +285,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             background.append(asyncio.create_task(_monitor_periodically(svc)))
         if settings.retention_days is not None or settings.monitoring_retention_days is not None:
             background.append(asyncio.create_task(_apply_retention_periodically(svc)))
+        background.append(asyncio.create_task(_retrain_on_schedule(svc)))
         if svc.metrics.multiprocess:
             # With several workers, other workers answer scrapes from what this one last wrote.
             background.append(asyncio.create_task(refresh_every(svc.metrics)))
@@ -241,6 +300,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for task in background:
                 task.cancel()
             await svc.alerts.aclose()
+            await svc.retraining.aclose()
             svc.dataplane.close()
             svc.recorder.close()
             if svc.drift_worker is not None:
@@ -257,7 +317,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (models, endpoints, predict, events, rollouts, monitoring, review, alerts, v2, system):
+    for module in (models, endpoints, predict, events, rollouts, monitoring, review, alerts, retraining, v2, system):
         app.include_router(module.router)
     app.include_router(v2.scored)
     app.add_middleware(BodyLimit, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)

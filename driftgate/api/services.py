@@ -13,6 +13,7 @@ from driftgate.monitoring.live import LiveDrift
 from driftgate.monitoring.monitor import Monitor
 from driftgate.monitoring.worker import DriftWorker
 from driftgate.records.recorder import PredictionLog
+from driftgate.retraining.service import Retrainer
 from driftgate.rollout.controller import RolloutController
 from driftgate.serving.dataplane import DataPlane
 from driftgate.serving.metrics import ServingMetrics
@@ -33,6 +34,7 @@ class Services:
     rollouts: RolloutController
     monitor: Monitor
     alerts: AlertEngine
+    retraining: Retrainer
     ready: bool = False
     drift_worker: DriftWorker | None = None
     """Runs big drift windows in a child process (see monitoring/worker.py); None: all in-thread."""

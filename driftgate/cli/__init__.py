@@ -70,6 +70,10 @@ def serve(
         list[str] | None,
         typer.Option(help="Package whose functions endpoint pipeline steps may name (repeatable)."),
     ] = None,
+    train_module: Annotated[
+        list[str] | None,
+        typer.Option(help="Package whose functions retraining runs may call to train (repeatable)."),
+    ] = None,
     retention_days: Annotated[
         float | None, typer.Option(help="Delete prediction log rows older than this many days (hourly).", min=0)
     ] = None,
@@ -98,6 +102,7 @@ def serve(
         shadow_process=not shadow_in_process,
         log_process=not log_in_process,
         pipeline_modules=list(pipeline_module or []),
+        train_modules=list(train_module or []),
         retention_days=retention_days,
         monitoring_retention_days=monitoring_retention_days,
     )
@@ -271,11 +276,12 @@ def demo(
 
 
 def _mount_subcommands() -> None:
-    from driftgate.cli import drift, export, rollouts
+    from driftgate.cli import drift, export, retraining, rollouts
 
     app.add_typer(drift.app, name="drift")
     app.command()(export.export)
     app.command()(export.retention)
+    app.command()(retraining.retrain)
     for command in (rollouts.rollout, rollouts.promote, rollouts.rollback, rollouts.pause, rollouts.resume):
         app.command()(command)
 

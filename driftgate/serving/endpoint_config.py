@@ -8,10 +8,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from driftgate.monitoring.guards import OutputLimits
+from driftgate.retraining.spec import RetrainSpec
+from driftgate.validation import FUNCTION_PATH
 
 Automation = Literal["human_only", "assist", "partial", "governed", "full"]
-# `package.module:function`, the attribute part possibly dotted (`module:Class.method`).
-FUNCTION_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 STEP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -142,6 +142,9 @@ class EndpointConfig(BaseModel):
     )
     pipeline: Pipeline | None = Field(None, description="Pre- and post-processing steps around the model.")
     output_guard: OutputGuard | None = Field(None, description="Limits on the model's outputs (SPEC 6).")
+    retraining: RetrainSpec | None = Field(
+        None, description="How to retrain this endpoint's model (SPEC 8): manual runs, the schedule and alerts use it."
+    )
 
     @model_validator(mode="after")
     def _threshold_needed(self) -> EndpointConfig:

@@ -14,6 +14,7 @@ from driftgate.store.events import EventRepo
 from driftgate.store.models import ModelRepo, VersionRecord
 from driftgate.store.monitoring import MonitoringRepo
 from driftgate.store.predictions import PredictionRepo
+from driftgate.store.retraining import RetrainingRepo
 from driftgate.store.rollouts import RolloutRepo
 from driftgate.store.tokens import TokenRepo
 
@@ -36,6 +37,7 @@ class Store:
         self.rollouts = RolloutRepo(engine)
         self.monitoring = MonitoringRepo(engine)
         self.alerts = AlertRepo(engine)
+        self.retraining = RetrainingRepo(engine)
 
     @classmethod
     def open(cls, data_dir: str | Path | None = None, db: str | None = None, *, migrate: bool = True) -> Store:

@@ -256,6 +256,30 @@ alerts = Table(
     Index("ix_alerts_rule_endpoint_fired", "rule_id", "endpoint", "fired_at"),
 )
 
+# One row per retraining run (SPEC 8); at most one queued or running per endpoint.
+retraining_runs = Table(
+    "retraining_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("endpoint", String(200), nullable=False),
+    Column("state", String(16), nullable=False),  # queued | running | succeeded | rejected | failed
+    Column("trigger", String(16), nullable=False),  # manual | schedule | alert
+    Column("actor", String(200), nullable=False),
+    Column("spec", JSON, nullable=False),  # the validated RetrainSpec
+    Column("champion", JSON, nullable=False),  # {"model", "version"} the run started from
+    Column("candidate", JSON),  # the version it registered
+    Column("rows", JSON),  # {"train", "holdout", "reference"}
+    Column("evaluation", JSON),  # candidate against champion on the holdout
+    Column("rollout_id", Integer),
+    Column("detail", Text),  # the outcome in words, or the error
+    Column("log", Text),  # the tail of the subprocess's output
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("deadline", Float, nullable=False),  # past it, a run still open was abandoned by its server
+    Index("ix_retraining_runs_endpoint_created", "endpoint", "created_at"),
+)
+
 __all__ = [
     "alert_rules",
     "alerts",
@@ -271,6 +295,7 @@ __all__ = [
     "monitoring_points",
     "outcome_events",
     "prediction_batches",
+    "retraining_runs",
     "rollouts",
     "tokens",
 ]

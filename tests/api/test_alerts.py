@@ -158,14 +158,14 @@ def test_rule_validation_and_ssrf_at_creation(server: LiveServer, receiver: Rece
             assert words in r.json()["error"] and r.json()["field"] == "notify"
         for body, field in [
             ({**RULE, "metric": "drift"}, "metric"),
-            ({**RULE, "actions": ["retrain"]}, "actions"),
+            ({**RULE, "actions": ["retrain", "reboot"]}, "actions"),
             ({**RULE, "op": "~"}, "op"),
             ({**RULE, "surprise": 1}, "surprise"),
             ([RULE], "body"),
         ]:
             r = http.post("/v1/alert-rules", json=body)
             assert r.status_code == 400 and r.json()["field"] == field, r.text
-        assert "retraining loop" in http.post("/v1/alert-rules", json={**RULE, "actions": ["retrain"]}).text
+        assert "unknown action 'reboot'" in http.post("/v1/alert-rules", json={**RULE, "actions": ["reboot"]}).text
         assert receiver.requests == []
 
         assert http.post("/v1/alert-rules", json=RULE).status_code == 201

@@ -86,6 +86,8 @@ async def put_endpoint(
     # Load first: a version that cannot serve, or a step that does not import, never reaches the store
     # or the other replicas.
     await svc.dataplane.check(config, VersionRef(config.model, version))
+    if config.retraining is not None:
+        svc.retraining.check(config.retraining, field="retraining.train")
     actor = request.headers.get("x-driftgate-actor", "api")
     revision = await run_in_threadpool(svc.store.endpoints.put, endpoint, stored, actor=actor, reason="PUT")
     state = await svc.dataplane.apply(endpoint, stored, revision)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from driftgate.api import launch
 from driftgate.api.auth import require
 from driftgate.api.services import Services, services
 from driftgate.rollout.controller import describe
@@ -47,10 +48,7 @@ async def start_rollout(
     """Start a shadow, canary, blue-green or A/B rollout of another version on this endpoint. The
     candidate is loaded and warmed on reference rows first: one that cannot serve never gets traffic."""
     svc = services(request)
-    spec, champion, candidate = await run_in_threadpool(svc.rollouts.prepare, endpoint, body)
-    await svc.dataplane.warm(candidate)
-    row = await run_in_threadpool(svc.rollouts.start, endpoint, spec, champion, candidate, _actor(request))
-    return await _apply(svc, endpoint, row)
+    return describe(await launch.start_rollout(svc.rollouts, svc.dataplane, endpoint, body, _actor(request)))
 
 
 @router.get("/{endpoint}/rollouts", dependencies=[Depends(require("predict"))])
