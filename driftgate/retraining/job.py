@@ -67,6 +67,7 @@ def _run(store: Store, spec: RetrainSpec, request: dict[str, Any]) -> dict[str, 
         data = split(window, target, spec.holdout, reference)
     except ValueError as exc:
         raise RunFailed(str(exc)) from None
+    data = _without_pseudonyms(data, store, request["endpoint"], champion)
     timings["read_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -155,6 +156,25 @@ def _reference(store: Store, champion: VersionRecord) -> Any:
             f"model {champion.name!r} v{champion.version} has no reference data to train on; use data 'recent' or 'all'"
         )
     return from_parquet(blob)
+
+
+def _without_pseudonyms(data: Split, store: Store, endpoint: str, champion: VersionRecord) -> Split:
+    """Fields the endpoint redacts are gone from the log ('drop') or stored as pseudonyms ('hash') that
+    serving never sees: neither can train. A champion that needs one cannot be judged on logged rows."""
+    config, _ = store.endpoints.get(endpoint)
+    rules: dict[str, str] = config.get("redact") or {}
+    needed = InputSchema.from_dict(champion.input_schema).names
+    lost = [n for n in needed if n in rules or n not in data.holdout.columns]
+    if lost:
+        why = "redacted by the endpoint config" if all(n in rules for n in lost) else "absent from the logged inputs"
+        raise RunFailed(
+            f"feature(s) {lost} of {champion.name} v{champion.version} are {why}, so the logged predictions can "
+            "neither train a replacement nor judge it against the champion"
+        )
+    hashed = [n for n in data.train.columns if n in rules]
+    if not hashed:
+        return data
+    return Split(data.train.drop(columns=hashed), data.holdout.drop(columns=hashed), data.since, data.until)
 
 
 def _train(function: str, data: Split) -> Any:

@@ -56,7 +56,8 @@ def test_a_better_model_is_registered_with_lineage_and_shadowed(clf: Client) -> 
 
     rollout = clf.rollout("clf")
     assert rollout["id"] == done["rollout"] and rollout["strategy"] == "shadow" and rollout["state"] == "running"
-    assert rollout["candidate"]["version"] == 2 and rollout["reason"] == "labels flipped"
+    assert rollout["candidate"]["version"] == 2 and rollout["spec"]["reason"] == "labels flipped"
+    assert rollout["actor"] == "retraining"
     version = clf.model("clf")["versions"][-1]
     assert version["version"] == 2 and version["target"] == "y"
     lineage = version["lineage"]
@@ -189,7 +190,7 @@ def test_the_endpoint_config_holds_the_plan_and_an_alert_starts_it(clf: Client) 
     assert done["state"] == "succeeded", (done["detail"], done["log"])
     rollout = clf.rollout("clf")
     assert rollout["strategy"] == "canary" and rollout["steps"] == [20.0, 100.0]
-    assert rollout["reason"].startswith("alert: ")
+    assert rollout["spec"]["reason"].startswith("alert: ")
 
 
 def test_a_schedule_starts_runs_on_its_own(tmp_path: Path, artifacts: Artifacts) -> None:
@@ -209,3 +210,12 @@ def test_a_schedule_starts_runs_on_its_own(tmp_path: Path, artifacts: Artifacts)
             assert len(client.retraining_runs("clf")) == 1  # not again before every_seconds
     finally:
         srv.stop()
+
+
+def test_features_the_log_redacts_cannot_train(clf: Client) -> None:
+    clf.deploy("clf", "clf", 1, redact={"colour": "hash"})
+    labelled_traffic(clf, 200, seed=15, flip=True)
+    done = clf.wait_for_run(clf.retrain("clf", train=TRAIN, min_rows=100)["id"], timeout=120)
+    assert done["state"] == "failed" and "['colour']" in done["detail"], done["detail"]
+    assert "redacted by the endpoint config" in done["detail"]
+    assert [v["version"] for v in clf.model("clf")["versions"]] == [1]
