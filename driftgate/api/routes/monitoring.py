@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from driftgate.api.auth import require
 from driftgate.api.services import services
-from driftgate.errors import BadRequest
+from driftgate.errors import BadRequest, NotFound
 from driftgate.monitoring.monitor import EVENT_METRIC, RUN_METRIC, check_window
 from driftgate.monitoring.points import MetricPoint
 
@@ -73,6 +73,21 @@ async def monitor(request: Request, endpoint: str, body: MonitorRequest | None =
         redacted=tuple(state.config.redact or ()),
         guard=state.guard,
     )
+
+
+@router.get("/{endpoint}/monitoring/report")
+async def latest_report(request: Request, endpoint: str) -> dict[str, Any]:
+    """The newest stored monitor report: the drift report with each feature's `histogram` (reference
+    and current counts over the same bins), plus the run's metrics. The dashboard draws it."""
+    svc = services(request)
+    svc.dataplane.state(endpoint)  # 404 for an unknown endpoint
+    report = await run_in_threadpool(svc.store.monitoring.latest_report, endpoint)
+    if report is None:
+        raise NotFound(
+            f"endpoint {endpoint!r} has no monitor report yet; run one with POST /v1/endpoints/{endpoint}/monitor",
+            endpoint=endpoint,
+        )
+    return report
 
 
 def _point(p: MetricPoint) -> dict[str, Any]:
