@@ -276,9 +276,10 @@ def demo(
 
 
 def _mount_subcommands() -> None:
-    from driftgate.cli import drift, export, retraining, rollouts
+    from driftgate.cli import batch, drift, export, retraining, rollouts
 
     app.add_typer(drift.app, name="drift")
+    app.add_typer(batch.app, name="batch")
     app.command()(export.export)
     app.command()(export.retention)
     app.command()(retraining.retrain)

@@ -1,0 +1,161 @@
+"""Batch scoring (SPEC 3): a CSV or Parquet file streamed through an endpoint chunk by chunk, each chunk
+scored exactly as an online request is (schema checks, pipeline steps, rollout routing, guards, the
+prediction log), into a Parquet or CSV file of the inputs with their predictions and prediction ids
+(for feedback). Memory stays at one chunk; the output appears under its name only when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from driftgate.errors import BadRequest, InvalidInput
+from driftgate.monitoring.io import file_schema, iter_batches
+from driftgate.serving.dataplane import DataPlane
+from driftgate.serving.result import DecodedRequest, PredictionResult
+
+OUTPUT_COLUMNS = ("prediction", "prediction_id", "model", "version", "status")
+
+
+@dataclass
+class BatchSummary:
+    rows: int = 0
+    chunks: int = 0
+    deferred: int = 0  # rows sent to human review instead of answered
+    versions: dict[int, int] = field(default_factory=dict)  # rows per answering version
+
+
+def output_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    if suffix == ".csv":
+        return "csv"
+    raise BadRequest(f"output {path.name!r} must end in .parquet or .csv", field="output")
+
+
+def total_rows(path: Path) -> int | None:
+    """Rows in the input when the file says so without reading it (Parquet's footer), else None."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return pq.ParquetFile(path).metadata.num_rows
+    return None
+
+
+async def score_file(
+    plane: DataPlane,
+    endpoint: str,
+    source: Path,
+    target: Path,
+    chunk_rows: int = 10_000,
+    on_chunk: Callable[[int], None] | None = None,
+) -> BatchSummary:
+    kind = output_format(target)
+    state = plane.state(endpoint)
+    schema = state.stable.schema
+    clash = [c for c in file_schema(source).names if c in OUTPUT_COLUMNS or c.startswith("probability_")]
+    if clash:
+        raise BadRequest(f"input columns {clash} clash with the output's columns; rename them", field="input")
+    # A CSV's columns take the types the schema expects (the reader would guess per block of the file):
+    # digits in a text feature stay text, and a number column holding text is refused by name.
+    pinned = pa.schema([(f.name, pa.float64() if f.is_numeric else pa.string()) for f in schema.features])
+    summary = BatchSummary()
+    partial = target.with_name(target.name + ".partial")
+    writer: Any = None
+    try:
+        for batch in _chunks(source, chunk_rows, pinned):
+            request = DecodedRequest(
+                columns={n: batch.column(n).to_pylist() for n in batch.schema.names}, n_rows=batch.num_rows
+            )
+            try:
+                result = await plane.predict(endpoint, request)
+            except InvalidInput as exc:
+                first = summary.rows
+                raise InvalidInput(
+                    f"rows {first}-{first + batch.num_rows - 1} of {source.name}: {exc.message}", **exc.details
+                ) from None
+            table = _with_predictions(batch, result, state.stable.classes)
+            if writer is None:
+                writer = (
+                    pq.ParquetWriter(partial, table.schema)
+                    if kind == "parquet"
+                    else pa_csv.CSVWriter(partial, table.schema)
+                )
+            writer.write_table(table.cast(writer.schema) if kind == "parquet" else table)
+            _count(summary, batch.num_rows, result)
+            if on_chunk is not None:
+                on_chunk(batch.num_rows)
+        if writer is None:
+            raise InvalidInput(f"{source.name} holds no rows to score", field="input")
+        writer.close()
+        writer = None
+        os.replace(partial, target)
+    finally:
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
+        partial.unlink(missing_ok=True)
+    return summary
+
+
+def _chunks(source: Path, rows: int, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Batches of at most `rows` rows (the CSV reader cuts by bytes, not rows)."""
+    batches = iter_batches(source, rows, schema=schema)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except pa.ArrowInvalid as exc:  # a value that does not fit its column's type
+            raise InvalidInput(f"{source.name} cannot be read: {_named(exc, source)}", field="input") from None
+        for start in range(0, batch.num_rows, rows):
+            yield batch.slice(start, rows)
+
+
+def _named(exc: Exception, source: Path) -> str:
+    """pyarrow's CSV errors number the column ("In CSV column #0: ..."): name it as well."""
+    message = str(exc)
+    found = re.search(r"column #(\d+)", message)
+    names = file_schema(source).names
+    if found is None or int(found[1]) >= len(names):
+        return message
+    return f"column {names[int(found[1])]!r}: {message}"
+
+
+def _with_predictions(batch: pa.RecordBatch, result: PredictionResult, classes: list[Any] | None) -> pa.Table:
+    n = batch.num_rows
+    columns = {name: batch.column(name) for name in batch.schema.names}
+    kind = pa.array(classes).type if classes else pa.float64()
+    columns["prediction"] = pa.array(_plain(result.predictions), type=kind)
+    if result.probabilities is not None and result.classes is not None:
+        proba = np.asarray(result.probabilities, dtype=np.float64)
+        for j, label in enumerate(result.classes):
+            columns[f"probability_{label}"] = pa.array(proba[:, j])
+    columns["prediction_id"] = pa.array(result.ids, type=pa.string())
+    columns["model"] = pa.array([result.model] * n, type=pa.string())
+    versions = result.versions if result.versions is not None else [int(result.version)] * n
+    columns["version"] = pa.array(versions, type=pa.int64())
+    columns["status"] = pa.array(result.status or ["ok"] * n, type=pa.string())
+    return pa.table(columns)
+
+
+def _plain(predictions: Any) -> list[Any]:
+    return predictions.tolist() if isinstance(predictions, np.ndarray) else list(predictions)
+
+
+def _count(summary: BatchSummary, rows: int, result: PredictionResult) -> None:
+    summary.rows += rows
+    summary.chunks += 1
+    summary.deferred += sum(1 for s in result.status or () if s == "review")
+    versions = result.versions if result.versions is not None else [int(result.version)] * rows
+    for v in versions:
+        summary.versions[v] = summary.versions.get(v, 0) + 1
