@@ -119,13 +119,15 @@ class Retrainer:
             raise
         except Exception as exc:  # ours, not the user's: the run says so, the server goes on
             log.exception("retraining run %s failed", run["id"])
-            self._finish(run, "failed", detail=f"{type(exc).__name__}: {exc}")
+            await self._finished(run, "failed", detail=f"{type(exc).__name__}: {exc}")
 
     async def _run(self, run: dict[str, Any], spec: RetrainSpec) -> None:
         await asyncio.to_thread(self.store.retraining.update, run["id"], state="running", started_at=time.time())
         result, tail = await asyncio.to_thread(self._subprocess, run, spec)
         if not result.get("ok"):
-            self._finish(run, "failed", detail=result.get("error") or "the run ended without a result", log=tail)
+            await self._finished(
+                run, "failed", detail=result.get("error") or "the run ended without a result", log=tail
+            )
             return
         candidate, summary = result["candidate"], result["summary"]
         fields = {
@@ -136,23 +138,23 @@ class Retrainer:
         }
         registered = f"registered {candidate['model']} v{candidate['version']}"
         if not result["evaluation"]["better"]:
-            self._finish(run, "rejected", detail=f"{registered}, not rolled out: {summary}", **fields)
+            await self._finished(run, "rejected", detail=f"{registered}, not rolled out: {summary}", **fields)
             return
         if spec.rollout is None:
-            self._finish(run, "succeeded", detail=f"{registered}: {summary}; no rollout configured", **fields)
+            await self._finished(run, "succeeded", detail=f"{registered}: {summary}; no rollout configured", **fields)
             return
         reason = spec.reason or f"retraining run {run['id']} ({run['trigger']})"
         body = {**spec.rollout, "model": candidate["model"], "version": candidate["version"], "reason": reason}
         try:
             rollout = await self.start_rollout(run["endpoint"], body, "retraining")
         except DriftgateError as exc:  # a rollout already running, say: the version stays registered
-            self._finish(
+            await self._finished(
                 run, "succeeded", detail=f"{registered}: {summary}; rollout not started: {exc.message}", **fields
             )
             return
         strategy = rollout["strategy"]
         detail = f"{registered}: {summary}; {strategy} rollout {rollout['id']} started"
-        self._finish(run, "succeeded", detail=detail, rollout_id=rollout["id"], **fields)
+        await self._finished(run, "succeeded", detail=detail, rollout_id=rollout["id"], **fields)
 
     def _subprocess(self, run: dict[str, Any], spec: RetrainSpec) -> tuple[dict[str, Any], str]:
         """Run the job; its result and the tail of what it printed."""
@@ -196,6 +198,9 @@ class Retrainer:
             if result.exists():
                 return json.loads(result.read_text()), _tail(output)
             return {"ok": False, "error": f"the run's process ended (exit code {code}) without a result"}, _tail(output)
+
+    async def _finished(self, run: dict[str, Any], state: str, **fields: Any) -> None:
+        await asyncio.to_thread(self._finish, run, state, **fields)
 
     def _finish(self, run: dict[str, Any], state: str, **fields: Any) -> None:
         try:
