@@ -14,6 +14,13 @@ M = TypeVar("M", bound=BaseModel)
 FUNCTION_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 
 
+def function_path(value: str, what: str) -> str:
+    """`value` if it names an importable function (`package.module:function`), else ValueError."""
+    if not FUNCTION_PATH.match(value):
+        raise ValueError(f"{what} must look like 'package.module:function', got {value!r}")
+    return value
+
+
 def parse(model: type[M], body: Any, what: str) -> M:
     """`model` from `body`, or `BadRequest("<what> field 'a.b': why", field="a.b")` for the first error."""
     try:

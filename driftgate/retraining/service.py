@@ -221,5 +221,9 @@ class Retrainer:
 
 
 def _tail(path: Path) -> str:
-    text = path.read_bytes()[-LOG_TAIL_CHARS:].decode("utf-8", "replace") if path.exists() else ""
-    return text
+    """The end of what the job printed (a train function may print a lot; only the end is read)."""
+    if not path.exists():
+        return ""
+    with path.open("rb") as f:
+        f.seek(max(0, path.stat().st_size - LOG_TAIL_CHARS))
+        return f.read().decode("utf-8", "replace")

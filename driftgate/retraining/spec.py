@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from driftgate.rollout.spec import RolloutSpec
-from driftgate.validation import FUNCTION_PATH
+from driftgate.validation import function_path
 
 DataPolicy = Literal["all", "recent", "reference_and_recent"]
 WEEK = 7 * 86400.0
@@ -50,9 +50,7 @@ class RetrainSpec(BaseModel):
     @field_validator("train")
     @classmethod
     def _train(cls, value: str) -> str:
-        if not FUNCTION_PATH.match(value):
-            raise ValueError(f"train must look like 'package.module:function', got {value!r}")
-        return value
+        return function_path(value, "train")
 
     @field_validator("rollout")
     @classmethod

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, m
 
 from driftgate.monitoring.guards import OutputLimits
 from driftgate.retraining.spec import RetrainSpec
-from driftgate.validation import FUNCTION_PATH
+from driftgate.validation import function_path
 
 Automation = Literal["human_only", "assist", "partial", "governed", "full"]
 STEP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -54,9 +54,7 @@ class PipelineStep(BaseModel):
     @field_validator("function")
     @classmethod
     def _function(cls, value: str) -> str:
-        if not FUNCTION_PATH.match(value):
-            raise ValueError(f"function must look like 'package.module:function', got {value!r}")
-        return value
+        return function_path(value, "function")
 
 
 class Pipeline(BaseModel):
