@@ -278,6 +278,7 @@ def test_demo_tells_the_story_and_exits(tmp_path: Path) -> None:
     assert "with an output guard" in out and "customer disputes on" in out and "n/a of the window" not in out
     burst = re.search(r"16 clients at once sent (\d+) one-row requests: micro-batching scored them in (\d+) model", out)
     assert burst is not None and 0 < int(burst[2]) <= int(burst[1]), out  # every request scored, none twice
+    assert re.search(r"16\. batch: a month's 50,000 transactions from a Parquet file scored by v2 in 5 chunks", out)
     assert "Traceback" not in result.stdout + result.stderr
     # --no-wait means the server is gone afterwards.
     with pytest.raises(httpx.HTTPError):

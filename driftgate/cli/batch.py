@@ -36,7 +36,9 @@ def score(
     guards, with every row logged for monitoring and feedback like an online one."""
     try:
         summary = asyncio.run(
-            _run(endpoint, input, output, chunk_rows, data_dir, db, trust_pickle, list(pipeline_module or []))
+            score_on_store(
+                endpoint, input, output, chunk_rows, data_dir, db, trust_pickle, list(pipeline_module or [])
+            )
         )
     except DriftgateError as exc:
         _fail(exc)
@@ -45,16 +47,18 @@ def score(
     console.print(f"scored {summary.rows:,} rows in {summary.chunks} chunks ({versions}){deferred} -> {output}")
 
 
-async def _run(
+async def score_on_store(
     endpoint: str,
     source: Path,
     target: Path,
     chunk_rows: int,
     data_dir: Path,
     db: str | None,
-    trust_pickle: bool,
-    pipeline_modules: list[str],
+    trust_pickle: bool = False,
+    pipeline_modules: list[str] | None = None,
+    show_progress: bool = True,
 ) -> BatchSummary:
+    """Score `source` through `endpoint` with a data plane of this process over the store."""
     from driftgate.api.app import build_services
     from driftgate.serving.batch import score_file, total_rows
     from driftgate.settings import Settings
@@ -65,7 +69,7 @@ async def _run(
         data_dir=data_dir,
         db=db,
         trust_pickle=trust_pickle,
-        pipeline_modules=pipeline_modules,
+        pipeline_modules=pipeline_modules or [],
         log_process=False,
         shadow_process=False,
         monitor_interval=0,
@@ -75,7 +79,7 @@ async def _run(
         await svc.dataplane.load_all()
         total = total_rows(source) if source.exists() else None
         columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=console, transient=True) as progress:
+        with Progress(*columns, console=console, transient=True, disable=not show_progress) as progress:
             task = progress.add_task("score", total=total)
             return await score_file(
                 svc.dataplane, endpoint, source, target, chunk_rows, lambda n: progress.advance(task, n)

@@ -164,6 +164,11 @@ def run(port: int, data_dir: Path, wait: bool, console: Console) -> int:
             f"{calls} model calls ({requests / max(calls, 1):.1f} requests per call; a call's oldest request "
             f"waited {queued * 1000:.1f} ms on average for it to start)"
         )
+        batch = _batch(workdir, data_dir)
+        console.print(
+            f"16. batch: a month's {batch['rows']:,} transactions from a Parquet file scored by v{batch['version']} in "
+            f"{batch['chunks']} chunks, {batch['seconds']:.1f} s with start-up, logged with ids -> {batch['output']}"
+        )
 
         table = Table("summary", "value", title="what happened")
         table.add_row("requests", f"{len(latencies):,}")
@@ -183,6 +188,7 @@ def run(port: int, data_dir: Path, wait: bool, console: Console) -> int:
         table.add_row("prediction log rows written (by the server itself)", f"{written:,} ({in_process:,})")
         table.add_row("alerts fired", str(len(alerts)))
         table.add_row("16 clients at once: requests / model calls", f"{requests} / {calls}")
+        table.add_row("batch scoring (start-up included)", f"{batch['rows']:,} rows in {batch['seconds']:.1f} s")
         guarded = metrics.get("output_guard_violation_rate")
         table.add_row("disputed / below the guard", f"{_pct(disputed)} / {_pct(guarded)}")
         table.add_row(
@@ -211,6 +217,30 @@ def _alert_line(alerts: list[dict[str, Any]]) -> str:
         return "none"
     a = alerts[0]
     return f"{a['metric']} = {a['value']:.2f} {a['op']} {a['threshold']:g} ({a['severity']})"
+
+
+def _batch(workdir: Path, data_dir: Path) -> dict[str, Any]:
+    """`driftgate batch score` on a file of a month of transactions, next to the running server."""
+    import asyncio
+
+    import pyarrow.parquet as pq
+
+    from driftgate.cli.batch import score_on_store
+
+    month = scenario.transactions(50_000, seed=6, shift=1.0)[list(scenario.FEATURES)]
+    source, target = workdir / "month.parquet", workdir / "month-scored.parquet"
+    month.to_parquet(source)
+    started = time.perf_counter()
+    summary = asyncio.run(score_on_store(ENDPOINT, source, target, 10_000, data_dir, None, show_progress=False))
+    seconds = time.perf_counter() - started
+    versions = pq.read_table(target, columns=["version"]).column("version").unique().to_pylist()
+    return {
+        "rows": summary.rows,
+        "chunks": summary.chunks,
+        "seconds": seconds,
+        "version": versions[0] if len(versions) == 1 else versions,
+        "output": target.name,
+    }
 
 
 def _retraining(client: Client, alerts: list[dict[str, Any]]) -> dict[str, Any]:
