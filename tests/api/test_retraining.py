@@ -243,3 +243,22 @@ def test_a_server_that_stops_kills_its_run_and_says_so(tmp_path: Path, artifacts
     finally:
         store.close()
     assert ended["state"] == "failed" and "server stopped" in ended["detail"]
+
+
+@pytest.mark.postgres
+def test_a_run_on_postgresql_reads_and_registers_through_the_shared_store(
+    tmp_path: Path, artifacts: Artifacts, pg_url: str
+) -> None:
+    srv = make_server(tmp_path, db=pg_url, train_modules=["tests.train_functions"], monitor_interval=0)
+    try:
+        with Client(srv.url) as client:
+            client.register_model("clf", artifacts.skops, "sklearn", reference=artifacts.reference_csv, target="y")
+            client.deploy("clf", "clf", 1)
+            labelled_traffic(client, 300, seed=17, flip=True)
+            run = client.retrain("clf", train=TRAIN, min_rows=100, rollout={"strategy": "blue_green"})
+            done = client.wait_for_run(run["id"], timeout=120)
+            assert done["state"] == "succeeded", (done["detail"], done["log"])
+            assert done["rows"]["holdout"] == 60 and done["evaluation"]["better"]
+            assert client.predict("clf", classification_data(3, 1)[FEATURES].to_dict(orient="records"))["version"] == 2
+    finally:
+        srv.stop()
