@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ def test_a_csv_is_scored_in_chunks_logged_and_written_as_parquet(tmp_path: Path,
     out = tmp_path / "out.parquet"
     code, output = run("batch", "score", "clf", "--input", str(tmp_path / "in.csv"), "--output", str(out), *data)
     assert code == 0, output
-    assert "scored 25,000 rows in 3 chunks (v1: 25,000)" in output
+    assert re.search(r"scored 25,000 rows in 3 chunks, [\d.]+ s \(v1: 25,000\)", output), output
     scored = pq.read_table(out).to_pandas()
     assert list(scored.columns) == [
         *FEATURES, "customer", "prediction", "probability_0", "probability_1", "prediction_id", "model", "version",

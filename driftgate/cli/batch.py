@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -36,15 +37,16 @@ def score(
     guards, with every row logged for monitoring and feedback like an online one."""
     try:
         summary = asyncio.run(
-            score_on_store(
-                endpoint, input, output, chunk_rows, data_dir, db, trust_pickle, list(pipeline_module or [])
-            )
+            score_on_store(endpoint, input, output, chunk_rows, data_dir, db, trust_pickle, list(pipeline_module or []))
         )
     except DriftgateError as exc:
         _fail(exc)
     versions = ", ".join(f"v{v}: {n:,}" for v, n in sorted(summary.versions.items()))
     deferred = f"; {summary.deferred:,} deferred to review" if summary.deferred else ""
-    console.print(f"scored {summary.rows:,} rows in {summary.chunks} chunks ({versions}){deferred} -> {output}")
+    console.print(
+        f"scored {summary.rows:,} rows in {summary.chunks} chunks, {summary.seconds:.1f} s ({versions}){deferred} "
+        f"-> {output}"
+    )
 
 
 async def score_on_store(
@@ -81,9 +83,14 @@ async def score_on_store(
         columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True, disable=not show_progress) as progress:
             task = progress.add_task("score", total=total)
-            return await score_file(
+            summary = await score_file(
                 svc.dataplane, endpoint, source, target, chunk_rows, lambda n: progress.advance(task, n)
             )
+        # Done means logged: the last chunks' rows may still wait for the log writer.
+        started = time.perf_counter()
+        await asyncio.to_thread(svc.recorder.flush)
+        summary.seconds += time.perf_counter() - started
+        return summary
     finally:
         svc.dataplane.close()
         svc.recorder.close()  # every scored row reaches the log

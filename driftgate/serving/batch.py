@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ class BatchSummary:
     rows: int = 0
     chunks: int = 0
     deferred: int = 0  # rows sent to human review instead of answered
+    seconds: float = 0.0  # reading, scoring, logging and writing (start-up not included)
     versions: dict[int, int] = field(default_factory=dict)  # rows per answering version
 
 
@@ -69,13 +71,12 @@ async def score_file(
     # digits in a text feature stay text, and a number column holding text is refused by name.
     pinned = pa.schema([(f.name, pa.float64() if f.is_numeric else pa.string()) for f in schema.features])
     summary = BatchSummary()
+    started = time.perf_counter()
     partial = target.with_name(target.name + ".partial")
     writer: Any = None
     try:
         for batch in _chunks(source, chunk_rows, pinned):
-            request = DecodedRequest(
-                columns={n: batch.column(n).to_pylist() for n in batch.schema.names}, n_rows=batch.num_rows
-            )
+            request = DecodedRequest(columns=_columns(batch), n_rows=batch.num_rows)
             try:
                 result = await plane.predict(endpoint, request)
             except InvalidInput as exc:
@@ -99,6 +100,7 @@ async def score_file(
         writer.close()
         writer = None
         os.replace(partial, target)
+        summary.seconds = time.perf_counter() - started
     finally:
         if writer is not None:
             with contextlib.suppress(Exception):
@@ -121,6 +123,23 @@ def _chunks(source: Path, rows: int, schema: pa.Schema) -> Iterator[pa.RecordBat
             yield batch.slice(start, rows)
 
 
+def _columns(batch: pa.RecordBatch) -> dict[str, Any]:
+    """A chunk's columns as a request's: numbers as float64 arrays (a null is NaN, as a JSON null
+    becomes), text as object arrays. Python lists per value cost 40 % of a chunk's time."""
+    out: dict[str, Any] = {}
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        if pa.types.is_dictionary(column.type):
+            column = column.dictionary_decode()
+        kind = column.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            out[name] = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            out[name] = column.to_numpy(zero_copy_only=False)
+        else:  # booleans, dates...: as JSON would carry them
+            out[name] = column.to_pylist()
+    return out
+
+
 def _named(exc: Exception, source: Path) -> str:
     """pyarrow's CSV errors number the column ("In CSV column #0: ..."): name it as well."""
     message = str(exc)
@@ -135,27 +154,28 @@ def _with_predictions(batch: pa.RecordBatch, result: PredictionResult, classes: 
     n = batch.num_rows
     columns = {name: batch.column(name) for name in batch.schema.names}
     kind = pa.array(classes).type if classes else pa.float64()
-    columns["prediction"] = pa.array(_plain(result.predictions), type=kind)
+    predictions = result.predictions
+    columns["prediction"] = pa.array(
+        predictions if isinstance(predictions, np.ndarray) else list(predictions), type=kind
+    )
     if result.probabilities is not None and result.classes is not None:
         proba = np.asarray(result.probabilities, dtype=np.float64)
         for j, label in enumerate(result.classes):
             columns[f"probability_{label}"] = pa.array(proba[:, j])
     columns["prediction_id"] = pa.array(result.ids, type=pa.string())
-    columns["model"] = pa.array([result.model] * n, type=pa.string())
+    columns["model"] = pa.repeat(pa.scalar(result.model, pa.string()), n)
     versions = result.versions if result.versions is not None else [int(result.version)] * n
     columns["version"] = pa.array(versions, type=pa.int64())
     columns["status"] = pa.array(result.status or ["ok"] * n, type=pa.string())
     return pa.table(columns)
 
 
-def _plain(predictions: Any) -> list[Any]:
-    return predictions.tolist() if isinstance(predictions, np.ndarray) else list(predictions)
-
-
 def _count(summary: BatchSummary, rows: int, result: PredictionResult) -> None:
     summary.rows += rows
     summary.chunks += 1
     summary.deferred += sum(1 for s in result.status or () if s == "review")
-    versions = result.versions if result.versions is not None else [int(result.version)] * rows
-    for v in versions:
-        summary.versions[v] = summary.versions.get(v, 0) + 1
+    if result.versions is None:
+        summary.versions[int(result.version)] = summary.versions.get(int(result.version), 0) + rows
+        return
+    for v, n in zip(*np.unique(np.asarray(result.versions), return_counts=True), strict=True):
+        summary.versions[int(v)] = summary.versions.get(int(v), 0) + int(n)
