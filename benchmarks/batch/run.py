@@ -143,7 +143,8 @@ driftgate runs at **{m["ratio"]:.2f}x** the bare floor's speed (median of the pe
 peers have no offline batch command on the same footing (MLServer's `mlserver infer` sends the file to
 a running server; BentoML's batch inference runs on Spark), so this is a ratio to the floor only.
 Converting a chunk's columns to Python lists cost 40 % of driftgate's time before they went in as
-numpy arrays (0.39x -> 0.67x on 100,000 rows, measured the same way).
+numpy arrays (0.39x -> 0.67x on 100,000 rows; the 0.67x also counts the wait for the last log write, the
+0.39x did not).
 """
     doc = DOC.read_text()
     start = doc.find(SECTION)
