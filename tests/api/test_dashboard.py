@@ -84,7 +84,18 @@ def test_the_dashboard_shows_endpoints_rollout_metrics_drift_alerts_review_and_r
     assert "1 of 3 features drifted" in page.locator("#drift-note").inner_text()
 
     assert "drifting" in page.locator("#alerts").inner_text()
-    assert page.locator("#review tbody tr").count() > 0  # partial automation deferred unsure rows
+    waiting = page.locator("#review tbody tr").count()
+    assert waiting > 0  # partial automation deferred unsure rows
+    # A reviewer labels the first one from the page: it is stored as the label and leaves the queue.
+    form = page.locator("#review form.decide").first
+    decided = form.get_attribute("data-id")
+    form.locator("input").fill("0")
+    form.locator("button").click()
+    page.wait_for_function(f"document.querySelectorAll('#review tbody tr').length === {waiting - 1}", timeout=30_000)
+    queue = client.http.get("/v1/review", params={"endpoint": "clf", "limit": 1000}).json()["items"]
+    assert decided not in {i["id"] for i in queue}
+    labels = server.app.state.services.store.predictions.window("clf", last=5000)
+    assert {p["id"]: p["label"] for p in labels}[decided] == 0
     runs = page.locator("#retraining").inner_text()
     assert "succeeded" in runs and "v2" in runs and "accuracy" in runs
 
