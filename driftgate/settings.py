@@ -65,6 +65,8 @@ class Settings:
     """Packages whose functions endpoint pipeline steps may name (each with its submodules); none by default."""
     train_modules: list[str] = field(default_factory=list)
     """Packages whose functions retraining runs may call to train (each with its submodules); none by default."""
+    retrain_concurrency: int = 2
+    """Retraining jobs running at once in this server; more runs wait, queued."""
     retrain_check_interval: float = 30.0
     """Seconds between looks for endpoints whose retraining schedule (`every_seconds`) is due."""
 

@@ -75,8 +75,14 @@ def test_bad_files_are_refused_with_the_rows_and_field_named(tmp_path: Path, art
     good = classification_data(50, 3)[FEATURES]
     good.drop(columns=["x2"]).to_csv(tmp_path / "missing.csv", index=False)
     good.assign(prediction=1).to_csv(tmp_path / "clash.csv", index=False)
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "header.csv").write_text("x1,x2,colour\n")
+    (tmp_path / "folder.parquet").mkdir()
     cases = [
         ("missing.csv", "out.parquet", "rows 0-49 of missing.csv", "x2"),
+        ("empty.csv", "out.parquet", "empty.csv holds no rows", ""),
+        ("header.csv", "out.parquet", "header.csv holds no rows", ""),
+        ("missing.csv", "nowhere/out.parquet", "must be a file in an existing folder", ""),
         ("clash.csv", "out.parquet", "input columns ['prediction'] clash", ""),
         ("missing.csv", "out.json", "must end in .parquet or .csv", ""),
         ("absent.csv", "out.parquet", "does not exist", ""),
@@ -87,7 +93,18 @@ def test_bad_files_are_refused_with_the_rows_and_field_named(tmp_path: Path, art
         )
         assert code == 2 and words in output and field in output, (source, output)
         assert "Traceback" not in output
-        assert not (tmp_path / target).exists() and not list(tmp_path.glob("*.partial"))
+        assert not (tmp_path / target).is_file() and not list(tmp_path.glob("*.partial"))
+    code, output = run(
+        "batch",
+        "score",
+        "clf",
+        "--input",
+        str(tmp_path / "missing.csv"),
+        "--output",
+        str(tmp_path / "folder.parquet"),
+        *data,
+    )
+    assert code == 2 and "must be a file in an existing folder" in output
     code, output = run("batch", "score", "nope", "--input", str(tmp_path / "missing.csv"), "--output", "o.csv", *data)
     assert code == 2 and "no endpoint named 'nope'" in output
 
@@ -102,3 +119,30 @@ def test_a_value_that_breaks_its_column_type_late_in_a_csv_is_refused(tmp_path: 
     )
     assert code == 2 and "late.csv cannot be read: column 'x1'" in output and "'lots'" in output, output
     assert not (tmp_path / "o.parquet").exists()
+
+
+def test_text_features_stored_as_numbers_score_as_their_text(tmp_path: Path, artifacts: Artifacts) -> None:
+    """A category "1" arrives as the integer 1 from Parquet (as from JSON): it is the category "1"."""
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    train = pd.DataFrame({"code": ["1", "2", "3"] * 20, "y": [1, 0, 0] * 20})
+    model = Pipeline([("enc", OneHotEncoder()), ("clf", LogisticRegression())]).fit(train[["code"]], train["y"])
+    (tmp_path / "codes.skops").write_bytes(sio.dumps(model))
+    train.to_parquet(tmp_path / "ref.parquet")  # "code" stays text (a CSV would read it as numbers)
+    data = ["--data-dir", str(tmp_path / "data")]
+    code, output = run(
+        "models", "register", "codes", str(tmp_path / "codes.skops"), "--format", "sklearn",
+        "--reference", str(tmp_path / "ref.parquet"), "--target", "y", *data,
+    )  # fmt: skip
+    assert code == 0, output
+    assert run("deploy", "codes", "--model", "codes", "--version", "1", *data)[0] == 0
+    pd.DataFrame({"code": [1, 2, 3]}).to_parquet(tmp_path / "ints.parquet")
+    out = tmp_path / "out.parquet"
+    code, output = run(
+        "batch", "score", "codes", "--input", str(tmp_path / "ints.parquet"), "--output", str(out), *data
+    )
+    assert code == 0, output
+    assert pq.read_table(out).column("prediction").to_pylist() == [1, 0, 0]

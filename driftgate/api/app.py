@@ -116,6 +116,7 @@ def build_services(settings: Settings) -> Services:
         db=settings.db,
         allowed_modules=tuple(settings.train_modules),
         start_rollout=launch,
+        concurrency=settings.retrain_concurrency,
     )
 
     async def retrain(endpoint: str, reason: str) -> dict[str, Any]:
@@ -200,6 +201,7 @@ async def _monitor_periodically(svc: Services) -> None:
 async def _retrain_on_schedule(svc: Services) -> None:
     """Start a run on every endpoint whose `retraining.every_seconds` has passed since its last run
     began. Replicas sharing a store may race: the second one finds the run open and lets it be."""
+    refused: dict[str, str] = {}  # endpoint -> the last refusal, logged once rather than at every look
     while True:
         await asyncio.sleep(svc.settings.retrain_check_interval)
         for name in svc.dataplane.endpoint_names():
@@ -211,8 +213,13 @@ async def _retrain_on_schedule(svc: Services) -> None:
                 last = await asyncio.to_thread(svc.store.retraining.last_created, name)
                 if last is None or time.time() - last >= every:
                     await svc.retraining.start(name, {}, trigger="schedule", actor="schedule")
+                refused.pop(name, None)
             except Conflict:
                 pass  # a run is open (perhaps another replica's): the next look tries again
+            except DriftgateError as exc:  # e.g. a replica started without the config's --train-module
+                if refused.get(name) != exc.message:
+                    log.warning("scheduled retraining of %s refused: %s", name, exc.message)
+                refused[name] = exc.message
             except Exception:  # one endpoint's failure must neither end the loop nor skip the others
                 log.exception("scheduled retraining failed on endpoint %s", name)
 

@@ -19,9 +19,9 @@ from scipy.stats import binomtest
 @dataclass(frozen=True, slots=True)
 class Evaluation:
     metric: str  # "accuracy" | "rmse"
-    champion: float
-    candidate: float
-    improvement: float  # candidate's gain in the metric's good direction: > 0 is better
+    champion: float | None  # None: not a finite number (a model that predicts NaN)
+    candidate: float | None
+    improvement: float | None  # candidate's gain in the metric's good direction: > 0 is better
     rows: int
     min_improvement: float
     better: bool
@@ -33,10 +33,14 @@ class Evaluation:
     def describe(self) -> str:
         verdict = "better than" if self.better else "not better than"
         line = (
-            f"{self.metric} {self.candidate:.4g} {verdict} the champion's {self.champion:.4g} on {self.rows} "
-            f"held-out rows (gain {self.improvement:+.4g}, needed > {self.min_improvement:g})"
+            f"{self.metric} {_shown(self.candidate)} {verdict} the champion's {_shown(self.champion)} on {self.rows} "
+            f"held-out rows (gain {_shown(self.improvement, '+.4g')}, needed > {self.min_improvement:g})"
         )
         return line if self.p_value is None else f"{line}; McNemar p = {self.p_value:.3g}"
+
+
+def _shown(value: float | None, spec: str = ".4g") -> str:
+    return "not a number" if value is None else format(value, spec)
 
 
 def rmse(truth: np.ndarray, predicted: np.ndarray) -> float:
@@ -63,13 +67,25 @@ def compare(
     if not len(truth):
         raise ValueError("no held-out rows to compare on")
     if kind == "classification":
-        truth = np.asarray(truth, dtype=object)
-        champion_right = np.asarray(champion, dtype=object) == truth
-        candidate_right = np.asarray(candidate, dtype=object) == truth
+        # As the monitor and the rollout gates compare: by value, or failing that by text, so a label
+        # that arrived as "1" matches a prediction of 1.
+        champion_right, candidate_right = _same(champion, truth), _same(candidate, truth)
         champ, cand = float(np.mean(champion_right)), float(np.mean(candidate_right))
         gain, p_value, metric = cand - champ, mcnemar_p(champion_right, candidate_right), "accuracy"
     else:
         champ, cand = rmse(truth, champion), rmse(truth, candidate)
         gain, p_value, metric = champ - cand, None, "rmse"
     better = math.isfinite(gain) and gain > min_improvement
-    return Evaluation(metric, champ, cand, gain, len(truth), min_improvement, better, p_value)
+    return Evaluation(
+        metric, _finite(champ), _finite(cand), _finite(gain), len(truth), min_improvement, better, p_value
+    )
+
+
+def _same(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    predicted, truth = np.asarray(predicted, dtype=object), np.asarray(truth, dtype=object)
+    return (predicted == truth) | (predicted.astype(str) == truth.astype(str))
+
+
+def _finite(value: float) -> float | None:
+    """None for NaN or infinity (a model that predicts NaN): JSON columns refuse them on PostgreSQL."""
+    return value if math.isfinite(value) else None

@@ -31,8 +31,8 @@ from driftgate.registry.reference import from_parquet, to_parquet  # noqa: E402
 from driftgate.registry.registry import Registration, register  # noqa: E402
 from driftgate.registry.schema import InputSchema  # noqa: E402
 from driftgate.retraining.evaluation import compare  # noqa: E402
-from driftgate.retraining.spec import RetrainSpec  # noqa: E402
-from driftgate.retraining.window import Split, labelled, split  # noqa: E402
+from driftgate.retraining.spec import RetrainSpec, module_allowed  # noqa: E402
+from driftgate.retraining.window import Split, labelled, split, typed_labels  # noqa: E402
 from driftgate.store import Store, VersionRecord  # noqa: E402
 
 REFERENCE_ROWS = 5000  # rows of the training frame kept as the new version's reference data
@@ -62,6 +62,8 @@ def _run(store: Store, spec: RetrainSpec, request: dict[str, Any]) -> dict[str, 
             f"insufficient data: {len(window)} labelled predictions in the window ({spec.data}), "
             f"{spec.min_rows} needed (min_rows); send labels with POST /v1/endpoints/{request['endpoint']}/feedback"
         )
+    kind = champion.output.get("kind", "classification")
+    window = typed_labels(window, champion.output.get("classes") if kind == "classification" else None)
     reference = _reference(store, champion) if spec.data == "reference_and_recent" else None
     try:
         data = split(window, target, spec.holdout, reference)
@@ -71,7 +73,7 @@ def _run(store: Store, spec: RetrainSpec, request: dict[str, Any]) -> dict[str, 
     timings["read_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    model = _train(spec.train, data)
+    model = _train(spec.train, data, request.get("allowed_modules"))
     timings["train_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -87,7 +89,6 @@ def _run(store: Store, spec: RetrainSpec, request: dict[str, Any]) -> dict[str, 
     except DriftgateError as exc:
         raise RunFailed(f"the trained model was refused: {exc.message}") from None
     truth = data.holdout[target].to_numpy()
-    kind = champion.output.get("kind", "classification")
     incumbent = formats.load(_blob(store, champion), champion.artifact_kind, trust=_trusted(champion))
     evaluation = compare(
         kind,
@@ -177,7 +178,7 @@ def _without_pseudonyms(data: Split, store: Store, endpoint: str, champion: Vers
     return Split(data.train.drop(columns=hashed), data.holdout.drop(columns=hashed), data.since, data.until)
 
 
-def _train(function: str, data: Split) -> Any:
+def _train(function: str, data: Split, allowed: list[str] | None) -> Any:
     module_name, _, attribute = function.partition(":")
     try:
         target: Any = importlib.import_module(module_name)
@@ -185,6 +186,14 @@ def _train(function: str, data: Split) -> Any:
             target = getattr(target, part)
     except Exception as exc:
         raise RunFailed(f"cannot load train function {function!r}: {type(exc).__name__}: {exc}") from None
+    # `allowed.module:os.system` names a function the allowed module merely imported: it must be defined
+    # in an allowed package, not only reachable from one.
+    defined_in = getattr(target, "__module__", None) or ""
+    if allowed is not None and not module_allowed(defined_in, allowed):
+        raise RunFailed(
+            f"train function {function!r} is defined in {defined_in!r}, outside the packages this server allows "
+            f"({', '.join(allowed) or 'none'})"
+        )
     try:
         model = target(data.train.copy())
     except Exception as exc:

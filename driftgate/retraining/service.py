@@ -13,11 +13,13 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,7 @@ class Retrainer:
         db: str | None,
         allowed_modules: tuple[str, ...] | None,
         start_rollout: StartRollout,
+        concurrency: int = 2,
     ) -> None:
         self.store = store
         self.data_dir = str(data_dir)
@@ -53,6 +56,11 @@ class Retrainer:
         self.start_rollout = start_rollout
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._processes: dict[int, subprocess.Popen[bytes]] = {}
+        # Waiting on jobs (up to `timeout_seconds` each) happens on threads of its own: on asyncio's
+        # shared pool, a few long runs would hold back rollout analysis, alert actions and the monitor.
+        # Runs beyond `concurrency` stay queued until a thread is free.
+        self._waiters = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="driftgate-retrain")
+        self._closing = False
 
     def prepare(self, endpoint: str, overrides: Mapping[str, Any]) -> tuple[RetrainSpec, dict[str, Any]]:
         """The run's spec (the endpoint's `retraining` config with `overrides` over it) and its champion."""
@@ -122,8 +130,7 @@ class Retrainer:
             await self._finished(run, "failed", detail=f"{type(exc).__name__}: {exc}")
 
     async def _run(self, run: dict[str, Any], spec: RetrainSpec) -> None:
-        await asyncio.to_thread(self.store.retraining.update, run["id"], state="running", started_at=time.time())
-        result, tail = await asyncio.to_thread(self._subprocess, run, spec)
+        result, tail = await asyncio.get_running_loop().run_in_executor(self._waiters, self._subprocess, run, spec)
         if not result.get("ok"):
             await self._finished(
                 run, "failed", detail=result.get("error") or "the run ended without a result", log=tail
@@ -158,6 +165,9 @@ class Retrainer:
 
     def _subprocess(self, run: dict[str, Any], spec: RetrainSpec) -> tuple[dict[str, Any], str]:
         """Run the job; its result and the tail of what it printed."""
+        if self._closing:
+            return {"ok": False, "error": "the server stopped before the run started"}, ""
+        self.store.retraining.update(run["id"], state="running", started_at=time.time())
         with tempfile.TemporaryDirectory(prefix="driftgate-retrain-") as tmp:
             request, result, output = Path(tmp, "request.json"), Path(tmp, "result.json"), Path(tmp, "output.log")
             request.write_text(
@@ -168,6 +178,7 @@ class Retrainer:
                         "champion": run["champion"],
                         "spec": spec.model_dump(),
                         "data_dir": self.data_dir,
+                        "allowed_modules": self.allowed_modules,
                         "db": self.db,
                         "now": run["created_at"],
                     }
@@ -182,13 +193,16 @@ class Retrainer:
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     env=env,
+                    start_new_session=True,  # its own process group: a kill reaches the workers it forks
                 )
             lower_priority("nice", process.pid)
             self._processes[run["id"]] = process
+            if self._closing:  # aclose() ran between the check above and now
+                _kill(process)
             try:
                 code = process.wait(timeout=spec.timeout_seconds)
             except subprocess.TimeoutExpired:
-                process.kill()
+                _kill(process)
                 process.wait()
                 return {"ok": False, "error": f"timed out after {spec.timeout_seconds:g} s (timeout_seconds)"}, _tail(
                     output
@@ -211,13 +225,20 @@ class Retrainer:
 
     async def aclose(self) -> None:
         """Kill running jobs; their runs are recorded as failed."""
+        self._closing = True
         for process in list(self._processes.values()):
-            with contextlib.suppress(OSError):
-                process.kill()
+            _kill(process)
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._waiters.shutdown(wait=False, cancel_futures=True)
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    """The job and every process it started (joblib workers, say): they share its process group."""
+    with contextlib.suppress(OSError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def _tail(path: Path) -> str:

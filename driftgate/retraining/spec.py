@@ -26,14 +26,21 @@ class RetrainSpec(BaseModel):
         description="'all': every labelled prediction logged; 'recent': those of the last `window_seconds` (old data "
         "dropped); 'reference_and_recent': the champion's reference data plus the recent ones.",
     )
-    window_seconds: float = Field(WEEK, gt=0, description="How far back 'recent' reaches.")
+    window_seconds: float = Field(WEEK, gt=0, allow_inf_nan=False, description="How far back 'recent' reaches.")
     max_rows: int = Field(200_000, ge=100, le=5_000_000, description="Newest labelled rows read at most.")
     holdout: float = Field(
-        0.2, ge=0.05, le=0.5, description="Share of the newest labelled rows kept out of training to compare the two."
+        0.2,
+        ge=0.05,
+        le=0.5,
+        allow_inf_nan=False,
+        description="Share of the newest labelled rows kept out of training to compare the two.",
     )
     min_rows: int = Field(200, ge=10, description="Labelled rows of the window a run needs; fewer fail it.")
     min_improvement: float = Field(
-        0.0, ge=0, description="How much the candidate must beat the champion by (accuracy, or RMSE lower)."
+        0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="How much the candidate must beat the champion by (accuracy, or RMSE lower).",
     )
     rollout: dict[str, Any] | None = Field(
         default_factory=lambda: {"strategy": "shadow"},
@@ -41,9 +48,14 @@ class RetrainSpec(BaseModel):
         "null: register only.",
     )
     trust: bool = Field(False, description="Accept a model holding types skops cannot vouch for (your own classes).")
-    timeout_seconds: float = Field(3600.0, gt=0, le=86400, description="The subprocess is killed after this long.")
+    timeout_seconds: float = Field(
+        3600.0, gt=0, le=86400, allow_inf_nan=False, description="The subprocess is killed after this long."
+    )
     every_seconds: float | None = Field(
-        None, ge=60, description="Schedule: start a run when the last one began this long ago (endpoint config)."
+        None,
+        ge=60,
+        allow_inf_nan=False,
+        description="Schedule: start a run when the last one began this long ago (endpoint config).",
     )
     reason: str = Field("", max_length=2000, description="Why, kept with the run and its rollout.")
 

@@ -28,6 +28,22 @@ def labelled(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [p for p in rows if p.get("label") is not None and p.get("inputs")]
 
 
+def typed_labels(rows: list[Mapping[str, Any]], classes: list[Any] | None) -> list[Mapping[str, Any]]:
+    """Labels in the champion's own types: feedback is JSON, so "1" may arrive for a class 1 (or the
+    other way round). A new model trained on such labels would change the endpoint's answers' type,
+    and a comparison would count every right answer wrong. Regression labels become floats."""
+    if classes:
+        by_text = {str(c): c for c in classes}
+        return [{**p, "label": by_text.get(str(p["label"]), p["label"])} for p in rows]
+    out = []
+    for p in rows:
+        try:
+            out.append({**p, "label": float(p["label"])})
+        except (TypeError, ValueError):
+            out.append(p)
+    return out
+
+
 def to_frame(rows: list[Mapping[str, Any]], target: str) -> pd.DataFrame:
     """Inputs as columns, the label as `target`, in the rows' order."""
     frame = pd.DataFrame.from_records([p["inputs"] for p in rows])

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -64,26 +65,30 @@ async def score_file(
     kind = output_format(target)
     state = plane.state(endpoint)
     schema = state.stable.schema
-    clash = [c for c in file_schema(source).names if c in OUTPUT_COLUMNS or c.startswith("probability_")]
+    if target.is_dir() or not target.parent.is_dir():
+        raise BadRequest(f"output {str(target)!r} must be a file in an existing folder", field="output")
+    try:
+        names = file_schema(source).names
+    except (pa.ArrowInvalid, StopIteration) as exc:  # an empty file, or a header without rows
+        raise InvalidInput(f"{source.name} holds no rows to score ({exc or 'no rows'})", field="input") from None
+    clash = [c for c in names if c in OUTPUT_COLUMNS or c.startswith("probability_")]
     if clash:
         raise BadRequest(f"input columns {clash} clash with the output's columns; rename them", field="input")
     # A CSV's columns take the types the schema expects (the reader would guess per block of the file):
     # digits in a text feature stay text, and a number column holding text is refused by name.
     pinned = pa.schema([(f.name, pa.float64() if f.is_numeric else pa.string()) for f in schema.features])
+    text = frozenset(f.name for f in schema.features if not f.is_numeric)
     summary = BatchSummary()
     started = time.perf_counter()
     partial = target.with_name(target.name + ".partial")
     writer: Any = None
     try:
         for batch in _chunks(source, chunk_rows, pinned):
-            request = DecodedRequest(columns=_columns(batch), n_rows=batch.num_rows)
+            request = DecodedRequest(columns=_columns(batch, text), n_rows=batch.num_rows)
             try:
                 result = await plane.predict(endpoint, request)
             except InvalidInput as exc:
-                first = summary.rows
-                raise InvalidInput(
-                    f"rows {first}-{first + batch.num_rows - 1} of {source.name}: {exc.message}", **exc.details
-                ) from None
+                raise InvalidInput(f"{_where(summary, batch, source)}: {exc.message}", **exc.details) from None
             table = _with_predictions(batch, result, state.stable.classes)
             if writer is None:
                 writer = (
@@ -91,7 +96,15 @@ async def score_file(
                     if kind == "parquet"
                     else pa_csv.CSVWriter(partial, table.schema)
                 )
-            writer.write_table(table.cast(writer.schema) if kind == "parquet" else table)
+            try:
+                writer.write_table(table.cast(writer.schema) if kind == "parquet" else table)
+            except (pa.ArrowInvalid, ValueError):
+                raise InvalidInput(
+                    f"{_where(summary, batch, source)}: v{result.version} answered them with other output columns "
+                    f"({', '.join(table.schema.names[batch.num_columns :])}) than earlier rows had; score the file "
+                    "when the rollout has ended",
+                    field="input",
+                ) from None
             _count(summary, batch.num_rows, result)
             if on_chunk is not None:
                 on_chunk(batch.num_rows)
@@ -123,13 +136,22 @@ def _chunks(source: Path, rows: int, schema: pa.Schema) -> Iterator[pa.RecordBat
             yield batch.slice(start, rows)
 
 
-def _columns(batch: pa.RecordBatch) -> dict[str, Any]:
+def _where(summary: BatchSummary, batch: pa.RecordBatch, source: Path) -> str:
+    first = summary.rows
+    done = f"; the {first:,} rows before them were scored and logged" if first else ""
+    return f"rows {first}-{first + batch.num_rows - 1} of {source.name} (output not written{done})"
+
+
+def _columns(batch: pa.RecordBatch, text: frozenset[str]) -> dict[str, Any]:
     """A chunk's columns as a request's: numbers as float64 arrays (a null is NaN, as a JSON null
-    becomes), text as object arrays. Python lists per value cost 40 % of a chunk's time."""
+    becomes), text as object arrays. Python lists per value cost 40 % of a chunk's time. A text
+    feature stored as numbers (Parquet integers) becomes text first, as "1", the way a JSON 1 does."""
     out: dict[str, Any] = {}
     for name, column in zip(batch.schema.names, batch.columns, strict=True):
         if pa.types.is_dictionary(column.type):
             column = column.dictionary_decode()
+        if name in text and (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+            column = pc.cast(column, pa.string())
         kind = column.type
         if pa.types.is_integer(kind) or pa.types.is_floating(kind):
             out[name] = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)

@@ -43,6 +43,10 @@ class RetrainingRepo:
             if self.engine.dialect.name == "postgresql":
                 # Two replicas opening a run on one endpoint at once: the endpoint row serialises them.
                 conn.execute(select(t.endpoints.c.name).where(t.endpoints.c.name == endpoint).with_for_update())
+            else:
+                # SQLite: a write first takes the database's write lock before the read below (a read first
+                # would let two transactions both see no open run, and both insert one).
+                conn.execute(_R.update().where(_R.c.endpoint == endpoint, _R.c.id < 0).values(state=_R.c.state))
             running = conn.execute(
                 select(_R.c.id, _R.c.state, _R.c.deadline).where(_R.c.endpoint == endpoint, _R.c.state.in_(OPEN_STATES))
             ).first()

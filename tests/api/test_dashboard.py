@@ -87,15 +87,20 @@ def test_the_dashboard_shows_endpoints_rollout_metrics_drift_alerts_review_and_r
     waiting = page.locator("#review tbody tr").count()
     assert waiting > 0  # partial automation deferred unsure rows
     # A reviewer labels the first one from the page: it is stored as the label and leaves the queue.
+    # What they type survives the page's refresh (every 5 s) while they decide.
     form = page.locator("#review form.decide").first
     decided = form.get_attribute("data-id")
-    form.locator("input").fill("0")
+    label = "1" if form.locator("input").input_value() == "0" else "0"  # not the model's answer, pre-filled
+    form.locator("input").fill(label)
+    loaded = page.evaluate("document.body.dataset.loaded")
+    page.wait_for_function(f"document.body.dataset.loaded !== '{loaded}'", timeout=30_000)
+    assert page.locator(f'#review form.decide[data-id="{decided}"] input').input_value() == label
     form.locator("button").click()
     page.wait_for_function(f"document.querySelectorAll('#review tbody tr').length === {waiting - 1}", timeout=30_000)
     queue = client.http.get("/v1/review", params={"endpoint": "clf", "limit": 1000}).json()["items"]
     assert decided not in {i["id"] for i in queue}
     labels = server.app.state.services.store.predictions.window("clf", last=5000)
-    assert {p["id"]: p["label"] for p in labels}[decided] == 0
+    assert {p["id"]: p["label"] for p in labels}[decided] == int(label)
     runs = page.locator("#retraining").inner_text()
     assert "succeeded" in runs and "v2" in runs and "accuracy" in runs
 

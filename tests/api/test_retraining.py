@@ -31,14 +31,15 @@ def clf(client: Client, artifacts: Artifacts) -> Client:
     return client
 
 
-def labelled_traffic(client: Client, rows: int, seed: int, flip: bool) -> None:
-    """Predictions with their labels; `flip`: the world now says the opposite (concept drift)."""
+def labelled_traffic(client: Client, rows: int, seed: int, flip: bool, as_text: bool = False) -> None:
+    """Predictions with their labels; `flip`: the world now says the opposite (concept drift);
+    `as_text`: labels sent as "0"/"1" for a model whose classes are the numbers 0 and 1."""
     frame = classification_data(rows, seed)
     for start in range(0, rows, 100):
         part = frame.iloc[start : start + 100]
         ids = client.predict("clf", part[FEATURES].to_dict(orient="records"))["ids"]
-        truth = (1 - part["y"]) if flip else part["y"]
-        client.feedback("clf", dict(zip(ids, truth.tolist(), strict=True)))
+        truth = ((1 - part["y"]) if flip else part["y"]).tolist()
+        client.feedback("clf", dict(zip(ids, [str(t) for t in truth] if as_text else truth, strict=True)))
 
 
 def test_a_better_model_is_registered_with_lineage_and_shadowed(clf: Client) -> None:
@@ -102,6 +103,7 @@ def test_reference_and_recent_trains_on_both(clf: Client) -> None:
         ("tests.train_functions:broken", "failed: RuntimeError: no good: 160 rows"),
         ("tests.train_functions:not_a_model", "returned a int, which has no predict()"),
         ("tests.train_functions:absent", "cannot load train function"),
+        ("tests.train_functions:time.sleep", "is defined in 'time', outside the packages this server allows"),
     ],
 )
 def test_a_failing_train_function_fails_the_run_and_changes_nothing(clf: Client, train: str, words: str) -> None:
@@ -262,3 +264,11 @@ def test_a_run_on_postgresql_reads_and_registers_through_the_shared_store(
             assert client.predict("clf", classification_data(3, 1)[FEATURES].to_dict(orient="records"))["version"] == 2
     finally:
         srv.stop()
+
+
+def test_labels_sent_as_text_train_and_judge_as_the_champions_classes(clf: Client) -> None:
+    labelled_traffic(clf, 300, seed=18, flip=True, as_text=True)
+    done = clf.wait_for_run(clf.retrain("clf", train=TRAIN, min_rows=100, rollout=None)["id"], timeout=120)
+    assert done["state"] == "succeeded", done["detail"]
+    assert done["evaluation"]["champion"] < 0.2 and done["evaluation"]["candidate"] > 0.8
+    assert clf.model("clf")["versions"][-1]["output"]["classes"] == [0, 1]  # not ["0", "1"]

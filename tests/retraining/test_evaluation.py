@@ -57,3 +57,16 @@ def test_inputs_that_cannot_be_compared_are_refused() -> None:
         compare("classification", np.array([1, 0]), np.array([1]), np.array([1, 0]))
     with pytest.raises(ValueError, match="no held-out rows"):
         compare("classification", np.array([]), np.array([]), np.array([]))
+
+
+def test_text_labels_match_numeric_predictions_as_the_monitor_matches_them() -> None:
+    truth = np.array(["1", "0", "1"], dtype=object)
+    result = compare("classification", truth, np.array([1, 0, 1]), np.array([0, 0, 1]))
+    assert result.champion == 1.0 and result.candidate == pytest.approx(2 / 3) and not result.better
+
+
+def test_a_model_that_predicts_nan_is_not_better_and_stores_no_nan() -> None:
+    truth = np.array([1.0, 2.0])
+    result = compare("regression", truth, truth, np.array([np.nan, np.nan]))
+    assert not result.better and result.candidate is None and result.improvement is None
+    assert "not a number" in result.describe()

@@ -33,3 +33,9 @@ def test_bad_specs_say_what_is_wrong(changes: dict, words: str) -> None:
 def test_a_package_allows_its_submodules_only() -> None:
     assert module_allowed("pkg", ("pkg",)) and module_allowed("pkg.train", ("pkg",))
     assert not module_allowed("pkgx.train", ("pkg",)) and not module_allowed("os", ())
+
+
+def test_infinite_numbers_are_refused() -> None:
+    for field in ("min_improvement", "window_seconds", "every_seconds", "timeout_seconds"):
+        with pytest.raises(ValidationError, match="finite"):
+            RetrainSpec.model_validate({"train": "pkg.mod:fit", field: float("inf")})

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from driftgate.retraining.window import labelled, split
+from driftgate.retraining.window import labelled, split, typed_labels
 
 
 def rows(n: int) -> list[dict]:
@@ -46,3 +46,10 @@ def test_only_rows_with_a_label_and_inputs_teach() -> None:
 def test_an_input_named_like_the_target_is_refused() -> None:
     with pytest.raises(ValueError, match="named like the target 'x'"):
         split(rows(4), "x", 0.5)
+
+
+def test_labels_take_the_champions_types() -> None:
+    rows = [{"label": "1"}, {"label": 0}, {"label": "spam"}, {"label": True}]
+    assert [p["label"] for p in typed_labels(rows, [0, 1])] == [1, 0, "spam", True]
+    assert [p["label"] for p in typed_labels([{"label": 1}], ["0", "1"])] == ["1"]
+    assert [p["label"] for p in typed_labels([{"label": "2.5"}, {"label": "x"}], None)] == [2.5, "x"]

@@ -45,3 +45,23 @@ def test_a_run_past_its_deadline_was_abandoned_and_gives_way(store: Store) -> No
 def test_an_unknown_run_is_not_found(store: Store) -> None:
     with pytest.raises(NotFound, match="no retraining run 7"):
         store.retraining.get(7)
+
+
+def test_runs_opened_at_once_make_one_open_run(store: Store) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    for attempt in range(10):
+        endpoint = f"race{attempt}"
+        store.endpoints.put(endpoint, {"model": "m", "version": 1}, actor="t")  # PostgreSQL locks its row
+        with ThreadPoolExecutor(4) as pool:
+            outcomes = list(pool.map(_try_open, [store] * 4, [endpoint] * 4))
+        assert outcomes.count("opened") == 1, outcomes
+        assert [r["state"] for r in store.retraining.list(endpoint)] == ["queued"]
+
+
+def _try_open(store: Store, endpoint: str) -> str:
+    try:
+        open_run(store, endpoint=endpoint)
+    except Conflict:
+        return "conflict"
+    return "opened"

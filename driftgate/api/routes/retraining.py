@@ -24,10 +24,13 @@ RETRAIN_EXAMPLE = {
 }
 
 
-def describe(run: dict[str, Any]) -> dict[str, Any]:
-    """A run as the API shows it."""
+def describe(run: dict[str, Any], with_log: bool = True) -> dict[str, Any]:
+    """A run as the API shows it. The job's output (`log`) may quote training rows, which only admins
+    read elsewhere (the review queue, exports): lists leave it out; the admin-only read of one run has it."""
     shown = dict(run)
     shown["rollout"] = shown.pop("rollout_id")
+    if not with_log:
+        shown.pop("log")
     return shown
 
 
@@ -51,10 +54,10 @@ async def list_runs(request: Request, endpoint: str | None = None, limit: int = 
     if not 1 <= limit <= 1000:
         raise BadRequest(f"limit must be between 1 and 1000, got {limit}", field="limit")
     rows = await run_in_threadpool(services(request).store.retraining.list, endpoint, limit)
-    return {"runs": [describe(r) for r in rows]}
+    return {"runs": [describe(r, with_log=False) for r in rows]}
 
 
-@router.get("/retraining-runs/{run_id}", dependencies=[Depends(require("predict"))])
+@router.get("/retraining-runs/{run_id}", dependencies=[Depends(require("admin"))])
 async def get_run(request: Request, run_id: int) -> dict[str, Any]:
     if not 1 <= run_id <= MAX_VERSION:  # ids are 32-bit integers on PostgreSQL
         raise NotFound(f"no retraining run {run_id}", run=run_id)
