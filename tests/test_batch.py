@@ -19,13 +19,18 @@ FEATURES = ["x1", "x2", "colour"]
 def deployed(tmp_path: Path, artifacts: Artifacts) -> list[str]:
     (tmp_path / "model.skops").write_bytes(artifacts.skops)
     (tmp_path / "reference.csv").write_bytes(artifacts.reference_csv)
+    return deploy(tmp_path, "clf", tmp_path / "model.skops", tmp_path / "reference.csv")
+
+
+def deploy(tmp_path: Path, name: str, artifact: Path, reference: Path) -> list[str]:
+    """Model `name` v1 registered and deployed at endpoint `name` with the CLI; the store options."""
     data = ["--data-dir", str(tmp_path / "data")]
     code, output = run(
-        "models", "register", "clf", str(tmp_path / "model.skops"), "--format", "sklearn",
-        "--reference", str(tmp_path / "reference.csv"), "--target", "y", *data,
+        "models", "register", name, str(artifact), "--format", "sklearn", "--reference", str(reference),
+        "--target", "y", *data,
     )  # fmt: skip
     assert code == 0, output
-    assert run("deploy", "clf", "--model", "clf", "--version", "1", *data)[0] == 0
+    assert run("deploy", name, "--model", name, "--version", "1", *data)[0] == 0
     return data
 
 
@@ -132,13 +137,7 @@ def test_text_features_stored_as_numbers_score_as_their_text(tmp_path: Path, art
     model = Pipeline([("enc", OneHotEncoder()), ("clf", LogisticRegression())]).fit(train[["code"]], train["y"])
     (tmp_path / "codes.skops").write_bytes(sio.dumps(model))
     train.to_parquet(tmp_path / "ref.parquet")  # "code" stays text (a CSV would read it as numbers)
-    data = ["--data-dir", str(tmp_path / "data")]
-    code, output = run(
-        "models", "register", "codes", str(tmp_path / "codes.skops"), "--format", "sklearn",
-        "--reference", str(tmp_path / "ref.parquet"), "--target", "y", *data,
-    )  # fmt: skip
-    assert code == 0, output
-    assert run("deploy", "codes", "--model", "codes", "--version", "1", *data)[0] == 0
+    data = deploy(tmp_path, "codes", tmp_path / "codes.skops", tmp_path / "ref.parquet")
     pd.DataFrame({"code": [1, 2, 3]}).to_parquet(tmp_path / "ints.parquet")
     out = tmp_path / "out.parquet"
     code, output = run(
