@@ -154,6 +154,21 @@ def build_services(settings: Settings) -> Services:
     )
 
 
+async def close_services(svc: Services) -> None:
+    """Stop what `build_services` started, writing everything queued first: the server's shutdown, and
+    short-lived commands that score through the same services (`driftgate batch score`)."""
+    await svc.alerts.aclose()
+    await svc.retraining.aclose()
+    svc.dataplane.close()
+    svc.recorder.close()
+    if svc.drift_worker is not None:
+        svc.drift_worker.close()
+    svc.metrics.refresh()
+    svc.metrics.close()
+    svc.executor.shutdown(wait=False, cancel_futures=True)
+    svc.store.close()
+
+
 async def _follow_store(svc: Services) -> None:
     """Apply endpoint changes made by other replicas or the CLI."""
     while True:
@@ -306,16 +321,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             svc.ready = False
             for task in background:
                 task.cancel()
-            await svc.alerts.aclose()
-            await svc.retraining.aclose()
-            svc.dataplane.close()
-            svc.recorder.close()
-            if svc.drift_worker is not None:
-                svc.drift_worker.close()
-            svc.metrics.refresh()
-            svc.metrics.close()
-            svc.executor.shutdown(wait=False, cancel_futures=True)
-            svc.store.close()
+            await close_services(svc)
 
     app = FastAPI(
         title="driftgate",

@@ -61,7 +61,7 @@ async def score_on_store(
     show_progress: bool = True,
 ) -> BatchSummary:
     """Score `source` through `endpoint` with a data plane of this process over the store."""
-    from driftgate.api.app import build_services
+    from driftgate.api.app import build_services, close_services
     from driftgate.serving.batch import score_file, total_rows
     from driftgate.settings import Settings
 
@@ -92,9 +92,4 @@ async def score_on_store(
         summary.seconds += time.perf_counter() - started
         return summary
     finally:
-        svc.dataplane.close()
-        svc.recorder.close()  # every scored row reaches the log
-        if svc.drift_worker is not None:
-            svc.drift_worker.close()
-        svc.executor.shutdown(wait=False, cancel_futures=True)
-        svc.store.close()
+        await close_services(svc)  # every scored row reaches the log
