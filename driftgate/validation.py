@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -12,6 +13,11 @@ from driftgate.errors import BadRequest
 M = TypeVar("M", bound=BaseModel)
 # `package.module:function`, the attribute part possibly dotted (`module:Class.method`).
 FUNCTION_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+
+
+def module_allowed(module: str, allowed: Sequence[str]) -> bool:
+    """A package on a server's allow-list (pipeline steps, train functions), or one of its submodules."""
+    return any(module == m or module.startswith(m + ".") for m in allowed)
 
 
 def function_path(value: str, what: str) -> str:

@@ -31,9 +31,10 @@ from driftgate.registry.reference import from_parquet, to_parquet  # noqa: E402
 from driftgate.registry.registry import Registration, register  # noqa: E402
 from driftgate.registry.schema import InputSchema  # noqa: E402
 from driftgate.retraining.evaluation import compare  # noqa: E402
-from driftgate.retraining.spec import RetrainSpec, module_allowed  # noqa: E402
+from driftgate.retraining.spec import RetrainSpec  # noqa: E402
 from driftgate.retraining.window import Split, labelled, split, typed_labels  # noqa: E402
 from driftgate.store import Store, VersionRecord  # noqa: E402
+from driftgate.validation import module_allowed  # noqa: E402
 
 REFERENCE_ROWS = 5000  # rows of the training frame kept as the new version's reference data
 

@@ -25,9 +25,9 @@ from typing import Any
 
 from driftgate.child import lower_priority
 from driftgate.errors import BadRequest, DriftgateError
-from driftgate.retraining.spec import RetrainSpec, module_allowed
+from driftgate.retraining.spec import RetrainSpec
 from driftgate.store import Store
-from driftgate.validation import parse
+from driftgate.validation import module_allowed, parse
 
 log = logging.getLogger("driftgate.retraining")
 

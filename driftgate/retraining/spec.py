@@ -82,8 +82,3 @@ class RetrainSpec(BaseModel):
 
     def module(self) -> str:
         return self.train.partition(":")[0]
-
-
-def module_allowed(module: str, allowed: tuple[str, ...] | list[str]) -> bool:
-    """A package named on the server's allow-list, or one of its submodules."""
-    return any(module == m or module.startswith(m + ".") for m in allowed)

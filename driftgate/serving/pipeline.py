@@ -33,6 +33,7 @@ import pandas as pd
 
 from driftgate.errors import BadRequest, InvalidInput, StepFailed
 from driftgate.serving.endpoint_config import Pipeline, PipelineStep
+from driftgate.validation import module_allowed
 
 Stage = Literal["pre", "post"]
 # Called after every step, in the worker thread: (step, seconds, rows, "ok" | "error" | "invalid").
@@ -107,9 +108,7 @@ def resolve(function: str, allowed_modules: Sequence[str] | None, *, step: str, 
     """The callable named by `module:attribute`, imported now."""
     module_name, _, attribute = function.partition(":")
     what = f"pipeline step {step!r}"
-    if allowed_modules is not None and not any(
-        module_name == m or module_name.startswith(m + ".") for m in allowed_modules
-    ):
+    if allowed_modules is not None and not module_allowed(module_name, allowed_modules):
         allowed = ", ".join(repr(m) for m in allowed_modules) or "none"
         raise BadRequest(
             f"{what}: module {module_name!r} is not allowed on this server (allowed: {allowed}); pipeline steps "

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from driftgate.retraining.spec import RetrainSpec, module_allowed
+from driftgate.retraining.spec import RetrainSpec
+from driftgate.validation import module_allowed
 
 
 def test_defaults_shadow_the_candidate_on_a_week_of_data() -> None:
