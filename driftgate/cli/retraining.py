@@ -59,9 +59,9 @@ def retrain(
     db: DbUrl = None,
 ) -> None:
     """Retrain an endpoint's model on its labelled predictions now, and roll a better one out."""
+    from driftgate.cli.rollouts import start
     from driftgate.retraining.service import Retrainer
     from driftgate.rollout.controller import RolloutController
-    from driftgate.serving.runtime import ModelCache, score_reference_rows
 
     store = _store(data_dir, db)
     try:
@@ -80,9 +80,7 @@ def retrain(
         controller = RolloutController(store)
 
         async def start_rollout(name: str, body: dict[str, Any], actor: str) -> dict[str, Any]:
-            spec, champion, candidate = controller.prepare(name, body)
-            score_reference_rows(store, ModelCache(store).get(candidate))
-            return controller.start(name, spec, champion, candidate, actor)
+            return start(controller, name, body, actor)
 
         retrainer = Retrainer(store, data_dir=data_dir, db=db, allowed_modules=None, start_rollout=start_rollout)
         with console.status(f"retraining {endpoint}: reading labelled predictions, training, comparing"):

@@ -22,6 +22,16 @@ def _controller(data_dir: Path, db: str | None) -> Any:
     return RolloutController(_store(data_dir, db))
 
 
+def start(controller: Any, endpoint: str, body: dict[str, Any], actor: str = "cli") -> dict[str, Any]:
+    """Validate, score the candidate on reference rows (one that cannot serve never gets traffic),
+    record the rollout; running servers follow within a poll."""
+    from driftgate.serving.runtime import ModelCache, score_reference_rows
+
+    spec, champion, candidate = controller.prepare(endpoint, body)
+    score_reference_rows(controller.store, ModelCache(controller.store).get(candidate))
+    return controller.start(endpoint, spec, champion, candidate, actor)
+
+
 def _show(row: dict[str, Any]) -> None:
     from driftgate.rollout.controller import describe
 
@@ -70,8 +80,6 @@ def rollout(
     db: DbUrl = None,
 ) -> None:
     """Start a rollout of another version on an endpoint, or show the current one."""
-    from driftgate.serving.runtime import ModelCache, score_reference_rows
-
     controller = _controller(data_dir, db)
     try:
         if strategy is None:
@@ -93,9 +101,7 @@ def rollout(
             body["steps"] = [float(s) for s in steps.split(",") if s.strip()]
         if analysis:
             body["analysis"] = json.loads(analysis)
-        spec, champion, candidate = controller.prepare(endpoint, body)
-        score_reference_rows(controller.store, ModelCache(controller.store).get(candidate))
-        _show(controller.start(endpoint, spec, champion, candidate, actor="cli"))
+        _show(start(controller, endpoint, body))
     except (ValueError, json.JSONDecodeError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
