@@ -1,4 +1,21 @@
-"""Concept drift from the error stream of labelled predictions. Pure: numpy and the detectors.
+"""Concept drift, told apart from covariate shift. Pure: numpy, scipy and the detectors.
+
+Three verdicts a user can act on (`verdicts`): *data drift* (the inputs moved: the drift engine's
+dataset verdict), *performance drift* (the realised metric on labelled rows fell below the alert
+threshold derived from reference chunks) and *concept drift*: P(y|x) changed. A covariate shift can
+lower accuracy with P(y|x) unchanged (rows move towards the decision boundary), and the label-free
+estimate predicts exactly that fall; so concept drift is
+
+* `estimate_gap`: the labelled rows do significantly worse than the estimator expects for *these*
+  rows (one-sided z test of observed against expected errors, p < 0.01, and a gap of at least 0.02
+  accuracy or 10 % of the expected MAE, so a slightly miscalibrated estimator does not fire), or
+* `error_stream`: a streaming detector saw the error rate rise while the inputs stayed put.
+
+A rise in the error stream while the inputs moved, with no gap against the estimate, is covariate
+shift, not concept drift; the verdict says so. Without an estimator (no labelled reference, no
+scores) a rise with moving inputs cannot be explained away and is still reported, marked ambiguous.
+
+The error-stream detectors, as before:
 
 Classification: the 0/1 error stream goes to ADWIN; regression: the absolute errors go to
 Page-Hinkley. DDM is not used by default: with River's rule it fired on about half of calm
@@ -24,7 +41,8 @@ simply part of the next run's stream, which detector state kept in memory would 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,3 +130,130 @@ def detect_concept_drift(
         return ConceptDrift(False, n=int(errors.size), n_window=n_window, detections=detections)
     index, name = best
     return ConceptDrift(True, name, index, float(ts[index]), int(errors.size), n_window, detections)
+
+
+GAP_ALPHA = 0.01
+MIN_ACCURACY_GAP = 0.02
+MIN_RELATIVE_LOSS_GAP = 0.10
+MIN_LABELLED = 30
+
+
+@dataclass(frozen=True)
+class EstimateGap:
+    """Realised against expected on the same labelled rows."""
+
+    fired: bool
+    task: str
+    n: int
+    observed: float  # accuracy, or mean absolute error
+    expected: float
+    z: float
+    p_value: float
+    min_effect: float
+
+    def to_dict(self) -> dict[str, Any]:
+        metric = "mae" if self.task == "regression" else "accuracy"
+        return {
+            "test": "estimate_gap",
+            "fired": self.fired,
+            "metric": metric,
+            "n": self.n,
+            f"realised_{metric}": _finite_or_none(self.observed),
+            f"expected_{metric}": _finite_or_none(self.expected),
+            "z": _finite_or_none(self.z),
+            "p_value": _finite_or_none(self.p_value),
+            "min_effect": self.min_effect,
+        }
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def estimate_gap(task: str, observed: np.ndarray, expected: np.ndarray, *, alpha: float = GAP_ALPHA) -> EstimateGap:
+    """Classification: `observed` 0/1 correct, `expected` the calibrated chance each decision is
+    right; under an unchanged P(y|x) the correct count is a sum of independent Bernoulli trials.
+    Regression: `observed` absolute errors, `expected` the loss model's; a one-sided z test on their
+    mean difference. Fires when p < `alpha` and the gap is large enough to matter.
+
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(0.6, 1.0, 2000)
+    >>> estimate_gap("classification", (rng.random(2000) < p).astype(float), p).fired
+    False
+    >>> estimate_gap("classification", (rng.random(2000) < p - 0.1).astype(float), p).fired
+    True
+    """
+    from scipy import stats
+
+    observed = np.asarray(observed, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    n = len(observed)
+    if n < MIN_LABELLED:
+        return EstimateGap(False, task, n, math.nan, math.nan, math.nan, math.nan, math.nan)
+    if task == "regression":
+        difference = observed - expected  # positive: worse than expected
+        gap = float(difference.mean())
+        spread = float(difference.std(ddof=1)) / math.sqrt(n)
+        min_effect = MIN_RELATIVE_LOSS_GAP * float(expected.mean())
+        mean_observed, mean_expected = float(observed.mean()), float(expected.mean())
+    else:
+        gap = float(expected.mean() - observed.mean())  # positive: fewer right than expected
+        spread = math.sqrt(float(np.sum(expected * (1 - expected)))) / n
+        min_effect = MIN_ACCURACY_GAP
+        mean_observed, mean_expected = float(observed.mean()), float(expected.mean())
+    z = gap / spread if spread > 0 else (math.inf if gap > 0 else 0.0)
+    p_value = float(stats.norm.sf(z))
+    return EstimateGap(
+        bool(p_value < alpha and gap >= min_effect), task, n, mean_observed, mean_expected, z, p_value, min_effect
+    )
+
+
+def verdicts(
+    *,
+    data_drift: bool | None,
+    performance: Mapping[str, Any] | None,
+    stream: ConceptDrift | None,
+) -> dict[str, Any]:
+    """The three verdicts. `data_drift`: the drift engine's dataset verdict (None: not computed);
+    `performance`: the report's performance section (`performance_report`: its `performance_drift`
+    and `labelled_check`); `stream`: the error-stream detectors' result (None: nothing labelled)."""
+    performance = performance or {}
+    check = dict(performance.get("labelled_check") or {})
+    perf_drift = dict(performance.get("performance_drift") or {})
+    gap_fired = bool(check.get("fired"))
+    stream_fired = bool(stream and stream.fired)
+    concept: dict[str, Any] = {"fired": False, "test": None, "evidence": None, "ambiguous": False}
+    if gap_fired:
+        concept.update(fired=True, test="estimate_gap", evidence=check)
+    elif stream_fired and not data_drift:
+        assert stream is not None
+        concept.update(fired=True, test="error_stream", evidence=_stream_evidence(stream))
+    elif stream_fired and check:
+        assert stream is not None
+        concept["explained"] = (
+            "the error rate rose while the inputs moved, and the label-free estimate expected it for these "
+            "inputs: covariate shift, not concept drift"
+        )
+        concept["evidence"] = {**check, "error_stream": _stream_evidence(stream)}
+    elif stream_fired:
+        assert stream is not None
+        # No estimator to tell the two apart: reported, and said to be ambiguous.
+        concept.update(fired=True, test="error_stream", evidence=_stream_evidence(stream), ambiguous=True)
+    elif check:
+        concept["evidence"] = check
+    return {
+        "data_drift": {"fired": bool(data_drift), "computed": data_drift is not None},
+        "performance_drift": {"fired": bool(perf_drift.get("fired")), **perf_drift},
+        "concept_drift": concept,
+    }
+
+
+def _stream_evidence(stream: ConceptDrift) -> dict[str, Any]:
+    return {
+        "test": "error_stream",
+        "detector": stream.detector,
+        "index": stream.index,
+        "ts": stream.ts,
+        "n": stream.n,
+        "n_window": stream.n_window,
+    }

@@ -1,4 +1,9 @@
-"""Performance on labelled windows and label-free estimation (CBPE style); numpy and scipy only.
+"""Performance on labelled windows and label-free estimation (CBPE, DLE); numpy and scipy only.
+
+Labels are compared by their text key (`estimation.labels.label_key`: 1, 1.0, "1" and True are one
+class); rows without a label are left out of realised metrics and kept in estimated ones. A binary
+model's decision is its own (`decisions`: its `predict`), or its scores cut at `threshold`; never a
+fixed 0.5 unless that is the model's cut.
 
 >>> import numpy as np
 >>> classification_metrics(np.array([0, 1, 1, 0]), scores=np.array([0.1, 0.8, 0.4, 0.3]))["roc_auc"]
@@ -10,39 +15,62 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from driftgate.monitoring.drift.multivariate import auc_score
+from driftgate.monitoring.estimation.classification import (
+    METRICS as CLASSIFICATION_METRICS,
+)
+from driftgate.monitoring.estimation.classification import (
+    ClassificationEstimator,
+    confusion_metrics,
+    weighted_auc,
+)
+from driftgate.monitoring.estimation.labels import label_keys, sort_classes
+from driftgate.monitoring.estimation.regression import METRICS as REGRESSION_METRICS
+from driftgate.monitoring.estimation.regression import RegressionEstimator
+
+Estimator = ClassificationEstimator | RegressionEstimator
+
+# ---- realised metrics -----------------------------------------------------------------------------
+
+
+def _label_metrics(y_true: Any, y_pred: Any, which: Sequence[str]) -> dict[str, float]:
+    truth, predicted = label_keys(y_true), label_keys(y_pred)
+    known = np.asarray([t is not None and p is not None for t, p in zip(truth, predicted, strict=True)], dtype=bool)
+    truth, predicted = truth[known], predicted[known]
+    if not len(truth):
+        return {name: math.nan for name in which}
+    classes = sort_classes([str(k) for k in (*truth, *predicted)])
+    if len(classes) == 1:
+        classes = sort_classes([classes[0], "1" if classes[0] != "1" else "0"])
+    index = {c: i for i, c in enumerate(classes)}
+    onehot = np.zeros((len(truth), len(classes)))
+    onehot[np.arange(len(truth)), [index[k] for k in truth]] = 1.0
+    decided = np.asarray([index[k] for k in predicted], dtype=np.int64)
+    return confusion_metrics(onehot, decided, onehot, which)
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    return float(np.mean(np.asarray(y_true) == np.asarray(y_pred))) if len(y_true) else math.nan
+    return _label_metrics(y_true, y_pred, ("accuracy",))["accuracy"] if len(y_true) else math.nan
 
 
 def f1_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Binary F1 when there are two classes (the larger label is positive), macro F1 otherwise."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    classes = np.unique(np.concatenate([y_true, y_pred]))
-    positives = classes[-1:] if len(classes) <= 2 else classes
-    scores = []
-    for label in positives:
-        true_pos = np.sum((y_pred == label) & (y_true == label))
-        predicted, actual = np.sum(y_pred == label), np.sum(y_true == label)
-        scores.append(2 * true_pos / (predicted + actual) if predicted + actual else 0.0)
-    return float(np.mean(scores)) if scores else math.nan
+    return _label_metrics(y_true, y_pred, ("f1",))["f1"]
 
 
 def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
     """Binary ROC AUC by the rank formula; `scores` rank the larger label as positive."""
-    y_true = np.asarray(y_true)
-    classes = np.unique(y_true)
+    keys = label_keys(y_true)
+    known = np.asarray([k is not None for k in keys], dtype=bool)
+    classes = sort_classes(str(k) for k in keys[known])
     if len(classes) != 2:
         return math.nan
-    return auc_score(y_true == classes[-1], np.asarray(scores, dtype=np.float64))
+    return weighted_auc(np.asarray(scores, dtype=np.float64)[known], (keys[known] == classes[-1]).astype(np.float64))
 
 
 def mae(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -56,20 +84,26 @@ def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 def classification_metrics(
     y_true: np.ndarray, y_pred: np.ndarray | None = None, scores: np.ndarray | None = None, threshold: float = 0.5
 ) -> dict[str, float]:
-    """Accuracy and F1 from labels (or from binary `scores` cut at `threshold`), ROC AUC from scores."""
-    y_true = np.asarray(y_true)
+    """Accuracy, F1, precision, recall from labels (or from binary `scores` cut at `threshold`: the
+    larger label is the positive one), ROC AUC from scores. Rows without a label are left out."""
+    keys = label_keys(y_true)
+    known = np.asarray([k is not None for k in keys], dtype=bool)
     if y_pred is None and scores is not None:
-        y_pred = (np.asarray(scores, dtype=np.float64) >= threshold).astype(y_true.dtype)
-    metrics: dict[str, float] = {"n": float(len(y_true))}
+        classes = sort_classes(str(k) for k in keys[known])
+        positive, negative = classes[-1], (classes[0] if len(classes) > 1 else ("0" if classes[-1] != "0" else "1"))
+        cut = np.asarray(scores, dtype=np.float64) >= threshold
+        y_pred = np.where(cut, positive, negative).astype(object)
+    metrics: dict[str, float] = {"n": float(known.sum())}
     if y_pred is not None:
-        metrics.update(accuracy=accuracy(y_true, y_pred), f1=f1_score(y_true, y_pred))
+        predicted = np.asarray(y_pred, dtype=object)
+        metrics.update(_label_metrics(keys[known], predicted[known], ("accuracy", "f1", "precision", "recall")))
     if scores is not None:
-        metrics["roc_auc"] = roc_auc(y_true, scores)
+        metrics["roc_auc"] = roc_auc(keys, scores)
     return metrics
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    return {"n": float(len(y_true)), "mae": mae(y_true, y_pred), "rmse": rmse(y_true, y_pred)}
+    return RegressionEstimator.realised(y_true, y_pred)
 
 
 def compare_metrics(reference: Mapping[str, float], current: Mapping[str, float]) -> dict[str, Any]:
@@ -78,40 +112,7 @@ def compare_metrics(reference: Mapping[str, float], current: Mapping[str, float]
     return {"reference": dict(reference), "current": dict(current), "change": change}
 
 
-@dataclass(frozen=True)
-class ConfidenceCalibrator:
-    """Maps a prediction's confidence to the chance it is right, learnt on labelled reference rows.
-
-    Equal-frequency bins of confidence; each bin's observed accuracy, made non-decreasing
-    (pool-adjacent-violators), is the calibrated value.
-    """
-
-    upper_edges: np.ndarray
-    accuracy_by_bin: np.ndarray
-
-    @classmethod
-    def fit(cls, confidence: np.ndarray, correct: np.ndarray, bins: int = 20) -> ConfidenceCalibrator:
-        order = np.argsort(confidence, kind="stable")
-        chunks = np.array_split(order, min(bins, max(1, len(order))))
-        upper = np.array([confidence[c].max() for c in chunks if len(c)])
-        rates = np.array([correct[c].mean() for c in chunks if len(c)])
-        weights = np.array([len(c) for c in chunks if len(c)], dtype=np.float64)
-        return cls(upper, _pool_adjacent_violators(rates, weights))
-
-    def __call__(self, confidence: np.ndarray) -> np.ndarray:
-        slots = np.minimum(np.searchsorted(self.upper_edges, confidence, side="left"), len(self.upper_edges) - 1)
-        return self.accuracy_by_bin[slots]
-
-
-def _pool_adjacent_violators(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    blocks: list[list[float]] = []  # [value, weight, length]
-    for value, weight in zip(values, weights, strict=True):
-        blocks.append([float(value), float(weight), 1])
-        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
-            v2, w2, n2 = blocks.pop()
-            v1, w1, n1 = blocks.pop()
-            blocks.append([(v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, n1 + n2])
-    return np.concatenate([np.full(int(n), v) for v, _, n in blocks])
+# ---- the accuracy-only estimate of earlier releases (public API) ------------------------------------
 
 
 @dataclass(frozen=True)
@@ -138,40 +139,87 @@ def estimate_accuracy_cbpe(
     reference_probabilities: np.ndarray | None = None,
     reference_labels: np.ndarray | None = None,
     threshold: float = 0.5,
+    current_decisions: np.ndarray | None = None,
+    reference_decisions: np.ndarray | None = None,
 ) -> AccuracyEstimate:
-    """Expected accuracy of a classifier on unlabelled rows from its (calibrated) confidence.
+    """Expected accuracy of a classifier on unlabelled rows, over every row given.
 
-    Each row is right with probability equal to its calibrated confidence, so the expected accuracy
-    is their mean. Give labelled reference rows to calibrate first (recommended: raw model
-    probabilities are rarely calibrated). Valid under covariate shift, not under concept drift.
-    `reference_labels` are 0/1 for a binary P(y=1) vector, or column indices for an (n, k) matrix.
+    With labelled reference rows the scores are calibrated first (isotonic, see
+    `ClassificationEstimator`); each row is right with its calibrated chance, the estimate is their
+    mean. `reference_labels` are 0/1 for a binary P(y=1) vector, or column indices for an (n, k)
+    matrix. The decision is `current_decisions` / `reference_decisions` (the model's own, as class
+    labels) where given, else a binary vector cut at `threshold`, else argmax.
     """
-    confidence = confidence_of(current_probabilities, threshold)
-    if reference_probabilities is not None and reference_labels is not None:
-        reference_probabilities = np.asarray(reference_probabilities, dtype=np.float64)
-        labels = np.asarray(reference_labels)
-        if reference_probabilities.ndim == 1:
-            predicted = (reference_probabilities >= threshold).astype(int)
-        else:
-            predicted = reference_probabilities.argmax(axis=1)
-        correct = (predicted == labels).astype(np.float64)
-        confidence = ConfidenceCalibrator.fit(confidence_of(reference_probabilities, threshold), correct)(confidence)
-    n = len(confidence)
+    current = np.asarray(current_probabilities, dtype=np.float64)
+    n = len(current)
     if n == 0:
         return AccuracyEstimate(math.nan, math.nan, 0)
-    return AccuracyEstimate(float(confidence.mean()), float(np.sqrt(np.sum(confidence * (1 - confidence))) / n), n)
+    if reference_probabilities is not None and reference_labels is not None:
+        reference = np.asarray(reference_probabilities, dtype=np.float64)
+        classes = [0, 1] if reference.ndim == 1 else list(range(reference.shape[1]))
+        estimator = ClassificationEstimator.fit(
+            reference, reference_labels, decisions=reference_decisions, classes=classes, threshold=threshold
+        )
+        correct = estimator.expected_correct(current, current_decisions)
+    else:
+        correct = confidence_of(current, threshold)
+    return AccuracyEstimate(float(correct.mean()), float(np.sqrt(np.sum(correct * (1 - correct))) / n), n)
+
+
+# ---- the report's performance section ---------------------------------------------------------------
 
 
 def _is_probability(values: np.ndarray) -> bool:
     return values.dtype.kind == "f" and values.size > 0 and bool(np.all((values >= 0) & (values <= 1)))
 
 
-def _metrics(target: np.ndarray, prediction: np.ndarray, task: str) -> dict[str, float]:
-    if task == "regression":
-        return regression_metrics(target.astype(float), prediction.astype(float))
-    if task == "probability":
-        return classification_metrics(target, scores=prediction)
-    return classification_metrics(target.astype(str), prediction.astype(str))
+def _present(values: Any) -> np.ndarray:
+    return np.asarray([k is not None for k in label_keys(values)], dtype=bool)
+
+
+def task_of(target: np.ndarray, prediction: np.ndarray, scores: np.ndarray | None = None) -> str:
+    """ "probability" (a binary classifier's P(positive) as prediction), "classification" (labels,
+    with or without an (n, k) `scores` matrix) or "regression" (a float target of many values)."""
+    known = target[_present(target)]
+    distinct = len({str(k) for k in label_keys(known)})
+    if scores is not None:
+        return "classification"
+    if _is_probability(prediction) and distinct <= 2:
+        return "probability"
+    if known.dtype.kind == "f" and distinct > 10:
+        return "regression"
+    return "classification"
+
+
+def fit_estimator(
+    task: str,
+    reference_target: np.ndarray,
+    reference_prediction: np.ndarray,
+    *,
+    reference_scores: np.ndarray | None = None,
+    classes: Sequence[Any] | None = None,
+    threshold: float | None = None,
+    reference_features: Mapping[str, np.ndarray] | None = None,
+) -> Estimator | None:
+    """The label-free estimator of a model, fitted on its labelled reference (None where it cannot
+    be: no scores for a classifier, a reference with a single class, too few rows)."""
+    known = _present(reference_target)
+    if known.sum() < 20:
+        return None
+    try:
+        if task == "regression":
+            return RegressionEstimator.fit(reference_features or {}, reference_prediction, reference_target)
+        if task == "probability":
+            return ClassificationEstimator.fit(
+                reference_prediction, reference_target, classes=classes, threshold=threshold
+            )
+        if reference_scores is not None:
+            return ClassificationEstimator.fit(
+                reference_scores, reference_target, decisions=reference_prediction, classes=classes, threshold=threshold
+            )
+    except ValueError:
+        return None
+    return None
 
 
 def performance_report(
@@ -179,30 +227,167 @@ def performance_report(
     reference_prediction: np.ndarray | None,
     current_target: np.ndarray | None,
     current_prediction: np.ndarray | None,
+    *,
+    threshold: float | None = None,
+    reference_scores: np.ndarray | None = None,
+    current_scores: np.ndarray | None = None,
+    classes: Sequence[Any] | None = None,
+    reference_features: Mapping[str, np.ndarray] | None = None,
+    current_features: Mapping[str, np.ndarray] | None = None,
+    estimator: Estimator | None = None,
 ) -> dict[str, Any]:
-    """The report's `performance` section: realised metrics where labels exist, CBPE where they do not.
+    """The report's `performance` section: realised metrics on the labelled rows, estimates
+    (`estimated`, with bands) on every row of the current window.
 
-    The task is read from the values: a float prediction in [0, 1] with a two-class target is a
-    probability of the larger class; other float targets are regression; anything else is labels.
+    `*_prediction`: the model's output per row: its label (its own decision), a binary classifier's
+    P(positive) (then cut at `threshold`, 0.5 if not given) or a regressor's value. `*_scores`: an
+    (n, k) probability matrix in `classes` order, for classifiers whose prediction is a label.
+    `current_target` is aligned with `current_prediction`, None/NaN where a row has no label yet.
+    `*_features` (name -> values) feed the regressor's loss model. `estimator`: one fitted before
+    (`fit_estimator`), reused across windows.
     """
     if reference_prediction is None or reference_target is None:
         return {}
     ref_target, ref_pred = np.asarray(reference_target), np.asarray(reference_prediction)
-    if _is_probability(ref_pred) and len(np.unique(ref_target)) <= 2:
-        task = "probability"
-    elif ref_target.dtype.kind == "f" and len(np.unique(ref_target)) > 10:
-        task = "regression"
-    else:
-        task = "classification"
-    report: dict[str, Any] = {"task": task, "reference": _metrics(ref_target, ref_pred, task)}
+    known = _present(ref_target)
+    ref_target = np.asarray(ref_target[known].tolist())  # without None: its own dtype again
+    ref_pred = ref_pred[known]
+    ref_scores = None if reference_scores is None else np.asarray(reference_scores, dtype=np.float64)[known]
+    ref_features = (
+        None if reference_features is None else {k: np.asarray(v)[known] for k, v in reference_features.items()}
+    )
+    if not len(ref_target):
+        return {}
+    task = task_of(ref_target, ref_pred, ref_scores)
+    cut = 0.5 if threshold is None else float(threshold)
+    report: dict[str, Any] = {"task": task}
+    if task != "regression":
+        report["decision"] = {"threshold": cut} if task == "probability" else {"source": "model prediction"}
+    if estimator is None:
+        estimator = fit_estimator(
+            task,
+            ref_target,
+            ref_pred,
+            reference_scores=ref_scores,
+            classes=classes,
+            threshold=cut,
+            reference_features=ref_features,
+        )
+    report["reference"] = _realised(task, estimator, ref_target, ref_pred, ref_scores, cut)
     if current_prediction is None:
         return report
     cur_pred = np.asarray(current_prediction)
-    if current_target is not None and len(current_target):
-        report.update(compare_metrics(report["reference"], _metrics(np.asarray(current_target), cur_pred, task)))
-        report["task"] = task
-    if task == "probability":
-        positive = np.unique(ref_target)[-1]
-        estimate = estimate_accuracy_cbpe(cur_pred, ref_pred, (ref_target == positive).astype(int))
-        report["estimated"] = estimate.to_dict()
+    cur_scores = None if current_scores is None else np.asarray(current_scores, dtype=np.float64)
+    labelled = np.zeros(len(cur_pred), dtype=bool)
+    if current_target is not None and len(current_target) == len(cur_pred):
+        labelled = _present(current_target)
+    if labelled.any():
+        assert current_target is not None
+        cur_target = np.asarray(np.asarray(current_target)[labelled].tolist())
+        part = None if cur_scores is None else cur_scores[labelled]
+        current = _realised(task, estimator, cur_target, cur_pred[labelled], part, cut)
+        report.update(compare_metrics(report["reference"], current))
+        report["performance_drift"] = _performance_drift(estimator, report["reference"], current)
+    if estimator is None or not len(cur_pred):
+        return report
+    features = current_features or {}
+    if isinstance(estimator, RegressionEstimator):
+        estimates = estimator.estimate(features, cur_pred)
+    elif task == "probability":
+        estimates = estimator.estimate(cur_pred)
+    elif cur_scores is not None:
+        estimates = estimator.estimate(cur_scores, cur_pred)
+    else:
+        return report
+    report["estimated"] = _estimated_section(estimates, len(cur_pred))
+    if labelled.any():
+        report["labelled_check"] = _labelled_check(
+            task, estimator, current_target, cur_pred, cur_scores, labelled, features
+        )
     return report
+
+
+def _realised(
+    task: str,
+    estimator: Estimator | None,
+    target: np.ndarray,
+    prediction: np.ndarray,
+    scores: np.ndarray | None,
+    cut: float,
+) -> dict[str, float]:
+    if task == "regression":
+        return RegressionEstimator.realised(target, prediction)
+    if isinstance(estimator, ClassificationEstimator):
+        if task == "probability":
+            return estimator.realised(target, prediction)
+        if scores is not None:
+            return estimator.realised(target, scores, prediction)
+    if task == "probability":
+        return classification_metrics(target, scores=prediction.astype(np.float64), threshold=cut)
+    return classification_metrics(target, prediction)
+
+
+def _performance_drift(
+    estimator: Estimator | None, reference: Mapping[str, float], current: Mapping[str, float]
+) -> dict[str, Any]:
+    """Whether the realised metric on the labelled rows fell past the alert threshold (the reference
+    value minus 3 standard errors at this many rows, from the spread over reference chunks)."""
+    if estimator is None or estimator.spread is None:
+        return {}
+    loss = isinstance(estimator, RegressionEstimator)
+    name = "mae" if loss else "accuracy"
+    n, value, ref = int(current.get("n", 0)), current.get(name, math.nan), reference.get(name, math.nan)
+    se = estimator.spread.at(name, n)
+    if se is None or not (math.isfinite(value) and math.isfinite(ref)):
+        return {}
+    threshold = ref + 3 * se if loss else ref - 3 * se
+    fired = value > threshold if loss else value < threshold
+    return {"metric": name, "realised": value, "reference": ref, "threshold": threshold, "n": n, "fired": bool(fired)}
+
+
+def _estimated_section(estimates: Mapping[str, Any], n: int) -> dict[str, Any]:
+    """`estimated_<metric>` values, each with its band under `bands`; `standard_error` and `n` as before."""
+    section: dict[str, Any] = {"n": float(n)}
+    for name, estimate in estimates.items():
+        section[f"estimated_{name}"] = estimate.to_dict()["value"]
+    first = "accuracy" if "accuracy" in estimates else "mae"
+    section["standard_error"] = estimates[first].to_dict()["sampling_error"]
+    section["bands"] = {f"estimated_{name}": estimate.to_dict() for name, estimate in estimates.items()}
+    section["alerts"] = sorted(f"estimated_{name}" for name, estimate in estimates.items() if estimate.alert)
+    return section
+
+
+def _labelled_check(
+    task: str,
+    estimator: Estimator,
+    target: Any,
+    prediction: np.ndarray,
+    scores: np.ndarray | None,
+    labelled: np.ndarray,
+    features: Mapping[str, np.ndarray],
+) -> dict[str, Any]:
+    """What the estimator expects on exactly the labelled rows, beside what they show: the evidence
+    of `concept.estimate_gap` (labelled rows are rarely a random sample: a labelling queue picks
+    the doubtful ones, so they are compared with their own expectation, not the window's)."""
+    from driftgate.monitoring.concept import estimate_gap
+
+    rows = np.flatnonzero(labelled)
+    truth = np.asarray(target, dtype=object)[rows]
+    if isinstance(estimator, RegressionEstimator):
+        part = {name: np.asarray(values)[rows] for name, values in features.items()}
+        expected = estimator.expected_absolute_errors(part, prediction[rows])
+        observed = np.abs(np.asarray([float(v) for v in truth]) - prediction[rows].astype(np.float64))
+        return estimate_gap("regression", observed, expected).to_dict()
+    row_scores = (
+        prediction[rows].astype(np.float64) if task == "probability" else (scores[rows] if scores is not None else None)
+    )
+    if row_scores is None:
+        return {}
+    decisions = None if task == "probability" else prediction[rows]
+    expected = estimator.expected_correct(row_scores, decisions)
+    decided = np.asarray(estimator.classes, dtype=object)[estimator.decided(row_scores, decisions)]
+    observed = (label_keys(truth) == decided).astype(np.float64)
+    return estimate_gap("classification", observed, expected).to_dict()
+
+
+ESTIMATED_METRICS = tuple(f"estimated_{m}" for m in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS))
