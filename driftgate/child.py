@@ -8,14 +8,25 @@ process exists (a spawned child first re-imports the parent's main module, and u
 initializer imports its module: ~1-2 s of imports that, at normal priority, raised the serving
 benchmark's half-load p99 from 6 to 27 ms while the monitor's child started), and the child lowers
 itself again before it runs the initializer, which it imports by name.
+
+Every child dies with its parent (`die_with_parent`): a `kill -9` of the server used to leave the log
+writer (with the database open) and multiprocessing's resource tracker running under init. The
+tracker needs nothing of its own: it exits when the last process holding its pipe (the server and
+these children) is gone. Children ignore SIGINT and SIGTERM (a Ctrl-C or a `kill` of the whole
+process group reaches them too): the parent ends them when it has drained through them, and a child
+that died of such a signal would be replaced in the middle of the shutdown. After `close()` (or
+`stop_respawning()`) no new child starts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +37,109 @@ from typing import Any, Literal
 Priority = Literal["nice", "idle"]
 NICENESS = 19
 KILL_AFTER_S = 5.0
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# The signal the kernel sends a child when its parent ends. Not SIGKILL: Linux sends it when the parent
+# *thread* that started the child exits, which may happen while the parent process lives on (a pool
+# thread that retires), so the child checks its parent pid before acting on it.
+PARENT_DEATH_SIGNAL = signal.SIGUSR2
+# The child also looks at its parent pid this often: a parent that died before the child asked for
+# the signal, or a main thread stuck in native code that cannot run a Python signal handler.
+PARENT_CHECK_S = 1.0
+# A child whose parent died finishes the call in hand (a log write of acknowledged rows) for at most
+# this long, then exits.
+PARENT_DEATH_GRACE_S = 5.0
+# A process started with `subprocess` (not multiprocessing) finds its parent's pid here.
+PARENT_PID_ENV = "DRIFTGATE_PARENT_PID"
+
+
+class ChildUnavailable(RuntimeError):
+    """The helper process is closed (or may not be replaced): nothing was run."""
+
+
+# ---- dying with the parent: runs in the child ------------------------------------------------------
+
+_busy = threading.Lock()  # held in a child while a submitted call runs
+_watching = False
+
+
+def set_parent_death_signal(sig: int) -> bool:
+    """Ask Linux to send `sig` to this process when its parent ends (prctl(PR_SET_PDEATHSIG));
+    False where that does not exist. Survives exec, so a child may set it for its own exec'd work."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def exit_after_call_in_hand() -> None:
+    """The default action on the parent's death: let a running call finish (bounded), then exit."""
+    _busy.acquire(timeout=PARENT_DEATH_GRACE_S)
+    os._exit(0)
+
+
+def die_with_parent(parent_pid: int | None = None, on_parent_death: Callable[[], None] | None = None) -> None:
+    """Call in a child right after it starts: once the process `parent_pid` (by default the current
+    parent) is gone, kill -9 included, run `on_parent_death` (default `exit_after_call_in_hand`)
+    in a watcher thread. Uses the kernel's parent-death signal, and polls the parent pid as well
+    (every `PARENT_CHECK_S`): the parent may have died before this call, and the signal is also sent
+    when only the parent's spawning thread ended. Idempotent per process."""
+    global _watching
+    if _watching:
+        return
+    _watching = True
+    parent = os.getppid() if parent_pid is None else parent_pid
+    action = on_parent_death or exit_after_call_in_hand
+    woken = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        # The handler only wakes the watcher: it may run between any two bytecodes of the main thread.
+        signal.signal(PARENT_DEATH_SIGNAL, lambda signum, frame: woken.set())
+        set_parent_death_signal(PARENT_DEATH_SIGNAL)
+
+    def watch() -> None:
+        while os.getppid() == parent:  # reparented (to init or a subreaper) once the parent is gone
+            woken.wait(PARENT_CHECK_S)
+            woken.clear()
+        action()
+
+    threading.Thread(target=watch, name="driftgate-parent-watch", daemon=True).start()
+
+
+def stop_gracefully(limit_s: float = 45.0) -> Callable[[], None]:
+    """An `on_parent_death` for a server process (a uvicorn worker whose supervisor was killed): SIGTERM
+    to itself, so it drains and writes its log as on any SIGTERM; exits hard after `limit_s`."""
+
+    def action() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(limit_s)  # the watcher is a daemon thread: a clean exit ends it first
+        os._exit(1)
+
+    return action
+
+
+def kill_process_group() -> None:
+    """An `on_parent_death` for a process that leads its own group (a retraining job): it and every
+    process it started (joblib workers, say) end at once."""
+    os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
+def is_spawned_child() -> bool:
+    """True in a process started by multiprocessing (a uvicorn `--workers` worker, say)."""
+    return multiprocessing.parent_process() is not None
+
+
+def die_with_spawning_parent(on_parent_death: Callable[[], None] | None = None) -> None:
+    """`die_with_parent` for a multiprocessing child that is not one of ours (a uvicorn worker): the
+    parent's pid comes from multiprocessing, which recorded it before the child started."""
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid is not None:
+        die_with_parent(parent.pid, on_parent_death)
+
+
+# ---- the helper process ------------------------------------------------------------------------------
 
 
 def lower_priority(priority: Priority, pid: int = 0) -> None:
@@ -40,7 +154,11 @@ def lower_priority(priority: Priority, pid: int = 0) -> None:
             os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
 
 
-def _boot(priority: Priority, initializer: str, args: tuple[Any, ...]) -> None:
+def _boot(parent_pid: int, priority: Priority, initializer: str, args: tuple[Any, ...]) -> None:
+    die_with_parent(parent_pid)  # first: the parent may be killed while this child still imports
+    # The parent decides when its children end (see the module docstring); it ends them with SIGKILL.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     lower_priority(priority)
     module, _, qualname = initializer.partition(":")
     target: Any = importlib.import_module(module)
@@ -49,29 +167,43 @@ def _boot(priority: Priority, initializer: str, args: tuple[Any, ...]) -> None:
     target(*args)
 
 
+def _run(fn: Callable[..., Any], *args: Any) -> Any:
+    """A submitted call, in the child: marked busy, so that a parent's death lets it finish."""
+    with _busy:
+        return fn(*args)
+
+
 class ChildProcess:
     """`submit(fn, *args)` runs a module-level `fn` in the child; `call` waits for its result and
     retries once on a fresh child if the old one died (the OOM killer, a crashing native library)."""
 
     def __init__(self, initializer: Callable[..., None], args: tuple[Any, ...], priority: Priority = "nice") -> None:
         # By name: a function pickled by reference would import its module before `_boot` runs.
-        self._boot_args = (priority, f"{initializer.__module__}:{initializer.__qualname__}", args)
+        self._initializer = (f"{initializer.__module__}:{initializer.__qualname__}", args)
         self._priority = priority
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._respawn = True
+        self._closed = False
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         with self._lock:
+            if self._closed:
+                raise ChildUnavailable("the helper process is closed")
             created = self._pool is None
             if created:
+                if not self._respawn:
+                    raise ChildUnavailable("the helper process ended and is not replaced (shutting down)")
+                name, init_args = self._initializer
                 self._pool = ProcessPoolExecutor(
                     max_workers=1,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_boot,
-                    initargs=self._boot_args,
+                    initargs=(os.getpid(), self._priority, name, init_args),
                 )
             pool = self._pool
-            future = pool.submit(fn, *args)  # a spawning pool starts its one process here
+            assert pool is not None
+            future = pool.submit(_run, fn, *args)  # a spawning pool starts its one process here
             if created:  # a process that dies breaks the pool, so a new process means a new pool
                 for process in (getattr(pool, "_processes", None) or {}).values():
                     lower_priority(self._priority, process.pid)
@@ -94,6 +226,12 @@ class ChildProcess:
             pool = self._pool
         return list((getattr(pool, "_processes", None) or {}).values()) if pool is not None else []
 
+    def stop_respawning(self) -> None:
+        """From now on a child that dies is not replaced (calls raise `ChildUnavailable` instead): for
+        shutdown, when a fresh child would only be started to be ended."""
+        with self._lock:
+            self._respawn = False
+
     def reset(self) -> None:
         """End the child now (it may be half-way through a long job) and start afresh on next use."""
         with self._lock:
@@ -103,14 +241,16 @@ class ChildProcess:
         children = list((getattr(pool, "_processes", None) or {}).values())  # before shutdown() clears it
         pool.shutdown(wait=False, cancel_futures=True)
         for child in children:
-            child.terminate()
+            child.kill()  # it ignores SIGTERM (see the module docstring)
         # Polled, not joined: after the pool's shutdown a child's sentinel may already be closed,
-        # which makes join() return at once. A child that ignores SIGTERM gets SIGKILL.
+        # which makes join() return at once.
         deadline = time.monotonic() + KILL_AFTER_S
         while any(c.is_alive() for c in children) and time.monotonic() < deadline:
             time.sleep(0.05)
-        for child in children:
-            if child.is_alive():
-                child.kill()
 
-    close = reset
+    def close(self) -> None:
+        """End the child; no other starts after this."""
+        with self._lock:
+            self._closed = True
+            self._respawn = False
+        self.reset()

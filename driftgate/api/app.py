@@ -37,6 +37,7 @@ from driftgate.api.routes import (
     v2,
 )
 from driftgate.api.services import Services
+from driftgate.child import die_with_spawning_parent, stop_gracefully
 from driftgate.errors import Conflict, DriftgateError
 from driftgate.monitoring.live import LiveDrift
 from driftgate.monitoring.monitor import Monitor
@@ -339,4 +340,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def create_app_from_env() -> FastAPI:
     """Entry point for `uvicorn --factory` worker processes: settings come through the environment."""
+    # A `--workers` worker whose supervisor is killed drains and exits, as on SIGTERM.
+    die_with_spawning_parent(stop_gracefully())
     return create_app(Settings.from_env())

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
 import threading
 import time
 from collections import deque
@@ -74,8 +73,8 @@ _recorder: Recorder | None = None
 def _start(data_dir: str, db: str | None, spool: str, batch_rows: int) -> None:
     """Runs once in the child: its own store connection and an ordinary recorder writing to it."""
     global _recorder
-    # Ctrl-C reaches the whole process group; the server decides when the log is done.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C and SIGTERM to the process group are ignored here (driftgate.child): the server decides
+    # when the log is done, and the child ends with the server (kill -9 included).
     from driftgate.store import Store
 
     store = Store.open(data_dir, db, migrate=False)  # the server migrated before starting this
@@ -261,7 +260,10 @@ class ProcessRecorder:
         self._flush_wanted = False
 
     def close(self) -> None:
-        """Write everything handed over (SIGTERM path), then end the child."""
+        """Write everything handed over (SIGTERM path), then end the child. No writer starts from here
+        on: if the child dies now, what it held is written in-process (a replacement spawned during
+        shutdown used to outlive the server)."""
+        self._child.stop_respawning()
         self._stop = True
         self._wake.set()
         self._thread.join(timeout=CLOSE_TIMEOUT_S)

@@ -8,11 +8,14 @@ busy core. Every failure ends as `{"ok": false, "error": ...}` in RESULT.json th
 
 from __future__ import annotations
 
+import os
 import sys
 
-from driftgate.child import lower_priority
+from driftgate.child import PARENT_PID_ENV, die_with_parent, kill_process_group, lower_priority
 
 lower_priority("nice")  # before the heavy imports below
+if os.environ.get(PARENT_PID_ENV):  # the server that started this run: the run ends with it
+    die_with_parent(int(os.environ[PARENT_PID_ENV]), kill_process_group)
 
 import importlib  # noqa: E402
 import json  # noqa: E402

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from driftgate.child import lower_priority
+from driftgate.child import PARENT_PID_ENV, lower_priority
 from driftgate.errors import BadRequest, DriftgateError
 from driftgate.retraining.spec import RetrainSpec
 from driftgate.store import Store
@@ -186,6 +186,7 @@ class Retrainer:
             )
             # The child imports what this server can: its sys.path, not only the current directory's.
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+            env[PARENT_PID_ENV] = str(os.getpid())  # the job dies with this server (kill -9 included)
             with output.open("wb") as sink:
                 process = subprocess.Popen(
                     [sys.executable, "-m", "driftgate.retraining.job", str(request), str(result)],
