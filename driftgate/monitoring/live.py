@@ -14,7 +14,7 @@ import pandas as pd
 
 from driftgate.errors import BadRequest
 from driftgate.monitoring.drift import compare_frames
-from driftgate.monitoring.performance import performance_report
+from driftgate.monitoring.live_performance import live_performance
 from driftgate.monitoring.window_metrics import ANSWERED
 from driftgate.registry.reference import from_parquet
 from driftgate.rollout.policy import VersionRef
@@ -108,19 +108,8 @@ class LiveDrift:
             ref_cols[PREDICTION], cur_cols[PREDICTION] = ref_scores, cur_scores
         drift = compare_frames(ref_cols, cur_cols, prediction=PREDICTION if PREDICTION in ref_cols else None)
         labelled = [i for i, r in enumerate(rows) if r["label"] is not None]
-        if ref_target is not None and ref_scores is not None:
-            # A baseline window has labels on some rows only: performance is judged on those.
-            known = np.asarray([v is not None for v in ref_target], dtype=bool)
-            # np.asarray of a plain list gives the labels their own dtype (int, float, str) again.
-            ref_target, ref_perf = np.asarray(ref_target[known].tolist()), ref_scores[known]
-        else:
-            ref_perf = ref_scores
-        drift.performance = performance_report(
-            ref_target,
-            ref_perf,
-            np.asarray([rows[i]["label"] for i in labelled]) if labelled else None,
-            cur_scores[labelled] if cur_scores is not None and labelled else cur_scores,
-        )
+        # Realised on the labelled rows, estimated on every row of the window (live_performance).
+        drift.performance = live_performance(version, reference, ref_target, rows, baseline_rows=baseline_rows)
         body = drift.to_dict(include_histograms=True)
         body["window"] = {
             "endpoint": endpoint,

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from driftgate.errors import BadRequest, DriftgateError
-from driftgate.monitoring.concept import detect_concept_drift, error_stream
+from driftgate.monitoring.concept import ConceptDrift, detect_concept_drift, error_stream, verdicts
 from driftgate.monitoring.guards import OutputLimits
 from driftgate.monitoring.live import DEFAULT_WINDOW, LiveDrift
+from driftgate.monitoring.performance import ESTIMATED_METRICS
 from driftgate.monitoring.points import MetricPoint
 from driftgate.monitoring.window_metrics import (
     ANSWERED,
@@ -233,9 +234,15 @@ class Monitor:
         else:
             notes.append(f"no logged predictions of {version.ref} in the window")
         start = since if since is not None else (rows[0]["ts"] if rows else now)
-        concept = self._concept(endpoint, version, kind, start, until, len(rows))
+        stream = self._concept(endpoint, version, kind, start, until, len(rows))
+        concept = _verdicts(report, stream)
         if concept is not None:
             measures.append(Measure("concept_drift", 1.0 if concept["fired"] else 0.0, concept))
+            if concept["performance_drift"].get("metric"):
+                performance_drift = concept["performance_drift"]
+                measures.append(
+                    Measure("performance_drift", 1.0 if performance_drift["fired"] else 0.0, performance_drift)
+                )
         points = [MetricPoint(endpoint, m.name, _finite(m.value), now, version.ref.version, m.detail) for m in measures]
         report.setdefault(
             "window",
@@ -283,7 +290,7 @@ class Monitor:
 
     def _concept(
         self, endpoint: str, version: LoadedVersion, kind: str, start: float, until: float | None, rows: int
-    ) -> dict[str, Any] | None:
+    ) -> ConceptDrift | None:
         """Detectors over the labelled history up to the window's end; fired if they detect a rise at a
         row predicted in the window or labelled since its start. None when nothing is labelled."""
         history = self.store.predictions.labelled_tail(
@@ -304,7 +311,32 @@ class Monitor:
         ts = np.asarray([r["ts"] for r in history], dtype=np.float64)
         label_ts = np.asarray([r["label_ts"] for r in history], dtype=np.float64)
         in_window = (ts >= start) | (label_ts >= start)
-        return detect_concept_drift(errors, ts, task=task, in_window=in_window).to_dict()
+        return detect_concept_drift(errors, ts, task=task, in_window=in_window)
+
+
+def _verdicts(report: dict[str, Any], stream: ConceptDrift | None) -> dict[str, Any] | None:
+    """The `concept_drift` section: the error-stream detectors' result (`fired`, `detector`, ...) with
+    `fired` now the concept-drift verdict, its `test` and `evidence`, and the data and performance drift
+    verdicts beside it (`concept.verdicts`). None when nothing is labelled."""
+    performance = report.get("performance") or {}
+    if stream is None and not performance.get("labelled_check"):
+        return None
+    dataset = report.get("dataset")
+    judged = verdicts(data_drift=bool(dataset["drifted"]) if dataset else None, performance=performance, stream=stream)
+    base = stream.to_dict() if stream is not None else ConceptDrift(False).to_dict()
+    concept = judged["concept_drift"]
+    base.update(
+        fired=concept["fired"],
+        stream_fired=bool(stream and stream.fired),
+        test=concept["test"],
+        evidence=concept["evidence"],
+        ambiguous=concept["ambiguous"],
+        data_drift=judged["data_drift"],
+        performance_drift=judged["performance_drift"],
+    )
+    if "explained" in concept:
+        base["explained"] = concept["explained"]
+    return base
 
 
 def _finite(value: float | None) -> float | None:
@@ -314,7 +346,7 @@ def _finite(value: float | None) -> float | None:
 def _drift_measures(report: dict[str, Any]) -> list[Measure]:
     """data_drift_share, feature_drift per feature, prediction_drift, multivariate_drift (flags: the drift
     engine's verdict, p-value and effect size together), accuracy and the other realised performance
-    metrics, estimated_accuracy (CBPE)."""
+    metrics, the label-free estimates (`estimated_accuracy`, ... `estimated_mae`, with their bands)."""
     if not report:
         return []
     dataset = report["dataset"]
@@ -337,15 +369,15 @@ def _drift_measures(report: dict[str, Any]) -> list[Measure]:
     for name in ("accuracy", "f1", "roc_auc", "mae", "rmse"):
         if name in current:
             out.append(Measure(name, current[name], {"labelled": current.get("n")}))
+    for name in ("precision", "recall"):
+        if name in current:
+            out.append(Measure(name, current[name], {"labelled": current.get("n")}))
     estimated = performance.get("estimated") or {}
-    if "estimated_accuracy" in estimated:
-        out.append(
-            Measure(
-                "estimated_accuracy",
-                estimated["estimated_accuracy"],
-                {"standard_error": estimated.get("standard_error")},
-            )
-        )
+    bands = estimated.get("bands") or {}
+    for name in ESTIMATED_METRICS:  # SPEC 12: estimated_accuracy, estimated_roc_auc, ... each with its band
+        if name in estimated:
+            band = bands.get(name) or {}
+            out.append(Measure(name, estimated[name], {**band, "standard_error": band.get("sampling_error")}))
     return out
 
 

@@ -235,6 +235,7 @@ def performance_report(
     reference_features: Mapping[str, np.ndarray] | None = None,
     current_features: Mapping[str, np.ndarray] | None = None,
     estimator: Estimator | None = None,
+    task: str | None = None,
 ) -> dict[str, Any]:
     """The report's `performance` section: realised metrics on the labelled rows, estimates
     (`estimated`, with bands) on every row of the current window.
@@ -244,7 +245,8 @@ def performance_report(
     (n, k) probability matrix in `classes` order, for classifiers whose prediction is a label.
     `current_target` is aligned with `current_prediction`, None/NaN where a row has no label yet.
     `*_features` (name -> values) feed the regressor's loss model. `estimator`: one fitted before
-    (`fit_estimator`), reused across windows.
+    (`fit_estimator`), reused across windows; `task` the one it was fitted for (else read from
+    the values, see `task_of`).
     """
     if reference_prediction is None or reference_target is None:
         return {}
@@ -258,7 +260,7 @@ def performance_report(
     )
     if not len(ref_target):
         return {}
-    task = task_of(ref_target, ref_pred, ref_scores)
+    task = task or task_of(ref_target, ref_pred, ref_scores)
     cut = 0.5 if threshold is None else float(threshold)
     report: dict[str, Any] = {"task": task}
     if task != "regression":

@@ -24,6 +24,8 @@ METRICS = frozenset(
         "null_output_rate", "mean_confidence", "request_count", "latency_p50_ms", "latency_p95_ms",
         "schema_violation_rate", "class_share", "feature_drift", "multivariate_drift", "f1", "roc_auc", "mae",
         "rmse", "prediction_mean", "prediction_std", "output_guard_violation_rate", EVENT_METRIC, RUN_METRIC,
+        "precision", "recall", "performance_drift", "estimated_roc_auc", "estimated_f1", "estimated_precision",
+        "estimated_recall", "estimated_mae", "estimated_rmse",
     }
 )  # fmt: skip
 
