@@ -9,8 +9,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import io
+import os
 import tempfile
 import types
+import weakref
 import zipfile
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,11 +21,9 @@ import numpy as np
 import pandas as pd
 
 from driftgate.errors import BadRequest, UnsupportedFormat, UntrustedArtifact
+from driftgate.registry import trust as trust_rules
 
 FORMATS = ("sklearn", "onnx", "python", "mlflow")
-# Types in a skops file from these packages are data containers and estimators, not code we
-# did not already install; anything else (a user's class, a builtin like `eval`) needs trust.
-SAFE_SKOPS_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.slice", "collections.", "pandas.")
 
 
 class ModelAdapter(Protocol):
@@ -38,7 +38,7 @@ def detect_kind(data: bytes, fmt: str) -> str:
     if fmt not in FORMATS:
         raise UnsupportedFormat(f"format must be one of {list(FORMATS)}, got {fmt!r}", field="format")
     if fmt == "sklearn":
-        if _is_zip(data) and "schema.json" in zipfile.ZipFile(io.BytesIO(data)).namelist():
+        if _is_zip(data) and "schema.json" in _zip_names(data):
             return "skops"
         return "pickle"
     if fmt == "python":
@@ -68,7 +68,7 @@ def load(data: bytes, kind: str, *, trust: bool = False) -> ModelAdapter:
     if kind == "python":
         return PythonModel(_load_python(data))
     if kind == "mlflow":
-        return MlflowModel(data)
+        return _load_mlflow(data, trust)
     raise UnsupportedFormat(f"unknown artifact kind {kind!r}")
 
 
@@ -76,18 +76,21 @@ def _is_zip(data: bytes) -> bool:
     return data[:4] == b"PK\x03\x04"
 
 
+def _zip_names(data: bytes) -> list[str]:
+    try:
+        return zipfile.ZipFile(io.BytesIO(data)).namelist()
+    except zipfile.BadZipFile as exc:
+        raise BadRequest(f"the artifact is not a valid zip archive: {exc}", field="file") from None
+
+
 def _load_skops(data: bytes, trust: bool) -> Any:
     import skops.io as sio
 
-    untrusted = sio.get_untrusted_types(data=data)
-    unsafe = [t for t in untrusted if not t.startswith(SAFE_SKOPS_PREFIXES)]
-    if unsafe and not trust:
-        raise UntrustedArtifact(
-            f"the skops file contains types outside scikit-learn/numpy/scipy: {unsafe[:5]}; "
-            "pass trust=True / --trust-pickle if you trust them",
-            field="file",
-        )
-    return sio.loads(data, trusted=untrusted)
+    trusted = trust_rules.skops_trusted_types(data, trust)
+    model = sio.loads(data, trusted=trusted)
+    if not trust:
+        trust_rules.check_trees(model)
+    return model
 
 
 def _load_python(data: bytes) -> Any:
@@ -212,27 +215,63 @@ class OnnxModel:
         return feeds
 
 
-class MlflowModel:
-    """An MLflow pyfunc model directory (zipped); needs the optional `mlflow` extra."""
+def _load_mlflow(data: bytes, trust: bool) -> ModelAdapter:
+    """An MLflow model directory (zipped), extracted with bounds and checked before anything loads.
 
-    def __init__(self, data: bytes) -> None:
+    A scikit-learn flavor saved with skops (MLflow's default) is read by our own skops loader, with
+    our allow-list and tree checks and without mlflow installed; other flavors go through
+    `mlflow.pyfunc`, and those that unpickle or import code need trust first.
+    """
+    _sweep_stale_mlflow_folders()
+    folder = Path(tempfile.mkdtemp(prefix=f"{_MLFLOW_PREFIX}{os.getpid()}-"))
+    try:
+        limit = min(trust_rules.MAX_ARCHIVE_BYTES, max(256 * 1024**2, 20 * len(data)))
+        trust_rules.extract_zip(data, folder, max_bytes=limit)
+        root, mlmodel = trust_rules.read_mlmodel(folder)
+        skops_file = trust_rules.mlflow_skops_file(root, mlmodel)
+        if skops_file is not None:
+            model = SklearnModel(_load_skops(skops_file.read_bytes(), trust))
+            trust_rules.remove_tree(folder)
+            return model
+        trust_rules.check_mlflow_trust(mlmodel, trust)
+        return MlflowModel(root, folder)
+    except BaseException:
+        trust_rules.remove_tree(folder)
+        raise
+
+
+class MlflowModel:
+    """An MLflow pyfunc model (needs the optional `mlflow` extra).
+
+    The extracted folder lives as long as the model (some flavors read their files at predict
+    time) and no longer.
+    """
+
+    def __init__(self, root: Path, folder: Path) -> None:
         if importlib.util.find_spec("mlflow") is None:
-            raise UnsupportedFormat("format 'mlflow' needs mlflow: pip install 'driftgate[mlflow]'")
+            raise UnsupportedFormat("this MLflow flavor needs mlflow: pip install 'driftgate[mlflow]'")
         import mlflow.pyfunc
 
-        folder = Path(tempfile.mkdtemp(prefix="driftgate-mlflow-"))
-        zipfile.ZipFile(io.BytesIO(data)).extractall(folder)
-        root = next((p.parent for p in folder.rglob("MLmodel")), None)
-        if root is None:
-            raise BadRequest("the MLflow artifact has no MLmodel file", field="file")
         self.model = mlflow.pyfunc.load_model(str(root))
-        self.classes = None
+        self._cleanup = weakref.finalize(self, trust_rules.remove_tree, folder)
+        self.classes: list[Any] | None = None
         schema = self.model.metadata.get_input_schema()
         self.feature_names = schema.input_names() if schema is not None else None
 
     def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
         out = self.model.predict(frame)
         return np.asarray(out).reshape(len(frame), -1)[:, 0], None
+
+
+_MLFLOW_PREFIX = "driftgate-mlflow-"
+
+
+def _sweep_stale_mlflow_folders() -> None:
+    """Remove folders left by a process that died before its finalizer ran (kill -9)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_MLFLOW_PREFIX}*-*"):
+        pid = folder.name[len(_MLFLOW_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            trust_rules.remove_tree(folder)
 
 
 def zip_directory(path: Path) -> bytes:
