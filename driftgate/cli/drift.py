@@ -37,6 +37,14 @@ def report(
     prediction: str | None = typer.Option(
         None, "--prediction", help="Prediction column (label or probability): reported as prediction drift."
     ),
+    decision_threshold: float | None = typer.Option(
+        None,
+        "--decision-threshold",
+        min=0.0,
+        max=1.0,
+        help="Where the model cuts a binary probability --prediction into its decision (default 0.5); "
+        "accuracy, F1, precision, recall and their label-free estimates follow it.",
+    ),
     alpha: float = typer.Option(0.05, help="Family-wise error rate (holm) or false discovery rate (bh)."),
     correction: str = typer.Option("holm", help="Multiple-testing correction: holm or benjamini-hochberg."),
     sample_rows: int = typer.Option(2_000, help="Rows sampled per side for the multivariate tests (0: skip)."),
@@ -46,7 +54,9 @@ def report(
     """Compare CURRENT with REFERENCE feature by feature, plus multivariate, prediction and performance."""
     try:
         settings = DriftSettings(alpha=alpha, correction=correction)
-        result = report_files(reference, current, settings, target, prediction, sample_rows, batch_rows)
+        result = report_files(
+            reference, current, settings, target, prediction, sample_rows, batch_rows, decision_threshold
+        )
     except DriftgateError as error:
         typer.echo(f"error: {error.message}", err=True)
         raise typer.Exit(2) from None

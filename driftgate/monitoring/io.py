@@ -415,8 +415,10 @@ def report_files(
     prediction: str | None = None,
     sample_rows: int = 2_000,
     batch_rows: int = BATCH_ROWS,
+    decision_threshold: float | None = None,
 ) -> DriftReport:
-    """The whole offline report between two files, streamed: what `driftgate drift report` runs."""
+    """The whole offline report between two files, streamed: what `driftgate drift report` runs.
+    `decision_threshold`: where the model cuts a binary probability `prediction` (0.5 if None)."""
     profile = profile_file(reference, sample_rows=sample_rows, batch_rows=batch_rows)
     outcome_columns = [name for name in (target, prediction) if name]
     for name in outcome_columns:
@@ -432,5 +434,6 @@ def report_files(
         reference_outcomes.get(prediction or ""),
         current_outcomes.get(target or ""),
         current_outcomes.get(prediction or ""),
+        threshold=decision_threshold,
     )
     return compare(profile, sketch, settings, current_sample if sample_rows else None, prediction, target, performance)
