@@ -69,6 +69,8 @@ class Settings:
     """Retraining jobs running at once in this server; more runs wait, queued."""
     retrain_check_interval: float = 30.0
     """Seconds between looks for endpoints whose retraining schedule (`every_seconds`) is due."""
+    max_label_bytes: int = 64 * 1024
+    """Largest feedback label (a string, UTF-8 bytes); a bigger one gets 413 naming the label."""
 
     def to_env(self) -> str:
         data = asdict(self)

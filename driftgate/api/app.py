@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from driftgate import __version__
 from driftgate.alerts.engine import AlertEngine
-from driftgate.api import errors
+from driftgate.api import errors, store_errors
 from driftgate.api.auth import TokenCache
 from driftgate.api.launch import start_rollout
 from driftgate.api.limits import BodyLimit
@@ -39,6 +39,7 @@ from driftgate.api.routes import (
 from driftgate.api.services import Services
 from driftgate.child import die_with_spawning_parent, stop_gracefully
 from driftgate.errors import Conflict, DriftgateError
+from driftgate.logonce import RepeatedErrors
 from driftgate.monitoring.live import LiveDrift
 from driftgate.monitoring.monitor import Monitor
 from driftgate.monitoring.worker import DriftWorker
@@ -52,8 +53,21 @@ from driftgate.serving.runtime import ModelCache
 from driftgate.serving.shadow_process import ShadowProcess
 from driftgate.settings import Settings
 from driftgate.store import Store
+from driftgate.store.health import describe, is_unavailable
 
 log = logging.getLogger("driftgate")
+# Background loops fail on every pass while the store is down: the first failure is logged with its
+# traceback, then a count (driftgate/logonce.py), not a traceback per pass.
+_loop_errors = RepeatedErrors(log)
+
+
+def _loop_failed(key: object, message: str, exc: BaseException, *args: object) -> None:
+    """A background pass failed: an unreachable store is one line (its outage is logged by
+    `StoreHealth`); anything else is logged with its traceback the first time."""
+    if is_unavailable(exc):
+        _loop_errors.error(key, f"{message}: the store is unavailable (%s)", *args, describe(exc))
+    else:
+        _loop_errors.error(key, message, *args, exc_info=exc)
 
 
 def build_services(settings: Settings) -> Services:
@@ -176,8 +190,13 @@ async def _follow_store(svc: Services) -> None:
         await asyncio.sleep(svc.settings.sync_interval)
         try:
             await svc.dataplane.sync()
-        except Exception:  # a store hiccup must not end the loop
-            log.exception("endpoint sync failed")
+        except Exception as exc:  # a store hiccup must not end the loop; serving goes on with what is loaded
+            if is_unavailable(exc):
+                svc.store.health.failed(exc)
+            _loop_failed("sync", "endpoint sync failed", exc)
+        else:
+            svc.store.health.ok()  # this poll is the store's heartbeat for readiness
+            _loop_errors.resolved("sync", "endpoint sync works again")
 
 
 async def _drive_rollouts(svc: Services) -> None:
@@ -189,8 +208,10 @@ async def _drive_rollouts(svc: Services) -> None:
             moved = await asyncio.to_thread(svc.rollouts.tick, svc.recorder.flush)
             for row in moved:
                 await svc.dataplane.refresh(row["endpoint"])
-        except Exception:  # a store hiccup must not end the loop
-            log.exception("rollout analysis failed")
+        except Exception as exc:  # a store hiccup must not end the loop
+            _loop_failed("rollouts", "rollout analysis failed", exc)
+        else:
+            _loop_errors.resolved("rollouts", "rollout analysis works again")
 
 
 async def _monitor_periodically(svc: Services) -> None:
@@ -202,16 +223,17 @@ async def _monitor_periodically(svc: Services) -> None:
         try:
             # Rows this replica still holds would otherwise fall outside every window.
             await asyncio.to_thread(svc.recorder.flush)
-        except Exception:
-            log.exception("log flush before the monitor run failed")
+        except Exception as exc:
+            _loop_failed("monitor-flush", "log flush before the monitor run failed", exc)
         for name in svc.dataplane.endpoint_names():
             try:
                 state = svc.dataplane.state(name)
                 await svc.monitor.run_if_due(
                     name, state.stable, interval=interval, redacted=tuple(state.config.redact or ()), guard=state.guard
                 )
-            except Exception:  # one endpoint's failure must neither end the loop nor skip the others
-                log.exception("monitor run failed on endpoint %s", name)
+                _loop_errors.resolved(("monitor", name))
+            except Exception as exc:  # one endpoint's failure must neither end the loop nor skip the others
+                _loop_failed(("monitor", name), "monitor run failed on endpoint %s", exc, name)
 
 
 async def _retrain_on_schedule(svc: Services) -> None:
@@ -236,8 +258,8 @@ async def _retrain_on_schedule(svc: Services) -> None:
                 if refused.get(name) != exc.message:
                     log.warning("scheduled retraining of %s refused: %s", name, exc.message)
                 refused[name] = exc.message
-            except Exception:  # one endpoint's failure must neither end the loop nor skip the others
-                log.exception("scheduled retraining failed on endpoint %s", name)
+            except Exception as exc:  # one endpoint's failure must neither end the loop nor skip the others
+                _loop_failed(("retrain", name), "scheduled retraining failed on endpoint %s", exc, name)
 
 
 async def _apply_retention_periodically(svc: Services) -> None:
@@ -259,8 +281,9 @@ async def _apply_retention_periodically(svc: Services) -> None:
                 )
             if any(deleted.values()):
                 log.info("retention deleted %s", ", ".join(f"{n} {kind}" for kind, n in deleted.items()))
-        except Exception:  # a failed pass (a locked store, say) must not end the loop
-            log.exception("retention pass failed")
+            _loop_errors.resolved("retention")
+        except Exception as exc:  # a failed pass (a locked store, say) must not end the loop
+            _loop_failed("retention", "retention pass failed", exc)
         await asyncio.sleep(s.retention_interval)
 
 
@@ -331,6 +354,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    store_errors.install(app)
     for module in (models, endpoints, predict, events, rollouts, monitoring, review, alerts, retraining, v2, system):
         app.include_router(module.router)
     app.include_router(v2.scored)

@@ -22,7 +22,7 @@ def _describe(error: dict) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(DriftgateError)
     async def _driftgate(_: Request, exc: DriftgateError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

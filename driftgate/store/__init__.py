@@ -11,6 +11,7 @@ from driftgate.store.alerts import AlertRepo
 from driftgate.store.database import database_url, open_engine
 from driftgate.store.endpoints import EndpointRepo
 from driftgate.store.events import EventRepo
+from driftgate.store.health import StoreHealth
 from driftgate.store.models import ModelRepo, VersionRecord
 from driftgate.store.monitoring import MonitoringRepo
 from driftgate.store.predictions import PredictionRepo
@@ -29,6 +30,9 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Whether the store answers; serving goes on without it (see store/health.py).
+        self.health = StoreHealth()
+        self.health.watch(engine)
         self.models = ModelRepo(engine)
         self.endpoints = EndpointRepo(engine)
         self.tokens = TokenRepo(engine)

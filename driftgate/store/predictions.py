@@ -20,7 +20,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
-from driftgate.errors import NotReady
 from driftgate.records.ids import WHOLE, batch_ids, split_id
 from driftgate.records.rows import (
     COLUMNS,
@@ -32,6 +31,7 @@ from driftgate.records.rows import (
     from_prediction,
 )
 from driftgate.store import tables as t
+from driftgate.store.health import StoreUnavailable, is_unavailable
 
 F = TypeVar("F", bound=Callable[..., Any])
 _COLUMN_LIST = ", ".join(COLUMNS)
@@ -52,25 +52,19 @@ _LABEL_OF_BATCH = and_(
 
 
 def store_unavailable(method: F) -> F:
-    """A database that cannot be reached becomes `NotReady` (503), not a 500 with a traceback."""
+    """A database that cannot be reached becomes `StoreUnavailable` (503 with Retry-After), not a 500
+    with a traceback; feedback must answer "retry", never "unknown", when the store cannot confirm."""
 
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return method(*args, **kwargs)
         except DBAPIError as exc:
-            if exc.connection_invalidated or _is_connection_error(exc):
-                raise NotReady("the store is unavailable; retry shortly") from None
+            if is_unavailable(exc):
+                raise StoreUnavailable() from None
             raise
 
     return wrapper  # type: ignore[return-value]
-
-
-def _is_connection_error(exc: DBAPIError) -> bool:
-    orig = exc.orig
-    name = type(orig).__name__ if orig is not None else ""
-    # psycopg: OperationalError (connection refused/closed, admin shutdown); sqlite: locked/IO.
-    return name in {"OperationalError", "InterfaceError", "AdminShutdown", "CannotConnectNow"}
 
 
 class PredictionRepo:

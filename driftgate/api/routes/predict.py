@@ -11,9 +11,10 @@ from starlette.concurrency import run_in_threadpool
 from driftgate.api.auth import require
 from driftgate.api.routes import JSON, request_body
 from driftgate.api.services import services
-from driftgate.errors import BadRequest
+from driftgate.errors import BadRequest, PayloadTooLarge
 from driftgate.serving.protocols.mlflow import decode_mlflow, encode_mlflow
 from driftgate.serving.protocols.native import decode_native, encode_native
+from driftgate.store.health import StoreUnavailable
 
 router = APIRouter(prefix="/v1/endpoints", tags=["predict"], dependencies=[Depends(require("predict"))])
 
@@ -55,6 +56,7 @@ async def invocations(request: Request, endpoint: str) -> Response:
     return Response(encode_mlflow(result), media_type=JSON)
 
 
+MAX_LABEL_BYTES = 64 * 1024  # the default of `Settings.max_label_bytes`
 FEEDBACK_BODY = request_body(
     {
         "type": "object",
@@ -74,7 +76,7 @@ FEEDBACK_BODY = request_body(
 )
 
 
-def parse_labels(body: bytes) -> list[tuple[str, Any]]:
+def parse_labels(body: bytes, max_label_bytes: int = MAX_LABEL_BYTES) -> list[tuple[str, Any]]:
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -88,6 +90,12 @@ def parse_labels(body: bytes) -> list[tuple[str, Any]]:
             raise BadRequest(f"labels[{i}] must be an object with a string 'id' and a 'label'", field=f"labels[{i}]")
         if isinstance(item["label"], dict | list):
             raise BadRequest(f"labels[{i}].label must be a scalar (number, string or bool)", field=f"labels[{i}]")
+        if isinstance(item["label"], str) and len(item["label"].encode()) > max_label_bytes:
+            raise PayloadTooLarge(
+                f"labels[{i}].label is {len(item['label'].encode())} bytes; a label may be at most "
+                f"{max_label_bytes} bytes (the server's max_label_bytes)",
+                field=f"labels[{i}].label",
+            )
         out.append((item["id"], item["label"]))
     return out
 
@@ -95,7 +103,7 @@ def parse_labels(body: bytes) -> list[tuple[str, Any]]:
 @router.post("/{endpoint}/feedback", openapi_extra=FEEDBACK_BODY)
 async def feedback(request: Request, endpoint: str) -> dict[str, Any]:
     svc = services(request)
-    labels = parse_labels(await request.body())
+    labels = parse_labels(await request.body(), svc.settings.max_label_bytes)
     if not labels:
         return {"accepted": 0, "unknown_ids": []}
     # Last write wins within one request too.
@@ -106,6 +114,10 @@ async def feedback(request: Request, endpoint: str) -> dict[str, Any]:
         # Rows may still sit in this process's log queue: write them, then look again.
         await run_in_threadpool(svc.recorder.flush)
         known = await run_in_threadpool(svc.store.predictions.known_ids, endpoint, ids)
+        if len(known) < len(ids) and (not svc.recorder.store_available or svc.recorder.backlog_files):
+            # Rows the store refused wait in the spool and may hold these ids: "unknown" would make a
+            # client drop the labels of acknowledged predictions. Unconfirmed is a retry, not a no.
+            raise StoreUnavailable("the prediction log cannot confirm these ids until the store takes its rows; retry")
     accepted = [(pid, latest[pid]) for pid in ids if pid in known]
     await run_in_threadpool(svc.store.predictions.add_labels, endpoint, accepted, "feedback")
     return {"accepted": len(accepted), "unknown_ids": [pid for pid in ids if pid not in known]}

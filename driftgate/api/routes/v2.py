@@ -37,8 +37,20 @@ async def live() -> dict[str, Any]:
 
 @router.get("/health/ready")
 async def ready(request: Request) -> Response:
-    is_ready = services(request).ready
-    return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
+    """200 while the server serves. A store outage does not make it unready (predictions go on from
+    cached tokens and endpoint config, their log rows are spooled) but degraded, and the body says
+    what: `{"ready": true, "status": "degraded", "store": "unavailable", ...}`."""
+    svc = services(request)
+    is_ready = svc.ready
+    body: dict[str, Any] = {"ready": is_ready, **svc.store.health.snapshot()}
+    recorder = svc.recorder
+    spooling = not recorder.store_available or recorder.backlog_files > 0
+    body["prediction_log"] = "spooling" if spooling else "ok"
+    if spooling:
+        body["prediction_log_spool_files"] = recorder.backlog_files
+    degraded = body["store"] != "ok" or spooling
+    body["status"] = "unready" if not is_ready else "degraded" if degraded else "ok"
+    return JSONResponse(body, status_code=200 if is_ready else 503)
 
 
 def _input_datatype(kind: str) -> str:
