@@ -228,12 +228,21 @@ def _load_mlflow(data: bytes, trust: bool) -> ModelAdapter:
         limit = min(trust_rules.MAX_ARCHIVE_BYTES, max(256 * 1024**2, 20 * len(data)))
         trust_rules.extract_zip(data, folder, max_bytes=limit)
         root, mlmodel = trust_rules.read_mlmodel(folder)
-        skops_file = trust_rules.mlflow_skops_file(root, mlmodel)
-        if skops_file is not None:
-            model = SklearnModel(_load_skops(skops_file.read_bytes(), trust))
+        sklearn_file = trust_rules.mlflow_sklearn_file(root, mlmodel)
+        if sklearn_file is not None and sklearn_file[1] == "skops":
+            model: ModelAdapter = SklearnModel(_load_skops(sklearn_file[0].read_bytes(), trust))
             trust_rules.remove_tree(folder)
             return model
         trust_rules.check_mlflow_trust(mlmodel, trust)
+        if sklearn_file is not None:
+            # Trusted: unpickled here rather than through mlflow.pyfunc, so the model keeps its
+            # classes and probabilities instead of becoming a column of predictions.
+            import cloudpickle
+
+            with open(sklearn_file[0], "rb") as f:
+                model = SklearnModel(cloudpickle.load(f))
+            trust_rules.remove_tree(folder)
+            return model
         return MlflowModel(root, folder)
     except BaseException:
         trust_rules.remove_tree(folder)
@@ -257,10 +266,41 @@ class MlflowModel:
         self.classes: list[Any] | None = None
         schema = self.model.metadata.get_input_schema()
         self.feature_names = schema.input_names() if schema is not None else None
+        self._dtypes = _signature_dtypes(schema)
 
     def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
-        out = self.model.predict(frame)
+        out = self.model.predict(_as_declared(frame, self._dtypes))
         return np.asarray(out).reshape(len(frame), -1)[:, 0], None
+
+
+# MLflow signature types whose column dtype pyfunc enforces strictly (it refuses float64 -> int64).
+_MLFLOW_INTEGER_TYPES = {"long": np.int64, "integer": np.int32}
+
+
+def _signature_dtypes(schema: Any) -> dict[str, Any]:
+    if schema is None or not getattr(schema, "has_input_names", lambda: False)():
+        return {}
+    out = {}
+    for spec in schema.inputs:
+        name = getattr(getattr(spec, "type", None), "name", None)
+        if spec.name is not None and name in _MLFLOW_INTEGER_TYPES:
+            out[spec.name] = _MLFLOW_INTEGER_TYPES[name]
+    return out
+
+
+def _as_declared(frame: pd.DataFrame, dtypes: dict[str, Any]) -> pd.DataFrame:
+    """Integer columns back to the integer type the signature declares (the schema carries them as
+    float64 so that NaN stays representable); a non-integral value is a clear error, not a cast."""
+    todo = {n: t for n, t in dtypes.items() if n in frame.columns and frame[n].dtype.kind == "f"}
+    if not todo:
+        return frame
+    frame = frame.copy()
+    for name, dtype in todo.items():
+        values = frame[name].to_numpy()
+        if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
+            raise BadRequest(f"feature {name!r} is declared integer by the model's signature; got {values[:3]}")
+        frame[name] = values.astype(dtype)
+    return frame
 
 
 _MLFLOW_PREFIX = "driftgate-mlflow-"

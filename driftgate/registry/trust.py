@@ -163,18 +163,16 @@ def mlflow_untrusted_reason(mlmodel: dict[str, Any]) -> str | None:
     return None
 
 
-def mlflow_skops_file(root: Path, mlmodel: dict[str, Any]) -> Path | None:
-    """The skops file of a scikit-learn flavor saved with skops (MLflow's default), else None."""
+def mlflow_sklearn_file(root: Path, mlmodel: dict[str, Any]) -> tuple[Path, str] | None:
+    """The model file of a scikit-learn flavor and its serialization format (skops, pickle...)."""
     sklearn = (mlmodel.get("flavors") or {}).get("sklearn")
-    if not isinstance(sklearn, dict) or sklearn.get("serialization_format") != "skops":
+    if not isinstance(sklearn, dict):
         return None
     name = sklearn.get("pickled_model")
     path = (root / str(name)).resolve() if isinstance(name, str) else None
     if path is None or not path.is_relative_to(root.resolve()) or not path.is_file():
-        raise BadRequest(
-            f"the MLflow sklearn flavor names a model file {name!r} that is not in the archive", field="file"
-        )
-    return path
+        raise BadRequest(f"the MLflow sklearn flavor names a model file {name!r} not in the archive", field="file")
+    return path, str(sklearn.get("serialization_format", "pickle"))
 
 
 def read_mlmodel(folder: Path) -> tuple[Path, dict[str, Any]]:
