@@ -29,6 +29,8 @@ class Settings:
     """Allow serving on a non-loopback address without any token."""
     trust_pickle: bool = False
     """Load pickle/joblib artifacts registered without trust (not recommended)."""
+    mlflow_endpoint: str | None = None
+    """The endpoint that answers MLflow's root scoring-server routes (`/invocations`, `/ping`, ...)."""
     max_body_bytes: int = 64 * 1024 * 1024
     """Largest JSON request body; bigger ones get 413."""
     max_upload_bytes: int = 1024 * 1024 * 1024

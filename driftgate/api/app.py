@@ -27,6 +27,7 @@ from driftgate.api.routes import (
     alerts,
     endpoints,
     events,
+    mlflow_server,
     models,
     monitoring,
     predict,
@@ -312,6 +313,16 @@ def _unready_on_sigterm(svc: Services) -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
+async def _start_grpc(app: FastAPI, svc: Services) -> Any:
+    """The Open Inference Protocol's gRPC service on `grpc_port`, on this event loop (imported only
+    when asked for: grpc costs start-up time)."""
+    from driftgate.api.grpc_server import GrpcServer
+
+    server = GrpcServer(app, svc, svc.settings)
+    await server.start()
+    return server
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -335,6 +346,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if svc.metrics.multiprocess:
             # With several workers, other workers answer scrapes from what this one last wrote.
             background.append(asyncio.create_task(refresh_every(svc.metrics)))
+        grpc_server = await _start_grpc(app, svc) if settings.grpc_port else None
         svc.ready = True
         try:
             with _unready_on_sigterm(svc):
@@ -343,6 +355,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Readiness drops first so load balancers stop sending; uvicorn has already let
             # in-flight requests finish; then everything queued is written.
             svc.ready = False
+            if grpc_server is not None:
+                await grpc_server.stop()  # in-flight gRPC calls finish (bounded) before the log closes
             for task in background:
                 task.cancel()
             await close_services(svc)
@@ -358,6 +372,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (models, endpoints, predict, events, rollouts, monitoring, review, alerts, retraining, v2, system):
         app.include_router(module.router)
     app.include_router(v2.scored)
+    app.include_router(mlflow_server.router)
     app.add_middleware(BodyLimit, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
     return app
 

@@ -81,6 +81,9 @@ def serve(
         float | None, typer.Option(help="Delete monitoring points and reports older than this many days.", min=0)
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    mlflow_endpoint: Annotated[
+        str | None, typer.Option(help="Endpoint that answers MLflow's root routes (/invocations, /ping).")
+    ] = None,
 ) -> None:
     """Run the HTTP server."""
     import uvicorn
@@ -105,6 +108,7 @@ def serve(
         train_modules=list(train_module or []),
         retention_days=retention_days,
         monitoring_retention_days=monitoring_retention_days,
+        mlflow_endpoint=mlflow_endpoint,
     )
     store = _store(data_dir, db)
     has_tokens = bool(store.tokens.scopes_by_digest())
