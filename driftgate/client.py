@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import io
+import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -140,7 +141,7 @@ class Client:
             }
         else:
             body = {"instances": list(rows)}
-        content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+        content = _dumps(body)
         return self._check(
             self.http.post(
                 f"/v1/endpoints/{endpoint}/predict", content=content, headers={"content-type": "application/json"}
@@ -150,7 +151,7 @@ class Client:
     def feedback(self, endpoint: str, labels: dict[str, Any] | list[tuple[str, Any]]) -> dict[str, Any]:
         pairs = labels.items() if isinstance(labels, dict) else labels
         body = {"labels": [{"id": i, "label": label} for i, label in pairs]}
-        content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+        content = _dumps(body)
         return self._check(
             self.http.post(
                 f"/v1/endpoints/{endpoint}/feedback", content=content, headers={"content-type": "application/json"}
@@ -167,7 +168,7 @@ class Client:
         return self._check(
             self.http.post(
                 f"/v1/endpoints/{endpoint}/events",
-                content=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+                content=_dumps(body),
                 headers={"content-type": "application/json"},
             )
         )
@@ -184,6 +185,23 @@ class Client:
             return self.http.get("/v2/health/ready").status_code == 200
         except httpx.HTTPError:
             return False
+
+
+def _dumps(body: Any) -> bytes:
+    return orjson.dumps(body, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _json_default(value: Any) -> Any:
+    """What orjson cannot write itself: pandas' missing markers (`pd.NA`, `pd.NaT`) become null, as a
+    NaN float already does; numpy scalars and timestamps become their plain values."""
+    pd = sys.modules.get("pandas")  # no value can be a pandas object unless pandas is loaded
+    if pd is not None and (value is pd.NA or value is pd.NaT):
+        return None
+    if hasattr(value, "isoformat"):  # pd.Timestamp
+        return value.isoformat()
+    if callable(getattr(value, "item", None)):  # numpy scalars orjson does not take (datetime64, float16...)
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _event(prediction_id: str, name: str, ts: float | None = None) -> dict[str, Any]:
