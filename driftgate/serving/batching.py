@@ -21,6 +21,11 @@ in flight (`max_in_flight` > 1).
 A call running longer than `stall_after_ms` stops holding its slot (up to `MAX_STALLED` such
 calls), so one slow request, or a model that hangs on some input, does not hold up the rest: one
 call at a time, which merges the most requests per call, without head-of-line blocking.
+
+Shedding: once every slot (`max_in_flight`, plus `MAX_STALLED` with a finite `stall_after_ms`) is
+held by a call running longer than `shed_after_ms` (the endpoint's timeout: its callers have all had
+their 504), the model is hung, and `submit` raises `Jammed` at once instead of queueing a request
+that could only time out.
 """
 
 from __future__ import annotations
@@ -54,6 +59,10 @@ WAIT_CALLS = 3.0
 MIN_ROUND = 4
 
 
+class Jammed(RuntimeError):
+    """Every call slot is held by a call older than `shed_after_ms`: the request is shed unqueued."""
+
+
 @dataclass(slots=True)
 class _Pending:
     columns: Columns
@@ -72,14 +81,17 @@ class MicroBatcher:
         max_wait_us: int = 0,
         max_in_flight: int = 1,
         stall_after_ms: float = 50.0,
+        shed_after_ms: float = float("inf"),
         frames: bool = True,
         on_call: Callable[[int, float, float], None] | None = None,
+        whole_call_errors: tuple[type[BaseException], ...] = (),
     ) -> None:
         """`frames=False`: `score` takes the merged columns themselves (the shadow process builds its
         frame on its side; pickling numpy arrays is far cheaper than pickling a DataFrame).
         `on_call(rows, seconds, queued)`: told of every finished model call (metrics), on the event loop;
         `queued` is how long its oldest request waited for the call to start (behind a running call,
-        or coalescing)."""
+        or coalescing). `whole_call_errors`: failures of the call itself (a crashed worker process),
+        given to every request of the call instead of retrying each alone."""
         self._score: Callable[[Any], Scores] = score
         self._frames = frames
         self._executor = executor
@@ -87,6 +99,8 @@ class MicroBatcher:
         self.max_wait = max_wait_us / 1e6
         self.max_in_flight = max_in_flight
         self.stall_after = stall_after_ms / 1000
+        self.shed_after = shed_after_ms / 1000
+        self._whole_call_errors = whole_call_errors
         self._queue: list[_Pending] = []
         self._queued_rows = 0
         self._started: dict[int, float] = {}  # call number -> monotonic start, for calls in flight
@@ -106,6 +120,13 @@ class MicroBatcher:
     async def submit(self, columns: Columns) -> Scores:
         """Scores for these rows (validated columns, see `InputSchema.to_columns`). Requests are
         merged as columns and one DataFrame is built per model call, in the worker thread."""
+        if self.jammed():
+            # Requests that timed out while waiting here would stay queued until a call ends.
+            self._queue = [p for p in self._queue if not p.future.cancelled()]
+            self._queued_rows = sum(p.rows for p in self._queue)
+            raise Jammed(
+                f"all {self._in_flight} model calls in flight have run longer than {self.shed_after * 1000:.0f} ms"
+            )
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Scores] = loop.create_future()
         rows = len(next(iter(columns.values()))) if columns else 0
@@ -118,11 +139,23 @@ class MicroBatcher:
     def _in_flight(self) -> int:
         return len(self._started)
 
+    @property
+    def slots(self) -> int:
+        """The most calls in flight at once: the threads (or worker processes) this batcher needs."""
+        return self.max_in_flight + (MAX_STALLED if self.stall_after != float("inf") else 0)
+
+    def jammed(self) -> bool:
+        """Every slot is held by a call older than `shed_after`: new requests could only time out."""
+        if self._in_flight < self.slots:
+            return False
+        oldest_allowed = time.monotonic() - self.shed_after
+        return all(t <= oldest_allowed for t in self._started.values())
+
     def _free_slot(self) -> bool:
         """A call may start: fewer than `max_in_flight` calls are running that are not stalled."""
         if not self._started:
             return True
-        if self._in_flight >= self.max_in_flight + MAX_STALLED:
+        if self._in_flight >= self.slots:
             return False
         now = time.monotonic()
         return sum(now - t < self.stall_after for t in self._started.values()) < self.max_in_flight
@@ -136,7 +169,7 @@ class MicroBatcher:
             if self._coalescing(loop):
                 return
             self._dispatch(loop)
-        if self._queue and self._stall_timer is None and self._in_flight < self.max_in_flight + MAX_STALLED:
+        if self._queue and self._stall_timer is None and self._in_flight < self.slots:
             # Look again when the oldest running call would count as stalled (a finishing call
             # dispatches anyway).
             now = time.monotonic()
@@ -229,6 +262,8 @@ class MicroBatcher:
             return [self._score_one(parts[0])]
         try:
             preds, proba = self._score(self._model_input(merge_columns(parts)))
+        except self._whole_call_errors as exc:
+            return [exc] * len(parts)
         except Exception:
             return [self._score_one(p) for p in parts]
         out: list[Scores | BaseException] = []

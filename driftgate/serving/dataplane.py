@@ -29,8 +29,9 @@ from driftgate.records.redaction import scrub_text
 from driftgate.registry.schema import Columns, InputSchema, frame_of
 from driftgate.rollout.policy import Route, TrafficPolicy, VersionRef, policy_for
 from driftgate.serving.automation import decide
-from driftgate.serving.batching import MicroBatcher
+from driftgate.serving.batching import MAX_STALLED, Jammed, MicroBatcher
 from driftgate.serving.endpoint_config import EndpointConfig
+from driftgate.serving.isolation import Lane, ModelUnavailable, ProcessPool, Spawner, WorkerCrashed, WorkerHung
 from driftgate.serving.metrics import ServingMetrics
 from driftgate.serving.pipeline import EMPTY, CompiledPipeline, Observe, compile_pipeline, frame_columns
 from driftgate.serving.pipeline import request_frame as raw_frame
@@ -46,6 +47,23 @@ log = logging.getLogger("driftgate.serving")
 MAX_SHADOW_ROWS = 10_000
 # Shadow calls merge everything queued (one pickle and one round trip to the shadow process).
 MAX_SHADOW_BATCH_ROWS = 4096
+
+
+@dataclass
+class _Calls:
+    """Where one endpoint version's model calls run: its batcher, its own threads and, with
+    `isolation: "process"`, its worker processes. Kept across config changes that leave these
+    settings alone, so a hung call stays counted against its version's slots."""
+
+    settings: tuple[Any, ...]
+    batcher: MicroBatcher
+    lane: Lane
+    pool: ProcessPool | None
+
+    def close(self, *, now: bool) -> None:
+        self.lane.shutdown()
+        if self.pool is not None:
+            self.pool.close(now=now)
 
 
 @dataclass
@@ -108,6 +126,10 @@ class DataPlane:
         self._head_revision = 0
         self._shadow_tasks: set[asyncio.Task[None]] = set()
         self._shadow_rows = 0
+        # Each endpoint version's model calls (see `_Calls`); worker processes start from one thread.
+        self._calls: dict[tuple[str, VersionRef], _Calls] = {}
+        self._spawner = Spawner()
+        self._apply_lock = asyncio.Lock()
 
     # ---- endpoint state -------------------------------------------------------------------------
 
@@ -147,6 +169,10 @@ class DataPlane:
 
     async def apply(self, name: str, config: dict[str, Any], revision: int) -> EndpointState:
         """Load what the config needs (off the loop), then swap the endpoint's state atomically."""
+        async with self._apply_lock:  # one at a time: each hands the endpoint's model calls on
+            return await self._apply(name, config, revision)
+
+    async def _apply(self, name: str, config: dict[str, Any], revision: int) -> EndpointState:
         cfg = parse_config(config)
         loop = asyncio.get_running_loop()
         pipeline = await loop.run_in_executor(self.executor, compile_pipeline, cfg.pipeline, self.pipeline_modules)
@@ -157,18 +183,31 @@ class DataPlane:
             candidate = VersionRef(rollout["candidate"]["model"], int(rollout["candidate"]["version"]))
             policy = policy_for(champion, rollout["strategy"], candidate, float(rollout["weight"]))
         versions = {ref: await loop.run_in_executor(self.executor, self.cache.get, ref) for ref in policy.versions}
+        calls: dict[VersionRef, _Calls] = {}
+        try:
+            for ref, v in versions.items():
+                calls[ref] = await self._calls_for(name, ref, v, cfg)
+            return await self._swap(name, cfg, revision, pipeline, rollout, policy, versions, calls)
+        except BaseException:
+            for ref, c in calls.items():
+                if self._calls.get((name, ref)) is not c:
+                    c.close(now=True)
+            raise
+
+    async def _swap(
+        self,
+        name: str,
+        cfg: EndpointConfig,
+        revision: int,
+        pipeline: CompiledPipeline,
+        rollout: dict[str, Any] | None,
+        policy: TrafficPolicy,
+        versions: dict[VersionRef, LoadedVersion],
+        calls: dict[VersionRef, _Calls],
+    ) -> EndpointState:
+        loop = asyncio.get_running_loop()
         schemas = {ref: v.schema.with_unknown_categories(cfg.unknown_categories) for ref, v in versions.items()}
-        batchers = {
-            ref: MicroBatcher(
-                v.score,
-                self.executor,
-                max_rows=cfg.batching.max_batch_size,
-                max_wait_us=cfg.batching.max_wait_us,
-                max_in_flight=cfg.batching.max_concurrent_calls,
-                on_call=self.metrics.call_observer(name, str(ref.version), "primary"),
-            )
-            for ref, v in versions.items()
-        }
+        batchers = {ref: c.batcher for ref, c in calls.items()}
         shadow_batchers = {
             ref: MicroBatcher(
                 self.shadow_process.scorer(ref) if self.shadow_process else versions[ref].score,
@@ -196,7 +235,61 @@ class DataPlane:
         )
         self._endpoints[name] = state
         self._head_revision = max(self._head_revision, revision)
+        for key in [k for k in self._calls if k[0] == name]:
+            old = self._calls[key]
+            if calls.get(key[1]) is not old:
+                old.close(now=False)  # calls in flight finish first
+                del self._calls[key]
+        for ref, c in calls.items():
+            self._calls[(name, ref)] = c
         return state
+
+    async def _calls_for(self, name: str, ref: VersionRef, version: LoadedVersion, cfg: EndpointConfig) -> _Calls:
+        """The version's current `_Calls` if its settings are unchanged, else new ones (a new worker
+        process is started here, off the loop, so the first request does not wait for it)."""
+        settings = (cfg.batching.model_dump_json(), cfg.isolation, cfg.timeout_ms)
+        current = self._calls.get((name, ref))
+        if current is not None and current.settings == settings:
+            return current
+        n = cfg.batching.max_concurrent_calls
+        process = cfg.isolation == "process"
+        # A worker process kills a call past the timeout itself, so no call needs to stop holding its
+        # slot there; in threads a hung call cannot be stopped, so it stops counting after 50 ms.
+        stall_after_ms = float("inf") if process else 50.0
+        pool = None
+        loop = asyncio.get_running_loop()
+        if process:
+            spec = await loop.run_in_executor(self.executor, self.cache.worker_spec, ref)
+            failures = self.metrics.worker_failures
+            pool = ProcessPool(
+                spec,
+                self._spawner,
+                n,
+                hang_after_s=cfg.timeout_ms / 1000,
+                on_failure=lambda reason: failures.labels(name, str(ref.version), reason).inc(),
+            )
+            try:
+                await loop.run_in_executor(self.executor, pool.start)
+            except DriftgateError as exc:  # its requests get 503 until a worker starts
+                log.error("endpoint %s: the worker of model %s did not start: %s", name, ref, exc.message)
+            except BaseException:
+                pool.close(now=True)
+                raise
+        lane = Lane(n + (0 if process else MAX_STALLED), f"{name}-{ref.model}-{ref.version}")
+        batcher = MicroBatcher(
+            pool.score if pool is not None else version.score,
+            lane,
+            max_rows=cfg.batching.max_batch_size,
+            max_wait_us=cfg.batching.max_wait_us,
+            max_in_flight=n,
+            stall_after_ms=stall_after_ms,
+            shed_after_ms=cfg.timeout_ms,
+            frames=not process,  # columns cross to the worker, which builds the frame
+            on_call=self.metrics.call_observer(name, str(ref.version), "primary"),
+            whole_call_errors=(WorkerCrashed, WorkerHung, ModelUnavailable) if process else (),
+        )
+        assert batcher.slots == lane.max_workers
+        return _Calls(settings, batcher, lane, pool)
 
     async def warm(self, ref: VersionRef, rows: int = 16) -> LoadedVersion:
         """Load a version and score a few of its reference rows, so its first live request is not
@@ -277,6 +370,18 @@ class DataPlane:
             raise ModelTimeout(
                 f"model {ref} did not answer within timeout_ms={st.config.timeout_ms}", endpoint=endpoint
             ) from None
+        except Jammed as exc:
+            # The model is hung: shed at once rather than let the request wait out its timeout.
+            self._shed(st, ref, ts, inputs, "stuck", str(exc))
+            raise ModelUnavailable(
+                f"model {ref} is not answering ({exc}, timeout_ms={st.config.timeout_ms}); request shed, retry later",
+                max(1, -(-st.config.timeout_ms // 1000)),
+                endpoint=endpoint,
+            ) from None
+        except ModelUnavailable as exc:  # its worker process is restarting, or the server is stopping
+            self._shed(st, ref, ts, inputs, "restarting", exc.message)
+            message = f"model {ref} is unavailable: {exc.message}"
+            raise ModelUnavailable(message, exc.retry_after, endpoint=endpoint) from None
         except DriftgateError:
             raise
         except Exception as exc:
@@ -425,6 +530,9 @@ class DataPlane:
         return await asyncio.wait_for(work, _remaining(deadline))
 
     def close(self) -> None:
+        self._spawner.close()  # first: no worker process is started from here on
+        for calls in self._calls.values():
+            calls.close(now=True)
         self.shadow_executor.shutdown(wait=False, cancel_futures=True)
         if self.shadow_process is not None:
             self.shadow_process.close()
@@ -508,11 +616,25 @@ class DataPlane:
             )
         )
 
+    def _shed(self, st: EndpointState, ref: VersionRef, ts: float, inputs: Columns, reason: str, error: str) -> None:
+        """A request refused before it reached the model: counted as shed, logged as a failed prediction
+        (`timeout` for a hung model, which is how its callers' requests end otherwise)."""
+        self.metrics.model_shed.labels(st.name, str(ref.version), "primary", reason).inc()
+        status = "timeout" if reason == "stuck" else "error"
+        self._failed(st, ref, ts, inputs, status, f"shed ({reason}): {error}", metric_status="shed")
+
     def _failed(
-        self, st: EndpointState, ref: VersionRef, ts: float, inputs: Columns | pd.DataFrame, status: str, error: str
+        self,
+        st: EndpointState,
+        ref: VersionRef,
+        ts: float,
+        inputs: Columns | pd.DataFrame,
+        status: str,
+        error: str,
+        metric_status: str | None = None,
     ) -> None:
         """A primary request that got no answer: counted, and logged as a failed prediction."""
-        self.metrics.requests.labels(st.name, str(ref.version), "primary", status).inc()
+        self.metrics.requests.labels(st.name, str(ref.version), "primary", metric_status or status).inc()
         n = len(inputs) if isinstance(inputs, pd.DataFrame) else len(next(iter(inputs.values()), ()))
         self.recorder.record(
             LogBatch(

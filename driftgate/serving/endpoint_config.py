@@ -135,6 +135,12 @@ class EndpointConfig(BaseModel):
     )
     batching: Batching = Field(default_factory=Batching)
     timeout_ms: int = Field(10_000, ge=1, le=600_000, description="Per-request model time limit (504 after).")
+    isolation: Literal["thread", "process"] = Field(
+        "thread",
+        description="Where model calls run: 'thread' (in the server, the fastest) or 'process' (worker processes "
+        "of this endpoint version: a native crash answers 500 and restarts the worker instead of ending the "
+        "server; recommended for python models). See docs/architecture.md, Serving.",
+    )
     unknown_categories: Literal["allow", "reject"] = Field(
         "allow", description="Categories unseen in the reference: counted ('allow') or refused with 422 ('reject')."
     )

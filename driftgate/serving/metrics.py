@@ -99,6 +99,21 @@ class ServingMetrics:
             ("endpoint", "version"),
             registry=self.registry,
         )
+        # Requests refused unqueued by the model's own lane (serving/isolation.py): reason `stuck` (every
+        # call slot held by a call past timeout_ms) or `restarting` (its worker process is restarting).
+        self.model_shed = Counter(
+            "driftgate_model_shed_requests",
+            "Requests shed (503) without reaching the model: its calls are hung, or its worker is restarting.",
+            ("endpoint", "version", "role", "reason"),
+            registry=self.registry,
+        )
+        self.worker_failures = Counter(
+            "driftgate_model_worker_failures",
+            "Model worker processes lost (isolation 'process'): reason `crash` (died while scoring) or `hang` "
+            "(stopped after running past timeout_ms).",
+            ("endpoint", "version", "reason"),
+            registry=self.registry,
+        )
         # Pipeline steps (serving/pipeline.py): the model itself is `driftgate_model_latency_seconds`.
         self.step_calls = Counter(
             "driftgate_step_calls",

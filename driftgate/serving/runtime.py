@@ -14,6 +14,7 @@ from driftgate.registry import formats
 from driftgate.registry.reference import from_parquet
 from driftgate.registry.schema import InputSchema
 from driftgate.rollout.policy import VersionRef
+from driftgate.serving.isolation import WorkerSpec
 from driftgate.store import Store
 
 
@@ -56,16 +57,23 @@ class ModelCache:
 
     def _load(self, ref: VersionRef) -> LoadedVersion:
         record = self.store.models.get(ref.model, ref.version)
+        spec = self._spec(ref, record)
+        model = formats.load(spec.artifact, spec.kind, trust=spec.trust)
+        if spec.classes and hasattr(model, "set_classes"):
+            model.set_classes(spec.classes)
+        return LoadedVersion(ref, InputSchema.from_dict(record.input_schema), record.output, model, record.format)
+
+    def worker_spec(self, ref: VersionRef) -> WorkerSpec:
+        """What loading `ref` takes (artifact, kind, trust, classes), for a worker process to load it."""
+        return self._spec(ref, self.store.models.get(ref.model, ref.version))
+
+    def _spec(self, ref: VersionRef, record: Any) -> WorkerSpec:
         blob = self.store.models.blob(ref.model, ref.version, "model")
         if blob is None:
             raise RuntimeError(f"artifact of {ref} is missing from the store")
         # A version registered with trust keeps it: the registering admin vouched for the file.
         trusted = bool(record.lineage.get("trusted")) or self.trust_pickle
-        model = formats.load(blob, record.artifact_kind, trust=trusted)
-        classes = record.output.get("classes")
-        if classes and hasattr(model, "set_classes"):
-            model.set_classes(classes)
-        return LoadedVersion(ref, InputSchema.from_dict(record.input_schema), record.output, model, record.format)
+        return WorkerSpec(f"model {ref}", blob, record.artifact_kind, trusted, record.output.get("classes"))
 
     def loaded(self) -> list[VersionRef]:
         return list(self._loaded)

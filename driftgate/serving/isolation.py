@@ -1,0 +1,496 @@
+"""Where model calls run: each endpoint version's own threads, or its own supervised processes.
+
+**Threads (`isolation: "thread"`, the default).** Every endpoint version's micro-batcher has a
+`Lane`: at most `max_concurrent_calls + MAX_STALLED` daemon threads of its own, started on demand.
+A model that hangs holds its own lane's threads and nothing else: other endpoints never queue
+behind it (they used to share one pool of `model_threads` threads, so four hung models starved
+every endpoint), and a hung thread never blocks the server's exit (a daemon thread is not joined).
+A thread cannot be stopped, so a hung call runs on; once every slot of the lane is held by calls
+older than the endpoint's `timeout_ms`, the batcher sheds new requests at once (503) instead of
+letting each wait out its timeout.
+
+**Processes (`isolation: "process"`).** The version runs in `max_concurrent_calls` worker processes
+of its own (spawned, one call at a time each); the columns cross a pipe as pickled numpy arrays and
+the DataFrame is built in the worker. A native crash (segfault, `abort()`) kills only the worker:
+the requests of the call it was running get a 500 naming the crash, and the next call starts a fresh
+worker (a worker that keeps crashing is restarted with backoff; meanwhile 503). A call that runs past
+`timeout_ms` (its callers have all had their 504) kills its worker, so a hung model recovers too.
+Workers die with the server: Linux's parent-death signal (SIGKILL), set in the worker before it
+imports the model, plus a thread that checks the parent is still there; and nothing is spawned once
+the data plane is closing. The cost: a process start (~1-2 s of imports, paid when the endpoint is
+applied), the model's memory once more per worker, and ~100 us plus a copy of the columns per call.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+from driftgate.errors import DriftgateError
+from driftgate.registry.schema import Columns, frame_of
+
+log = logging.getLogger("driftgate.serving")
+
+Scores = tuple[np.ndarray, "np.ndarray | None"]
+# How long a worker may take to start and load its model.
+START_TIMEOUT_S = 120.0
+# Restart backoff after consecutive failures (crashes or hangs): the first restart is immediate.
+BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 30.0
+# How often a worker checks that the server is still its parent (beside the death signal).
+PARENT_CHECK_S = 1.0
+PR_SET_PDEATHSIG = 1
+
+
+class ModelUnavailable(DriftgateError):
+    """The version cannot take this request now (hung, or its worker restarting): shed, retry later.
+    `headers` carry `Retry-After` for the HTTP layer; the body says `retry_after_s`."""
+
+    status_code = 503
+
+    def __init__(self, message: str, retry_after: int = 1, **details: Any) -> None:
+        super().__init__(message, retry_after_s=retry_after, **details)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class WorkerCrashed(RuntimeError):
+    """The worker process died while scoring: every request of that call fails with this (500)."""
+
+
+class WorkerHung(RuntimeError):
+    """A call ran past the endpoint's timeout; its worker was killed (its callers had their 504)."""
+
+
+# ---- threads ---------------------------------------------------------------------------------------
+
+
+class Lane(Executor):
+    """A bounded executor of daemon threads, started on demand. The micro-batcher never has more
+    calls in flight than `max_workers`, so work never waits here for a thread. After `shutdown`
+    each thread ends once it finds no work (one in a hung call, when the call returns); work still
+    submitted runs all the same (a retired batcher's last queued requests)."""
+
+    def __init__(self, max_workers: int, name: str) -> None:
+        self.max_workers = max_workers
+        self.name = name
+        self._work: collections.deque[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]] = collections.deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._threads = 0
+        self._idle = 0
+        self._retired = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        if kwargs:
+            raise TypeError("Lane.submit takes positional arguments only")
+        future: Future[Any] = Future()
+        with self._cond:
+            self._work.append((future, fn, args))
+            if self._idle >= len(self._work):
+                self._cond.notify()
+            elif self._threads < self.max_workers:
+                self._threads += 1
+                name = f"driftgate-model-{self.name}-{self._threads}"
+                threading.Thread(target=self._loop, name=name, daemon=True).start()
+        return future
+
+    @property
+    def threads(self) -> int:
+        return self._threads
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._work:
+                    if self._retired:
+                        self._threads -= 1
+                        return
+                    self._idle += 1
+                    self._cond.wait()
+                    self._idle -= 1
+                future, fn, args = self._work.popleft()
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = fn(*args)
+                except BaseException as exc:
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+            del future, fn, args
+
+    def shutdown(self, wait: bool = False, *, cancel_futures: bool = False) -> None:
+        with self._cond:
+            self._retired = True
+            self._cond.notify_all()
+
+
+# ---- processes -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker needs to load its model: the artifact itself, so it never opens the store."""
+
+    label: str  # "model vN", for messages
+    artifact: bytes
+    kind: str
+    trust: bool
+    classes: list[Any] | None
+
+
+class Spawner:
+    """Starts worker processes from one long-lived thread: Linux sends the parent-death signal when
+    the *thread* that forked the child ends, so a worker forked by a short-lived thread would die
+    with it. Refuses once closed: nothing is spawned while the server shuts down."""
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def run(self, start: Callable[[], Any]) -> Any:
+        future: Future[Any] = Future()
+        with self._lock:
+            if self.closed:
+                raise ModelUnavailable("the server is shutting down; no model worker is started")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="driftgate-spawner", daemon=True)
+                self._thread.start()
+            self._requests.put((future, start))
+        return future.result()
+
+    def _loop(self) -> None:
+        while True:
+            item = self._requests.get()
+            if item is None:
+                return
+            future, start = item
+            if self.closed:
+                future.set_exception(ModelUnavailable("the server is shutting down; no model worker is started"))
+                continue
+            try:
+                future.set_result(start())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            if self._thread is not None:
+                self._requests.put(None)
+
+
+class ProcessWorker:
+    """One worker process for one endpoint version: started on demand, restarted after a crash."""
+
+    def __init__(self, spec: WorkerSpec, spawner: Spawner, hang_after_s: float) -> None:
+        self.spec = spec
+        self.spawner = spawner
+        self.hang_after_s = hang_after_s
+        self._lock = threading.Lock()  # one call at a time
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._failures = 0  # consecutive crashes or hangs
+        self._retry_at = 0.0
+        self._retire = False  # close when the call in flight ends
+        self._starting = False
+        self.closed = False
+        self.restarts = 0
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return process.pid if process is not None and process.is_alive() else None
+
+    def ensure_started(self) -> None:
+        with self._lock:
+            self._ensure_started()
+
+    def restart_soon(self) -> None:
+        """After a crash or hang: start the next worker now, in the background, unless the backoff
+        holds it (then the next call starts it), so the next request finds it ready or starting."""
+        if self.closed or self._retry_at > time.monotonic():
+            return
+
+        def restart() -> None:
+            with contextlib.suppress(ModelUnavailable):
+                self.ensure_started()
+
+        threading.Thread(target=restart, name="driftgate-worker-restart", daemon=True).start()
+
+    def call(self, columns: Columns) -> Scores:
+        # The pool hands each call an idle worker, so a held lock is a restart in the background.
+        if not self._lock.acquire(blocking=False):
+            if self._starting:
+                raise ModelUnavailable(
+                    f"the worker of {self.spec.label} is restarting after a failure; retry shortly", retry_after=1
+                )
+            self._lock.acquire()
+        try:
+            return self._call(columns)
+        finally:
+            self._lock.release()
+
+    def _call(self, columns: Columns) -> Scores:
+        self._ensure_started()
+        conn = self._conn
+        assert conn is not None
+        try:
+            conn.send(columns)
+            if not conn.poll(self.hang_after_s):
+                self._failed()
+                raise WorkerHung(
+                    f"the worker of {self.spec.label} ran past timeout_ms ({self.hang_after_s:.1f} s) "
+                    "and was stopped; the next request starts a fresh one"
+                )
+            ok, payload = conn.recv()
+        except (EOFError, OSError):
+            died = self._failed()
+            if self.closed:
+                raise ModelUnavailable(f"{self.spec.label}: the server is shutting down") from None
+            raise WorkerCrashed(
+                f"the worker process of {self.spec.label} crashed while scoring ({died}); "
+                "the next request starts a fresh one"
+            ) from None
+        finally:
+            if self._retire:
+                self._stop()
+        self._failures = 0
+        if ok:
+            return payload
+        name, text = payload
+        raise _remote_error(name, text)
+
+    def _ensure_started(self) -> None:
+        if self.closed:
+            raise ModelUnavailable(f"{self.spec.label}: its worker is closed (endpoint changed, or server stopping)")
+        if self._process is not None and self._process.is_alive():
+            return
+        if self._process is not None:  # died between calls (killed from outside, OOM)
+            self._failed()
+        wait = self._retry_at - time.monotonic()
+        if wait > 0:
+            raise ModelUnavailable(
+                f"the worker of {self.spec.label} is restarting after {self._failures} failures in a row; "
+                f"retry in {wait:.1f} s",
+                retry_after=max(1, round(wait)),
+            )
+        if self._failures:
+            log.warning("starting a new worker process for %s (%d failures in a row)", self.spec.label, self._failures)
+        self._starting = True
+        try:
+            self._start()
+        finally:
+            self._starting = False
+
+    def _start(self) -> None:
+        self._process, self._conn = self.spawner.run(self._spawn)
+        if self._failures:
+            self.restarts += 1
+        conn = self._conn
+        try:
+            if not conn.poll(START_TIMEOUT_S):
+                raise ModelUnavailable(f"the worker of {self.spec.label} did not start in {START_TIMEOUT_S:.0f} s")
+            status, detail = conn.recv()
+        except (EOFError, OSError):
+            status, detail = "error", f"it exited while starting ({self._describe_exit()})"
+        except ModelUnavailable:
+            self._failed()
+            raise
+        if status != "ready":
+            self._failed()
+            raise ModelUnavailable(f"the worker of {self.spec.label} could not load the model: {detail}")
+
+    def _spawn(self) -> tuple[multiprocessing.process.BaseProcess, Connection]:
+        """In the spawner's thread (see `Spawner`)."""
+        ctx = multiprocessing.get_context("spawn")
+        ours, theirs = ctx.Pipe()
+        spec = self.spec
+        process = ctx.Process(
+            target=_worker_main,
+            args=(theirs, os.getpid(), spec.artifact, spec.kind, spec.trust, spec.classes),
+            name=f"driftgate-worker {spec.label}",
+            daemon=True,
+        )
+        process.start()
+        theirs.close()  # the worker holds the only other end: its exit is our EOF
+        return process, ours
+
+    def _failed(self) -> str:
+        """Reap the worker after a crash or hang; arm the backoff. Returns how it ended."""
+        died = self._stop()
+        self._failures += 1
+        delay = 0.0 if self._failures == 1 else min(BACKOFF_FIRST_S * 2 ** (self._failures - 2), BACKOFF_MAX_S)
+        self._retry_at = time.monotonic() + delay
+        return died
+
+    def _stop(self) -> str:
+        process, conn = self._process, self._conn
+        self._process = self._conn = None
+        if conn is not None:
+            conn.close()
+        if process is None:
+            return "no process"
+        if process.is_alive():
+            process.kill()
+        process.join(timeout=5)
+        described = _describe_exit(process.exitcode)
+        with contextlib.suppress(ValueError):
+            process.close()
+        return described
+
+    def _describe_exit(self) -> str:
+        process = self._process
+        if process is None:
+            return "no process"
+        process.join(timeout=5)
+        return _describe_exit(process.exitcode)
+
+    def close(self, *, now: bool) -> None:
+        """`now`: kill even a call in flight (shutdown); otherwise after the call in flight ends."""
+        self.closed = True
+        if self._lock.acquire(blocking=False):
+            try:
+                self._stop()
+            finally:
+                self._lock.release()
+        elif now:
+            process = self._process
+            with contextlib.suppress(ValueError, AttributeError):  # reaped by the caller meanwhile
+                if process is not None and process.is_alive():
+                    process.kill()  # the caller's recv() sees EOF and reaps it
+        else:
+            self._retire = True
+
+
+class ProcessPool:
+    """`size` workers for one endpoint version; the micro-batcher runs at most `size` calls at once,
+    each on an idle worker (the most recently used first, so extra workers start only when needed)."""
+
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        spawner: Spawner,
+        size: int,
+        hang_after_s: float,
+        on_failure: Callable[[str], None] | None = None,
+    ) -> None:
+        """`on_failure("crash" | "hang")`: told of every worker lost while scoring (metrics), in the
+        calling thread; a hang is found after its callers have had their 504."""
+        self.spec = spec
+        self.on_failure = on_failure
+        self.workers = [ProcessWorker(spec, spawner, hang_after_s) for _ in range(size)]
+        self._idle: queue.LifoQueue[ProcessWorker] = queue.LifoQueue()
+        for worker in reversed(self.workers):
+            self._idle.put(worker)
+
+    def score(self, columns: Columns) -> Scores:
+        """Blocking, in a batcher thread."""
+        worker = self._idle.get()
+        try:
+            return worker.call(columns)
+        except (WorkerCrashed, WorkerHung) as exc:
+            worker.restart_soon()
+            if self.on_failure is not None:
+                self.on_failure("crash" if isinstance(exc, WorkerCrashed) else "hang")
+            raise
+        finally:
+            self._idle.put(worker)
+
+    def start(self) -> None:
+        """Start the first worker now (a blocking call: run it off the event loop)."""
+        self.workers[0].ensure_started()
+
+    def pids(self) -> list[int]:
+        return [pid for w in self.workers if (pid := w.pid) is not None]
+
+    def close(self, *, now: bool) -> None:
+        for worker in self.workers:
+            worker.close(now=now)
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+def _remote_error(name: str, text: str) -> Exception:
+    """An exception named like the model's own, so a 500 reads the same in either isolation mode."""
+    return type(name, (RuntimeError,), {"__module__": "driftgate.serving.isolation"})(text)
+
+
+# ---- the worker process ----------------------------------------------------------------------------
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """SIGKILL when the parent goes (Linux), and a thread that checks, in case the signal was lost
+    (the parent died before prctl ran) or the platform has none."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_CHECK_S)
+            if os.getppid() != parent_pid:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="driftgate-parent-check", daemon=True).start()
+
+
+def _worker_main(
+    conn: Connection, parent_pid: int, artifact: bytes, kind: str, trust: bool, classes: list[Any] | None
+) -> None:
+    die_with_parent(parent_pid)
+    from driftgate.registry import formats
+
+    try:
+        model = formats.load(artifact, kind, trust=trust)
+        if classes and hasattr(model, "set_classes"):
+            model.set_classes(classes)
+    except Exception as exc:
+        conn.send(("error", f"{type(exc).__name__}: {str(exc)[:300]}"))
+        return
+    del artifact
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            columns = conn.recv()
+        except (EOFError, OSError):
+            return  # the server is gone, or closed us
+        try:
+            reply: tuple[bool, Any] = (True, model.predict(frame_of(columns)))
+        except Exception as exc:
+            reply = (False, (type(exc).__name__, str(exc)[:300]))
+        try:
+            conn.send(reply)
+        except (EOFError, OSError):
+            return
+        except Exception as exc:  # the answer does not pickle
+            conn.send((False, (type(exc).__name__, f"the model's output cannot be sent back: {str(exc)[:200]}")))

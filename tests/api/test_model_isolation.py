@@ -1,0 +1,273 @@
+"""A hung model hurts only its own endpoint; a model that crashes natively does not end the server.
+
+Issue 19, items 4 and 8: each endpoint version runs its calls on threads of its own (and sheds once
+they are all hung), and `isolation: "process"` runs the model in supervised worker processes.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from driftgate.registry.formats import python_artifact
+from driftgate.registry.registry import Registration, register
+from driftgate.store import Store
+from tests.conftest import Artifacts, LiveServer, free_port, make_server
+
+T = TypeVar("T")
+DRIFTGATE = str(Path(sys.executable).parent / "driftgate")
+HANG = 1000.0  # an x1 that makes `Blocking` wait for the test to release it
+
+# ---- a model that hangs until the test lets it go -----------------------------------------------
+
+GATE = threading.Event()
+_entered_lock = threading.Lock()
+ENTERED: list[int] = []  # one entry per call that is hanging (or has hung)
+
+
+class Blocking:
+    """Regression `2 * x1`; a call with x1 == HANG waits for GATE (a hung model, as far as the server knows)."""
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        x1 = frame["x1"].to_numpy(dtype=float)
+        if (x1 == HANG).any():
+            with _entered_lock:
+                ENTERED.append(1)
+            GATE.wait(timeout=120)  # bounded: never outlives a failed test by much
+        return 2 * x1
+
+
+def until(check: Callable[[], T | None], seconds: float = 60) -> T:
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def _python(name: str, artifact: bytes, artifacts: Artifacts) -> Registration:
+    """A regression model on x1, x2 (format 'python' registers from the local side only)."""
+    reference = artifacts.reference[["x1", "x2"]].to_csv(index=False).encode()
+    return Registration(name, artifact, "python", reference, reference_filename="ref.csv")
+
+
+def _row(x1: float) -> dict[str, Any]:
+    return {"instances": [{"x1": x1, "x2": 1.0}]}
+
+
+@pytest.fixture
+def stuck_server(tmp_path: Path, artifacts: Artifacts) -> Iterator[LiveServer]:
+    GATE.clear()
+    ENTERED.clear()
+    srv = make_server(tmp_path)  # model_threads=4: the shared pool four hung calls used to fill
+    try:
+        yield srv
+    finally:
+        GATE.set()
+        srv.stop()
+
+
+@pytest.mark.slow
+def test_hung_models_do_not_starve_a_healthy_endpoint(stuck_server: LiveServer, artifacts: Artifacts) -> None:
+    store: Store = stuck_server.app.state.services.store
+    register(store, _python("blocking", b"tests.api.test_model_isolation:Blocking", artifacts))
+    with httpx.Client(base_url=stuck_server.url, timeout=60) as http:
+        r = http.post(
+            "/v1/models/clf/versions",
+            data={"format": "sklearn", "target": "y"},
+            files={"file": ("m.skops", artifacts.skops), "reference": ("ref.csv", artifacts.reference_csv)},
+        )
+        assert r.status_code == 201, r.text
+        slow = [f"slow{i}" for i in range(4)]
+        for name in slow:
+            config = {"model": "blocking", "version": 1, "timeout_ms": 300}
+            assert http.put(f"/v1/endpoints/{name}", json=config).is_success
+        # Long enough for a healthy model on a loaded machine, short enough that the old code fails fast.
+        assert http.put("/v1/endpoints/clf", json={"model": "clf", "version": 1, "timeout_ms": 5000}).is_success
+        healthy = {"instances": [{"x1": 0.5, "x2": 3.0, "colour": "red"}]}
+        assert http.post("/v1/endpoints/clf/predict", json=healthy).status_code == 200
+
+        # Four endpoints each get a call that hangs: their callers get 504, the calls go on.
+        for name in slow:
+            assert http.post(f"/v1/endpoints/{name}/predict", json=_row(HANG)).status_code == 504
+        until(lambda: len(ENTERED) >= 4)
+
+        # The healthy endpoint answers, every time.
+        for _ in range(5):
+            r = http.post("/v1/endpoints/clf/predict", json=healthy)
+            assert r.status_code == 200, r.text
+
+        # A hung endpoint still answers what its free slots can take...
+        r = http.post("/v1/endpoints/slow1/predict", json=_row(3.0))
+        assert r.status_code == 200 and r.json()["predictions"] == [6.0]
+        # ...and once every slot of its own is held by a call past its timeout, it sheds at once.
+        statuses = []
+        while not statuses or statuses[-1] == 504:
+            assert len(statuses) < 10, statuses
+            statuses.append(http.post("/v1/endpoints/slow0/predict", json=_row(HANG)).status_code)
+        # 3 slots: 1 hung call already, 2 more; then shed (or one more 504 if the request came a hair
+        # before the third call was past its timeout, and waited out its own).
+        assert statuses[-1] == 503 and statuses[:-1] in ([504, 504], [504, 504, 504]), statuses
+        shed = http.post("/v1/endpoints/slow0/predict", json=_row(3.0))
+        assert shed.status_code == 503
+        body = shed.json()
+        assert "not answering" in body["error"] and "shed" in body["error"] and body["retry_after_s"] >= 1
+        assert http.post("/v1/endpoints/clf/predict", json=healthy).status_code == 200
+
+        metrics = http.get("/metrics").text
+        line = next(
+            m for m in metrics.splitlines() if m.startswith("driftgate_model_shed_requests_total{") and 'slow0"' in m
+        )
+        assert 'reason="stuck"' in line and line.endswith(" 2.0")
+
+        # Released, the hung calls end and the endpoint serves again.
+        GATE.set()
+        until(lambda: http.post("/v1/endpoints/slow0/predict", json=_row(2.0)).status_code == 200)
+
+
+# ---- native crashes, in a real `driftgate serve` ------------------------------------------------
+
+CRASHY = '''
+import ctypes
+import os
+import time
+
+import numpy as np
+
+
+class Crashy:
+    """Answers its worker's pid; x1 == 666 segfaults, 667 aborts, 668 hangs."""
+
+    def predict(self, frame):
+        x1 = frame["x1"].to_numpy(dtype=float)
+        if (x1 == 666).any():
+            ctypes.string_at(0)
+        if (x1 == 667).any():
+            os.abort()
+        if (x1 == 668).any():
+            time.sleep(600)
+        return np.full(len(frame), float(os.getpid()))
+'''
+
+
+class Server:
+    """`driftgate serve` in its own process (a crash in-process would take pytest down with it)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.url = f"http://127.0.0.1:{free_port()}"
+        args = [DRIFTGATE, "serve", "--data-dir", str(data_dir), "--port", self.url.rsplit(":", 1)[1]]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        def ready() -> bool:
+            assert self.proc.poll() is None, self.proc.stderr.read().decode() if self.proc.stderr else ""
+            try:
+                return httpx.get(self.url + "/v2/health/ready", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        until(ready, seconds=180)  # a loaded CI machine takes its time to import everything
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=30)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def crash_site(tmp_path: Path, artifacts: Artifacts) -> Iterator[Server]:
+    source = tmp_path / "crashy_model.py"
+    source.write_text(textwrap.dedent(CRASHY))
+    data_dir = tmp_path / "data"
+    store = Store.open(data_dir)
+    register(store, _python("crashy", python_artifact(f"{source}:Crashy"), artifacts))
+    register(store, Registration("clf", artifacts.skops, "sklearn", artifacts.reference_csv, "ref.csv", target="y"))
+    config = {"model": "crashy", "version": 1, "isolation": "process", "timeout_ms": 3000}
+    store.endpoints.put("crashy", config, actor="test")
+    store.endpoints.put("clf", {"model": "clf", "version": 1}, actor="test")
+    store.close()
+    server = Server(data_dir)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.mark.slow
+def test_a_model_that_crashes_natively_gets_500_and_the_server_goes_on(crash_site: Server) -> None:
+    healthy = {"instances": [{"x1": 0.5, "x2": 3.0, "colour": "red"}]}
+    with httpx.Client(base_url=crash_site.url, timeout=60) as http:
+
+        def worker_pid() -> int | None:
+            r = http.post("/v1/endpoints/crashy/predict", json=_row(1.0))
+            assert r.status_code in (200, 503, 504), r.text  # 503/504 only while a worker starts
+            return int(r.json()["predictions"][0]) if r.status_code == 200 else None
+
+        pids = [until(worker_pid)]
+        assert pids[0] != crash_site.proc.pid  # the model runs in a worker process
+
+        for x1, signame in ((666.0, "SIGSEGV"), (667.0, "SIGABRT")):
+            r = http.post("/v1/endpoints/crashy/predict", json=_row(x1))
+            assert r.status_code == 500, r.text
+            message = r.json()["error"]
+            assert "crashed" in message and signame in message, message
+            assert crash_site.proc.poll() is None  # the server lives
+            assert http.post("/v1/endpoints/clf/predict", json=healthy).status_code == 200
+            assert not _alive(pids[-1])
+            pids.append(until(worker_pid))  # a fresh worker answers
+            assert pids[-1] not in pids[:-1]
+
+        # A hung call past timeout_ms: 504, its worker stopped, the next one answers.
+        assert http.post("/v1/endpoints/crashy/predict", json=_row(668.0)).status_code == 504
+        until(lambda: not _alive(pids[-1]))
+        pids.append(until(worker_pid))
+
+        metrics = http.get("/metrics").text
+        failures = {
+            line.split('reason="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("driftgate_model_worker_failures_total{") and 'endpoint="crashy"' in line
+        }
+        assert failures == {"crash": 2.0, "hang": 1.0}
+
+        # The worker dies with the server, even one killed with SIGKILL.
+        worker = pids[-1]
+        assert _alive(worker)
+        crash_site.proc.send_signal(signal.SIGKILL)
+        crash_site.proc.wait(timeout=30)
+        until(lambda: not _alive(worker), seconds=10)
+
+
+@pytest.mark.slow
+def test_worker_processes_end_with_a_sigterm(crash_site: Server) -> None:
+    with httpx.Client(base_url=crash_site.url, timeout=60) as http:
+
+        def worker_pid() -> int | None:
+            r = http.post("/v1/endpoints/crashy/predict", json=_row(1.0))
+            return int(r.json()["predictions"][0]) if r.status_code == 200 else None
+
+        worker = until(worker_pid)
+    crash_site.proc.send_signal(signal.SIGTERM)
+    assert crash_site.proc.wait(timeout=60) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal
+    until(lambda: not _alive(worker), seconds=10)
