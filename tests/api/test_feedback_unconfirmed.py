@@ -47,6 +47,11 @@ def test_feedback_answers_503_not_unknown_while_sqlite_is_locked(
         assert answer.status_code == 503, answer.text
         assert int(answer.headers["retry-after"]) >= 1
         assert "unknown_ids" not in answer.json()
+        # Outcome events are joined to prediction ids the same way.
+        events = {"events": [{"id": pid, "name": "user_retried"} for pid in ids]}
+        answer = http.post("/v1/endpoints/clf/events", json=events)
+        assert answer.status_code == 503, answer.text
+        assert "retry-after" in answer.headers
     finally:
         locker.rollback()
         locker.close()
@@ -57,6 +62,7 @@ def test_feedback_answers_503_not_unknown_while_sqlite_is_locked(
         time.sleep(0.1)
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"accepted": 2, "unknown_ids": []}
+    assert http.post("/v1/endpoints/clf/events", json=events).json() == {"accepted": 2, "unknown_ids": []}
     # An id that was never handed out is still reported as unknown once the store can confirm.
     answer = http.post("/v1/endpoints/clf/feedback", json={"labels": [{"id": "0" * 32, "label": 1}]})
     assert answer.json() == {"accepted": 0, "unknown_ids": ["0" * 32]}

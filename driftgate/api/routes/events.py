@@ -14,6 +14,7 @@ from driftgate.api.routes import request_body
 from driftgate.api.services import services
 from driftgate.errors import BadRequest
 from driftgate.records.events import MAX_EVENTS, NAME_RULE, OutcomeEvent, parse_events
+from driftgate.store.health import StoreUnavailable
 
 router = APIRouter(prefix="/v1/endpoints", tags=["predict"], dependencies=[Depends(require("predict"))])
 
@@ -63,6 +64,9 @@ async def events(request: Request, endpoint: str) -> dict[str, Any]:
         # Rows may still sit in this process's log queue: write them, then look again.
         await run_in_threadpool(svc.recorder.flush)
         targets = await run_in_threadpool(svc.store.events.targets, endpoint, ids)
+        if len(targets) < len(ids) and (not svc.recorder.store_available or svc.recorder.backlog_files):
+            # As for feedback: ids whose log rows wait in the spool are unconfirmed, not unknown.
+            raise StoreUnavailable("the prediction log cannot confirm these ids until the store takes its rows; retry")
     await run_in_threadpool(svc.store.events.add, endpoint, unique, targets)
     return {
         "accepted": sum(1 for e in unique if e.prediction_id in targets),
