@@ -6,7 +6,20 @@ so the rest of the code raises these and never builds HTTP responses itself.
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
+
+# Values quoted in error messages come from requests: a depth-1000 nested array or a 60 MB list must
+# cost neither a RecursionError (a 500) nor a full repr. reprlib stops at a few levels and items.
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel = 3
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
+_SHORT.maxstring = _SHORT.maxother = 80
+
+
+def short_repr(value: Any) -> str:
+    """`repr(value)`, cut to a few nesting levels, items and characters (for error messages)."""
+    return _SHORT.repr(value)
 
 
 class DriftgateError(Exception):
@@ -87,3 +100,12 @@ class ModelTimeout(DriftgateError):
 
 class NotReady(DriftgateError):
     status_code = 503
+
+
+class Overloaded(NotReady):
+    """The server cannot take this work now (e.g. the prediction log's queue is full); nothing was done.
+    Answered with `Retry-After`, so that clients back off and send it again."""
+
+    def __init__(self, message: str, retry_after: int = 1, **details: object) -> None:
+        super().__init__(message, retry_after_s=retry_after, **details)
+        self.headers = {"Retry-After": str(retry_after)}

@@ -52,6 +52,14 @@ class Settings:
     shadow_process: bool = True
     """Score shadow copies in a separate idle-priority process (off: in threads of the server)."""
     model_threads: int = 4
+    """Rows the in-process log queue may hold. A prediction request is admitted only while the queue has
+    room for all its rows (else 503 with Retry-After), so no id is handed out for a row that is dropped."""
+    max_rows_per_request: int = 100_000
+    """Most rows one prediction request may carry (native, MLflow, V2); more get 413 naming this setting.
+    Bounds the time and memory one request takes; `driftgate batch score` streams bigger inputs in chunks."""
+    big_body_bytes: int = 1024 * 1024
+    """Prediction bodies larger than this are decoded in a worker thread, one at a time, so the event loop
+    (and liveness) keeps answering while they parse."""
     """Threads that run models off the event loop."""
     sync_interval: float = 0.5
     """Seconds between checks for endpoint changes made by other replicas."""

@@ -106,7 +106,12 @@ class LiveDrift:
         cur_cols = {name: current[name].to_numpy() for name in current.columns}
         if ref_scores is not None and cur_scores is not None:
             ref_cols[PREDICTION], cur_cols[PREDICTION] = ref_scores, cur_scores
-        drift = compare_frames(ref_cols, cur_cols, prediction=PREDICTION if PREDICTION in ref_cols else None)
+        # The serving schema's kinds: the reference's `bool` column and the log's 0.0 / 1.0 are one
+        # boolean feature, read the same way here as by `driftgate drift report` (drift.kinds).
+        kinds = {f.name: f.kind for f in version.schema.features}
+        drift = compare_frames(
+            ref_cols, cur_cols, feature_types=kinds, prediction=PREDICTION if PREDICTION in ref_cols else None
+        )
         labelled = [i for i, r in enumerate(rows) if r["label"] is not None]
         # Realised on the labelled rows, estimated on every row of the window (live_performance).
         drift.performance = live_performance(version, reference, ref_target, rows, baseline_rows=baseline_rows)

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from driftgate.child import ChildProcess
-from driftgate.records.recorder import LogBatch, Recorder, describe_error
+from driftgate.records.recorder import Admission, LogBatch, Recorder, describe_error
 from driftgate.records.rows import merge
 
 log = logging.getLogger("driftgate.recorder")
@@ -223,6 +223,18 @@ class ProcessRecorder:
         """Not durable here (see the module docstring): the same as `record`."""
         self.record(batch)
 
+    # ---- admission (SPEC 5: no id for a row that will not be stored) ---------------------------
+
+    @property
+    def capacity_rows(self) -> float:
+        return self.overflow.capacity_rows
+
+    def admit(self, rows: int) -> Admission | None:
+        """Room for a request's rows is held in `overflow`, where a batch goes when the child is behind
+        and the only place rows are dropped; a batch the child takes leaves it unused (given back when
+        the request ends). What the child held is taken back by `overflow` past its bound, never dropped."""
+        return None if self._stop else self.overflow.admit(rows)
+
     def start(self) -> None:
         """Start the child now, in the background, so that it is ready when traffic comes (it starts
         at idle priority: under load that could take seconds, with batches overflowing meanwhile)."""
@@ -252,7 +264,7 @@ class ProcessRecorder:
         already stored are skipped, so nothing is doubled."""
         log.info("prediction log writer busy; %d rows written in-process", self._behind_rows)
         for batch in self._outbox:
-            self._to_overflow(batch)
+            self._to_overflow(batch, accepted=True)
         self._outbox.clear()
         self._behind_rows = 0
         self._answered = self._handed
@@ -334,7 +346,7 @@ class ProcessRecorder:
                 # Not lost: the in-process recorder writes them (or parks them in the spool); handed
                 # over before they count as answered, so a flush waiting for them then writes them.
                 for batch in batches:
-                    self._to_overflow(batch)
+                    self._to_overflow(batch, accepted=True)
             else:
                 self._count(stats)
             for _ in batches:
@@ -342,10 +354,14 @@ class ProcessRecorder:
             self._behind_rows -= sum(len(b) for b in batches)
             self._answered = upto
 
-    def _to_overflow(self, batch: LogBatch) -> bool:
+    def _to_overflow(self, batch: LogBatch, *, accepted: bool = False) -> bool:
         """Give a batch to the in-process recorder and count it (the caller holds `_lock`, which also
-        keeps `overflowed_rows` exact across the request and sender threads)."""
+        keeps `overflowed_rows` exact across the request and sender threads). `accepted`: the batch was
+        in the child's queue, so its ids are out: queued past the bound rather than dropped."""
         self.overflowed_rows += len(batch)
+        if accepted:
+            self.overflow.take_back(batch)
+            return True
         return self.overflow.record(batch)
 
     def _count(self, stats: dict[str, Any], *, written: bool = True) -> None:

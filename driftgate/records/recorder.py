@@ -18,6 +18,7 @@ A request hands over one `LogBatch` (its frame, outputs and ids) in O(1). What h
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import logging
 import threading
@@ -33,7 +34,7 @@ from driftgate.records.spool import Segment, Spool
 
 log = logging.getLogger("driftgate.recorder")
 
-__all__ = ["LogBatch", "PredictionLog", "Recorder", "RowWriter"]
+__all__ = ["Admission", "LogBatch", "PredictionLog", "Recorder", "RowWriter"]
 
 
 class RowWriter(Protocol):
@@ -63,12 +64,65 @@ class PredictionLog(Protocol):
 
     async def record_durable(self, batch: LogBatch) -> None: ...
 
+    @property
+    def capacity_rows(self) -> float: ...
+
+    def admit(self, rows: int) -> Admission | None: ...
+
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
 
 
 Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]
+
+# ---- admission: log capacity held for a request before it is scored -------------------------------
+
+_admitted: contextvars.ContextVar[Admission | None] = contextvars.ContextVar("driftgate_log_admission", default=None)
+
+
+class Admission:
+    """Queue capacity held for one request's rows, from before it is scored until its log batch is
+    handed over, so that an id is never handed out for a row the log would drop (SPEC 5).
+
+    Used as a context manager around the scoring: `Recorder.record` finds it in the request's context
+    (the data plane need not pass it along) and queues a batch it covers even past the bound. On exit
+    whatever was not used is given back.
+    """
+
+    def __init__(self, rows: int, release: Callable[[int], None] | None = None) -> None:
+        self.rows = rows
+        self._release = release
+        self._token: contextvars.Token[Admission | None] | None = None
+
+    def __enter__(self) -> Admission:
+        self._token = _admitted.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _admitted.reset(self._token)
+            self._token = None
+        self.close()
+
+    def take(self, rows: int) -> bool:
+        """Use `rows` of what is held for a batch being queued: all of them or none."""
+        if 0 < rows <= self.rows:
+            self.rows -= rows
+            return True
+        return False
+
+    def close(self) -> None:
+        """Give back what was not used."""
+        rows, self.rows = self.rows, 0
+        if rows and self._release is not None:
+            self._release(rows)
+
+
+def _take_admitted(rows: int) -> bool:
+    """True when the current request holds capacity for these rows (and now uses it)."""
+    admission = _admitted.get()
+    return admission is not None and admission.take(rows)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -131,6 +185,7 @@ class Recorder:
         self._retry_at = 0.0
         self._backoff = 0.5
         self.store_available = True
+        self._reserved = 0  # rows admitted (`admit`) and not yet queued or given back
         self.dropped_rows = 0
         self.written_rows = 0
         self.spooled_rows = 0
@@ -167,8 +222,12 @@ class Recorder:
                 return False
             return True
         with self._lock:
+            admitted = _take_admitted(len(batch))
+            if admitted:  # its room was held since admission: queued whatever the bound says now
+                self._reserved -= len(batch)
             # A closed recorder writes nothing more: a batch handed over now is lost, so counted.
-            dropped = self._stop or self._queued_rows + len(batch) > self.max_rows
+            # Room held for admitted requests is not free for others (shadows, failed requests).
+            dropped = self._stop or (not admitted and self._queued_rows + self._reserved + len(batch) > self.max_rows)
             if dropped:
                 self.dropped_rows += len(batch)
             else:
@@ -179,6 +238,36 @@ class Recorder:
         if self._queued_rows >= self.batch_rows:
             self._wake.set()
         return not dropped
+
+    @property
+    def capacity_rows(self) -> float:
+        """The most rows one request can be admitted with (durable mode: no bound, rows wait on disk)."""
+        return float("inf") if self.durable else self.max_rows
+
+    def admit(self, rows: int) -> Admission | None:
+        """Hold queue room for a request's `rows` before it is scored, or None when the queue cannot
+        take them now (the caller refuses the request: 503 with Retry-After). Durable mode always
+        admits while open: past the bound its rows stay in the spool and are replayed."""
+        if self.durable:
+            return None if self._stop else Admission(rows)
+        with self._lock:
+            if self._stop or self._queued_rows + self._reserved + rows > self.max_rows:
+                return None
+            self._reserved += rows
+        return Admission(rows, self._unreserve)
+
+    def take_back(self, batch: LogBatch) -> None:
+        """Queue a batch that was already accepted elsewhere (the writer process's queue) even past the
+        bound: its ids were handed out. Memory stays bounded by both queues' bounds together."""
+        with self._lock:
+            self._queue.append((batch, None))
+            self._queued_rows += len(batch)
+        if self._queued_rows >= self.batch_rows:
+            self._wake.set()
+
+    def _unreserve(self, rows: int) -> None:
+        with self._lock:
+            self._reserved -= rows
 
     async def record_durable(self, batch: LogBatch) -> None:
         """Return once the batch is durable (fsynced to the spool); plain `record` when not durable.

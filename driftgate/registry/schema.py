@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from driftgate.errors import InvalidInput
+from driftgate.errors import InvalidInput, short_repr
 
 FeatureKind = Literal["numeric", "integer", "boolean", "categorical"]
 # Above this many distinct values a string column's categories are not enumerated.
@@ -158,7 +158,7 @@ class InputSchema:
         bad = [] if strings else [v for v in values if isinstance(v, dict | list)]
         if bad:
             raise InvalidInput(
-                f"feature {spec.name!r} expects a category (string), got {type(bad[0]).__name__} {bad[0]!r}",
+                f"feature {spec.name!r} expects a category (string), got {type(bad[0]).__name__} {short_repr(bad[0])}",
                 feature=spec.name,
             )
         if strings:  # the common case: nothing is null and nothing needs converting
@@ -233,7 +233,7 @@ def _convert_numeric(spec: FeatureSpec, values: Any) -> np.ndarray:
         except (TypeError, ValueError):
             row, value = _first_non_number(values)
             raise InvalidInput(
-                f"feature {spec.name!r} expects a number, got {type(value).__name__} {value!r} at row {row}",
+                f"feature {spec.name!r} expects a number, got {type(value).__name__} {short_repr(value)} at row {row}",
                 feature=spec.name,
             ) from None
     if arr.ndim != 1:

@@ -6,6 +6,7 @@ prediction log), into a Parquet or CSV file of the inputs with their predictions
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 
 from driftgate.errors import BadRequest, InvalidInput
 from driftgate.monitoring.io import file_schema, iter_batches
+from driftgate.records.recorder import Admission, PredictionLog
 from driftgate.serving.dataplane import DataPlane
 from driftgate.serving.result import DecodedRequest, PredictionResult
 
@@ -86,7 +88,8 @@ async def score_file(
         for batch in _chunks(source, chunk_rows, pinned):
             request = DecodedRequest(columns=_columns(batch, text), n_rows=batch.num_rows)
             try:
-                result = await plane.predict(endpoint, request)
+                with await _admission(plane.recorder, batch.num_rows):
+                    result = await plane.predict(endpoint, request)
             except InvalidInput as exc:
                 raise InvalidInput(f"{_where(summary, batch, source)}: {exc.message}", **exc.details) from None
             table = _with_predictions(batch, result, state.stable.classes)
@@ -120,6 +123,26 @@ async def score_file(
                 writer.close()
         partial.unlink(missing_ok=True)
     return summary
+
+
+async def _admission(log: PredictionLog, rows: int) -> Admission:
+    """Room in the prediction log for a chunk's rows, held while it is scored (as online requests hold
+    it, where a full log answers 503): while the log is full, its queue is written out here and the
+    chunk tried again, so a batch is slowed down by its log rather than losing rows of it."""
+    if rows > log.capacity_rows:
+        raise BadRequest(
+            f"chunks of {rows} rows do not fit the prediction log's queue (log_max_queued_rows="
+            f"{int(log.capacity_rows)}); use a smaller --chunk-rows",
+            field="chunk_rows",
+        )
+    pause = 0.01
+    while (admission := log.admit(rows)) is None:
+        await asyncio.to_thread(log.flush)  # writes the backlog (or parks it in the spool if the store is down)
+        if (admission := log.admit(rows)) is not None:
+            break
+        await asyncio.sleep(pause)  # another writer holds the room: back off a little
+        pause = min(pause * 2, 1.0)
+    return admission
 
 
 def _chunks(source: Path, rows: int, schema: pa.Schema) -> Iterator[pa.RecordBatch]:

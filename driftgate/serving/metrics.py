@@ -93,6 +93,20 @@ class ServingMetrics:
             ("endpoint", "version", "role"),
             registry=self.registry,
         )
+        # Requests refused before scoring so that no id goes out for a row the log would drop (api/limits.py):
+        # reason `log_full` (503 + Retry-After), `log_max_queued_rows` or `max_rows_per_request` (413).
+        self.shed_requests = Counter(
+            "driftgate_shed_requests",
+            "Prediction requests refused before scoring: the prediction log is full, or the request has too many rows.",
+            ("endpoint", "reason"),
+            registry=self.registry,
+        )
+        self.shed_rows = Counter(
+            "driftgate_shed_rows",
+            "Rows of the prediction requests refused before scoring (see driftgate_shed_requests).",
+            ("endpoint", "reason"),
+            registry=self.registry,
+        )
         self.shadow_dropped = Counter(
             "driftgate_shadow_dropped_rows",
             "Shadow copies not scored because shadows fell behind.",

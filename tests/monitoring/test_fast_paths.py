@@ -7,7 +7,8 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
-from driftgate.monitoring.drift.binning import NumericBinning, category_counts, is_missing
+from driftgate.monitoring.drift.binning import NumericBinning, category_counts
+from driftgate.monitoring.drift.kinds import FeatureKind, canonical, level
 from driftgate.monitoring.drift.sketches import NumericSketch
 from driftgate.monitoring.drift.statistics import _counts_at_or_below
 from driftgate.monitoring.io import RowSample, SortedSpill
@@ -57,9 +58,11 @@ def test_merged_counts_equal_searchsorted(ref: list[float], cur: list[float]) ->
 
 
 def plain_category_counts(values: np.ndarray) -> tuple[list[str], list[int], int]:
-    missing = is_missing(values)
-    distinct, counts = np.unique(values[~missing].astype(str), return_counts=True)
-    return distinct.tolist(), counts.tolist(), int(missing.sum())
+    """Each value spelled out on its own (`kinds.level`), then counted: what counting distinct values
+    first must give (True, 1 and 1.0 hash alike but are different levels)."""
+    texts = [level(v, FeatureKind.CATEGORICAL) for v in values.tolist()]
+    distinct, counts = np.unique([t for t in texts if t is not None], return_counts=True)
+    return distinct.tolist(), counts.tolist(), sum(t is None for t in texts)
 
 
 @settings(max_examples=80, deadline=None)
@@ -81,6 +84,7 @@ def test_object_category_counts_equal_the_string_conversion(values: list[object]
     array = np.empty(len(values), dtype=object)
     array[:] = values
     assert category_counts(array) == plain_category_counts(array)
+    assert canonical(array, FeatureKind.CATEGORICAL).tolist() == [level(v, FeatureKind.CATEGORICAL) for v in values]
 
 
 def test_string_arrays_have_no_missing_values() -> None:

@@ -9,11 +9,13 @@ from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from driftgate.api.auth import require
+from driftgate.api.limits import admitted, decode_request
 from driftgate.api.routes import JSON, request_body
 from driftgate.api.services import services
 from driftgate.errors import BadRequest, PayloadTooLarge
 from driftgate.serving.protocols.mlflow import decode_mlflow, encode_mlflow
 from driftgate.serving.protocols.native import decode_native, encode_native
+from driftgate.serving.result import DecodedRequest
 from driftgate.store.health import StoreUnavailable
 
 router = APIRouter(prefix="/v1/endpoints", tags=["predict"], dependencies=[Depends(require("predict"))])
@@ -38,21 +40,31 @@ MLFLOW_BODY = request_body(
 )
 
 
+def _rows(decoded: DecodedRequest) -> int:
+    return decoded.n_rows
+
+
 @router.post("/{endpoint}/predict", openapi_extra=PREDICT_BODY)
 async def predict(request: Request, endpoint: str) -> Response:
-    plane = services(request).dataplane
+    svc = services(request)
+    plane = svc.dataplane
     names = plane.state(endpoint).stable.schema.names
-    decoded = decode_native(await request.body(), names)
-    result = await plane.predict(endpoint, decoded)
+    body = await request.body()
+    decoded = await decode_request(svc, endpoint, len(body), lambda: decode_native(body, names), _rows)
+    with admitted(svc, endpoint, decoded.n_rows):
+        result = await plane.predict(endpoint, decoded)
     return Response(encode_native(result), media_type=JSON)
 
 
 @router.post("/{endpoint}/invocations", openapi_extra=MLFLOW_BODY)
 async def invocations(request: Request, endpoint: str) -> Response:
-    plane = services(request).dataplane
+    svc = services(request)
+    plane = svc.dataplane
     names = plane.state(endpoint).stable.schema.names
-    decoded = decode_mlflow(await request.body(), request.headers.get("content-type"), names)
-    result = await plane.predict(endpoint, decoded)
+    body, content_type = await request.body(), request.headers.get("content-type")
+    decoded = await decode_request(svc, endpoint, len(body), lambda: decode_mlflow(body, content_type, names), _rows)
+    with admitted(svc, endpoint, decoded.n_rows):
+        result = await plane.predict(endpoint, decoded)
     return Response(encode_mlflow(result), media_type=JSON)
 
 

@@ -9,11 +9,13 @@ from fastapi.responses import JSONResponse
 
 from driftgate import __version__
 from driftgate.api.auth import require
+from driftgate.api.limits import admitted, decode_request
 from driftgate.api.routes import request_body
 from driftgate.api.services import services
 from driftgate.errors import BadRequest, NotReady
 from driftgate.serving.dataplane import EndpointState
 from driftgate.serving.protocols import v2
+from driftgate.serving.result import DecodedRequest
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 scored = APIRouter(prefix="/v2", tags=["open inference protocol"], dependencies=[Depends(require("predict"))])
@@ -99,14 +101,22 @@ def _header_length(request: Request) -> int | None:
 
 
 async def _infer(request: Request, endpoint: str) -> Response:
-    plane = services(request).dataplane
+    svc = services(request)
+    plane = svc.dataplane
     schema = plane.state(endpoint).stable.schema
-    decoded, options = v2.decode_infer(
-        await request.body(), _header_length(request), schema.names, [f.is_numeric for f in schema.features]
+    body, length = await request.body(), _header_length(request)
+    numeric = [f.is_numeric for f in schema.features]
+    decoded, options = await decode_request(
+        svc, endpoint, len(body), lambda: v2.decode_infer(body, length, schema.names, numeric), _rows
     )
-    result = await plane.predict(endpoint, decoded)
+    with admitted(svc, endpoint, decoded.n_rows):
+        result = await plane.predict(endpoint, decoded)
     body, headers = v2.encode_infer(result, endpoint, options)
     return Response(body, headers=headers)
+
+
+def _rows(decoded: tuple[DecodedRequest, v2.V2Options]) -> int:
+    return decoded[0].n_rows
 
 
 @scored.post("/models/{endpoint}/infer", openapi_extra=INFER_BODY)

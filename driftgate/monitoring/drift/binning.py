@@ -13,15 +13,14 @@ the same way, which is what makes window sketches mergeable and comparable.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
 from driftgate.errors import InvalidInput
+from driftgate.monitoring.drift.kinds import FeatureKind, kind_of, level_counts
 
 # Extra reference quantiles in the tails: they keep the sketch's Wasserstein error small where a
 # plain 1 %-wide outer bin would stretch from the 99th percentile to the maximum.
@@ -29,11 +28,6 @@ TAIL_QUANTILES = (0.001, 0.005, 0.995, 0.999)
 # From this many values on, `NumericBinning.count` sorts them and searches the edges in them
 # instead of searching every value in the edges (same counts, see `count_sorted`).
 SORT_COUNT_MIN_ROWS = 256
-
-
-class FeatureKind(StrEnum):
-    NUMERIC = "numeric"
-    CATEGORICAL = "categorical"
 
 
 @dataclass(frozen=True)
@@ -140,42 +134,17 @@ def is_missing(values: np.ndarray) -> np.ndarray:
     return np.fromiter((v is None or v != v for v in values), dtype=bool, count=values.size)
 
 
-def category_counts(values: np.ndarray) -> tuple[list[str], list[int], int]:
-    """Distinct non-missing values (as str), their counts, and the number of missing values."""
-    if values.dtype.kind == "O":
-        counted = _object_category_counts(values)
-        if counted is not None:
-            return counted
-    missing = is_missing(values)
-    present = values[~missing].astype(str)
-    distinct, counts = np.unique(present, return_counts=True)
-    return distinct.tolist(), counts.tolist(), int(missing.sum())
-
-
-def _object_category_counts(values: np.ndarray) -> tuple[list[str], list[int], int] | None:
-    """`category_counts` of an object array by hashing (one C-level pass) instead of converting every
-    value to a numpy string and sorting them. Only when every distinct value is a plain `str`, None
-    or a float NaN, where both give the same answer; None otherwise (the caller takes the general path).
-    """
-    tally = Counter(values.tolist())
-    distinct: list[str] = []
-    counts: list[int] = []
-    missing = 0
-    for value, count in tally.items():
-        if value is None or (type(value) is float and value != value):
-            missing += count
-        elif type(value) is str and not value.endswith("\x00"):  # numpy strings drop trailing NULs
-            distinct.append(value)
-            counts.append(count)
-        else:
-            return None
-    order = sorted(range(len(distinct)), key=distinct.__getitem__)
-    return [distinct[i] for i in order], [counts[i] for i in order], missing
+def category_counts(
+    values: np.ndarray, kind: FeatureKind = FeatureKind.CATEGORICAL
+) -> tuple[list[str], list[int], int]:
+    """Distinct non-missing values in their canonical text (`kinds.level`), their counts, and the
+    number of missing values."""
+    return level_counts(values, kind)
 
 
 def infer_kind(values: np.ndarray) -> FeatureKind:
-    """Integers and floats are numeric; booleans, strings and anything else are categorical."""
-    return FeatureKind.NUMERIC if values.dtype.kind in "iuf" else FeatureKind.CATEGORICAL
+    """The kind of an in-memory column (`kinds.kind_of`): bool, integer, float, else categorical."""
+    return kind_of(values)
 
 
 def column_arrays(data: Any) -> dict[str, np.ndarray]:

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from driftgate.errors import InvalidInput
-from driftgate.monitoring.drift.binning import FeatureKind, column_arrays
+from driftgate.monitoring.drift.binning import column_arrays
 from driftgate.monitoring.drift.evaluate import DriftSettings, apply_correction, evaluate_feature
+from driftgate.monitoring.drift.kinds import as_float
 from driftgate.monitoring.drift.multivariate import multivariate_drift
-from driftgate.monitoring.drift.profile import ReferenceProfile, _as_float
+from driftgate.monitoring.drift.profile import CURRENT_SAMPLE_SEED, ReferenceProfile, sample_rows_of
 from driftgate.monitoring.drift.report import DatasetDrift, DriftReport, FeatureDrift, Subtest
 from driftgate.monitoring.drift.sketches import WindowSketch
 from driftgate.monitoring.performance import performance_report
@@ -98,24 +99,33 @@ def compare_frames(
     settings: DriftSettings | None = None,
     n_bins: int = 100,
     multivariate: bool = True,
+    sample_rows: int = 2_000,
 ) -> DriftReport:
     """Compare two in-memory tables (mappings name -> values, or DataFrame-like objects).
 
     KS and Wasserstein are computed exactly from the raw values; PSI and Jensen-Shannon use the
-    reference-quantile bins. Columns present only on one side are ignored.
+    reference-quantile bins. Columns present only on one side are ignored. `feature_types` gives
+    columns their kind ("numeric", "integer", "boolean", "categorical"; else inferred from the
+    dtype), and both sides are read in that kind's one representation (`drift.kinds`). The
+    multivariate tests see `sample_rows` rows per side, drawn as `io.report_files` draws them.
     """
     reference_columns, current_columns = column_arrays(reference), column_arrays(current)
     shared = [name for name in reference_columns if name in current_columns]
     if not shared:
         raise InvalidInput("reference and current share no column: compare needs the same feature names on both sides.")
-    profile = ReferenceProfile.fit({name: reference_columns[name] for name in shared}, feature_types, n_bins=n_bins)
+    profile = ReferenceProfile.fit(
+        {name: reference_columns[name] for name in shared}, feature_types, n_bins=n_bins, sample_rows=sample_rows
+    )
     current_shared = {name: current_columns[name] for name in shared}
     sketch = profile.sketch(current_shared)
     raw = {
         name: (_finite(name, reference_columns[name]), _finite(name, current_columns[name]))
         for name, spec in profile.specs.items()
-        if spec.kind is FeatureKind.NUMERIC
+        if spec.kind.is_numeric
     }
+    rows = len(next(iter(current_shared.values())))
+    picked = sample_rows_of(rows, sample_rows, CURRENT_SAMPLE_SEED)
+    current_sample = {name: np.asarray(values)[picked] for name, values in current_shared.items()}
     performance = performance_report(
         reference_columns.get(target) if target else None,
         reference_columns.get(prediction) if prediction else None,
@@ -123,12 +133,12 @@ def compare_frames(
         current_columns.get(prediction) if prediction else None,
     )
     return compare(
-        profile, sketch, settings, current_shared if multivariate else None, prediction, target, performance, raw
+        profile, sketch, settings, current_sample if multivariate else None, prediction, target, performance, raw
     )
 
 
 def _finite(name: str, values: np.ndarray) -> np.ndarray:
-    numbers = _as_float(name, values)
+    numbers = as_float(name, values)
     return numbers[np.isfinite(numbers)]
 
 

@@ -1,44 +1,50 @@
 """Multivariate drift on row samples: a domain classifier and PCA reconstruction error (numpy only).
 
 Both catch changes no single feature shows (e.g. a broken correlation). Rows are encoded with the
-reference profile: numbers standardised by the reference sample, categories one-hot on their most
-frequent reference levels, missing values at the reference mean.
+reference profile: numbers standardised by the reference sample, booleans and categories one-hot on
+their most frequent reference levels (values in their canonical form, `drift.kinds`), missing values
+at the reference mean. Only features present on both sides are encoded.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
-from driftgate.monitoring.drift.binning import CategoricalBinning, is_missing
-from driftgate.monitoring.drift.profile import ReferenceProfile, _as_float
+from driftgate.monitoring.drift.binning import CategoricalBinning
+from driftgate.monitoring.drift.kinds import as_float, canonical
+from driftgate.monitoring.drift.profile import CURRENT_SAMPLE_SEED, ReferenceProfile, sample_rows_of
 from driftgate.monitoring.drift.report import MultivariateDrift, Subtest
 
 ONE_HOT_LEVELS = 10  # enough to see a category mix change without a thousand sparse columns
 MIN_ROWS = 50  # below this per side the two tests have no power worth reporting
 AUC_THRESHOLD = 0.55
-RECONSTRUCTION_THRESHOLD = 1.1  # current error at least 10 % above the held-out reference error
+# PCA reconstruction: the components kept, and how many reference chunks calibrate the threshold.
+PCA_EXPLAINED = 0.9
+PCA_CHUNKS = 400
+PCA_QUANTILE = 0.95  # the threshold: this quantile of |ln ratio| over reference chunks of the window's size
 
 
-def encode(profile: ReferenceProfile, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Rows as a float matrix, encoded against the profile's reference sample."""
+def encode(
+    profile: ReferenceProfile, columns: Mapping[str, np.ndarray], names: Collection[str] | None = None
+) -> np.ndarray:
+    """Rows as a float matrix, encoded against the profile's reference sample (`names`: only these)."""
     blocks: list[np.ndarray] = []
     for name, spec in profile.specs.items():
-        if name not in columns or name not in profile.sample:
+        if name not in columns or name not in profile.sample or (names is not None and name not in names):
             continue
         if isinstance(spec.binning, CategoricalBinning):
-            values = np.asarray(columns[name])
-            missing = is_missing(values)
-            text = np.where(missing, "", values.astype(str))
+            text = canonical(columns[name], spec.kind, name)
             blocks.extend((text == level).astype(np.float64) for level in spec.binning.levels[:ONE_HOT_LEVELS])
         else:
-            reference = _as_float(name, profile.sample[name])
+            reference = as_float(name, profile.sample[name])
             finite = reference[np.isfinite(reference)]
             centre = float(finite.mean()) if finite.size else 0.0
             spread = float(finite.std()) if finite.size > 1 and finite.std() > 0 else 1.0
-            values = _as_float(name, np.asarray(columns[name]))
+            values = as_float(name, columns[name])
             blocks.append(np.where(np.isfinite(values), (values - centre) / spread, 0.0))
     if not blocks:
         return np.zeros((len(next(iter(columns.values()))) if columns else 0, 0))
@@ -96,13 +102,37 @@ def domain_classifier(reference: np.ndarray, current: np.ndarray, folds: int = 5
     return auc, float(stats.norm.sf(z))
 
 
-def pca_reconstruction(
-    reference: np.ndarray, current: np.ndarray, explained: float = 0.9, seed: int = 0
-) -> tuple[float, float]:
-    """Ratio of current to held-out reference PCA reconstruction error, and a one-sided p-value.
+@dataclass(frozen=True)
+class Reconstruction:
+    """PCA reconstruction error of the current rows against held-out reference rows.
 
-    PCA is fitted (SVD) on half of the reference rows; the other half gives the error expected
-    without drift, so the ratio is about 1 when nothing changed. The p-value is Mann-Whitney's.
+    ratio: mean current error / mean held-out reference error (about 1 without drift; above 1 when
+    rows leave the reference's principal subspace, e.g. a correlation broke; below 1 when they hug it
+    more closely, e.g. a correlation tightened). shift: |ln ratio|, the effect size. threshold: the
+    `PCA_QUANTILE` quantile of |ln ratio| over reference chunks of the window's size, so the ratio
+    band [exp(-threshold), exp(threshold)] is what a calm window of this many rows gives.
+    p_value: two-sided, ln ratio against its reference-chunk spread (normal approximation).
+    """
+
+    ratio: float
+    shift: float
+    threshold: float
+    p_value: float
+    components: int
+    columns: int
+
+
+def pca_reconstruction(
+    reference: np.ndarray, current: np.ndarray, explained: float = PCA_EXPLAINED, seed: int = 0
+) -> Reconstruction | None:
+    """The calibrated reconstruction test (see `Reconstruction`); None when the kept components
+    reproduce the reference exactly (nothing left to measure an error against).
+
+    PCA is fitted (SVD) on half of the reference rows, keeping `explained` of the variance; the
+    other half gives the error expected without drift. The threshold is calibrated on
+    `PCA_CHUNKS` reference chunks of the current window's size, each set against a resampled
+    held-out mean (drawn with replacement from the held-out errors), so the band is as wide as the
+    sampling noise of a window of this size and of the reference half it is compared with.
     """
     order = np.random.default_rng(seed).permutation(len(reference))
     fit_rows, held_out = reference[order[: len(order) // 2]], reference[order[len(order) // 2 :]]
@@ -115,12 +145,22 @@ def pca_reconstruction(
         centred = rows - centre
         return np.sum((centred - centred @ basis.T @ basis) ** 2, axis=1)
 
+    reference_errors, current_errors = errors(held_out), errors(current)
+    scale = float(np.sum(singular**2)) / max(1, len(fit_rows))
+    if float(reference_errors.mean()) <= 1e-9 * max(scale, 1e-300):
+        return None
+    ratio = float(current_errors.mean() / reference_errors.mean())
+    rng = np.random.default_rng(seed + 1)
+    chunks = reference_errors[rng.integers(0, reference_errors.size, (PCA_CHUNKS, current_errors.size))]
+    baselines = reference_errors[rng.integers(0, reference_errors.size, (PCA_CHUNKS, reference_errors.size))]
+    null = np.log(chunks.mean(axis=1) / baselines.mean(axis=1))
+    shift = abs(float(np.log(max(ratio, 1e-300))))
+    spread = float(null.std())
     from scipy import stats
 
-    reference_errors, current_errors = errors(held_out), errors(current)
-    ratio = float(current_errors.mean() / max(reference_errors.mean(), 1e-12))
-    p_value = float(stats.mannwhitneyu(current_errors, reference_errors, alternative="greater").pvalue)
-    return ratio, p_value
+    p_value = float(2 * stats.norm.sf(shift / spread)) if spread > 0 else (1.0 if shift == 0 else 0.0)
+    threshold = float(np.quantile(np.abs(null), PCA_QUANTILE))
+    return Reconstruction(ratio, shift, threshold, min(1.0, p_value), len(basis), reference.shape[1])
 
 
 def multivariate_drift(
@@ -130,22 +170,38 @@ def multivariate_drift(
 
     Returned subtests are undecided: `compare` puts their p-values in the correction family.
     """
-    reference = encode(profile, profile.sample)
+    shared = [name for name in profile.specs if name in current_sample and name in profile.sample]
+    reference = encode(profile, profile.sample, shared)
     rows = len(next(iter(current_sample.values()))) if current_sample else 0
     if rows > max_rows:
         # Pick the rows first, then encode only them: encoding is row by row, so this is the same
         # matrix as encoding everything and picking afterwards, without a (rows x columns) detour.
-        picked = np.random.default_rng(seed).permutation(rows)[:max_rows]
+        picked = sample_rows_of(rows, max_rows, CURRENT_SAMPLE_SEED)
         current_sample = {name: np.asarray(values)[picked] for name, values in current_sample.items()}
-    current = encode(profile, current_sample)
+    current = encode(profile, current_sample, shared)
     result = MultivariateDrift(n_reference=len(reference), n_current=len(current))
     if min(len(reference), len(current)) < MIN_ROWS or reference.shape[1] == 0:
         result.note = f"skipped: needs at least {MIN_ROWS} rows on each side and one encodable feature"
         return result
     auc, auc_p = domain_classifier(reference, current, seed=seed)
     result.domain_classifier = Subtest("domain_classifier", "mann_whitney_auc", auc_p, "auc", auc, AUC_THRESHOLD)
-    ratio, ratio_p = pca_reconstruction(reference, current, seed=seed)
+    found = pca_reconstruction(reference, current, seed=seed)
+    if found is None:
+        result.note = "pca_reconstruction skipped: the kept components reproduce every reference row exactly"
+        return result
     result.pca_reconstruction = Subtest(
-        "pca_reconstruction", "mann_whitney", ratio_p, "error_ratio", ratio, RECONSTRUCTION_THRESHOLD
+        "pca_reconstruction",
+        "reference_chunks_z",
+        found.p_value,
+        "abs_log_error_ratio",
+        found.shift,
+        found.threshold,
+        details={
+            "error_ratio": found.ratio,
+            "calm_ratio_low": float(np.exp(-found.threshold)),
+            "calm_ratio_high": float(np.exp(found.threshold)),
+            "components": float(found.components),
+            "columns": float(found.columns),
+        },
     )
     return result

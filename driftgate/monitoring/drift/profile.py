@@ -22,14 +22,18 @@ from typing import Any
 import numpy as np
 
 from driftgate.errors import InvalidInput
-from driftgate.monitoring.drift.binning import (
-    CategoricalBinning,
+from driftgate.monitoring.drift.binning import CategoricalBinning, NumericBinning, column_arrays
+from driftgate.monitoring.drift.kinds import (
+    FALSE,
+    TRUE,
     FeatureKind,
-    NumericBinning,
-    category_counts,
-    column_arrays,
-    infer_kind,
+    as_float,
+    canonical,
+    kind_of,
+    level_counts,
+    parse_kind,
 )
+from driftgate.monitoring.drift.kinds import sample_rows as sample_rows_of
 from driftgate.monitoring.drift.sketches import CategoricalSketch, FeatureSketch, NumericSketch, WindowSketch
 
 
@@ -43,16 +47,33 @@ class FeatureSpec:
 
     @classmethod
     def fit(cls, name: str, values: np.ndarray, kind: FeatureKind, n_bins: int, max_levels: int) -> FeatureSpec:
-        if kind is FeatureKind.NUMERIC:
-            return cls(name, kind, NumericBinning.fit(_as_float(name, values), n_bins))
-        distinct, counts, _ = category_counts(values)
-        return cls(name, kind, CategoricalBinning.fit(distinct, counts, max_levels))
+        """`values`: the column in any representation (`kinds` makes it canonical)."""
+        if kind.is_numeric:
+            return cls(name, kind, NumericBinning.fit(as_float(name, values), n_bins))
+        levels, counts, _ = level_counts(values, kind)
+        return cls.of_levels(name, kind, levels, counts, max_levels)
+
+    @classmethod
+    def of_levels(
+        cls, name: str, kind: FeatureKind, levels: list[str], counts: list[int], max_levels: int
+    ) -> FeatureSpec:
+        """A boolean or categorical feature from its canonical levels and their reference counts."""
+        if kind is FeatureKind.BOOLEAN:
+            # Both levels always: a reference of only False still knows that True is a boolean, not
+            # an unseen category.
+            missing = [text for text in (FALSE, TRUE) if text not in levels]
+            levels, counts = [*levels, *missing], [*counts, *[0] * len(missing)]
+        return cls(name, kind, CategoricalBinning.fit(levels, counts, max_levels))
+
+    def values(self, values: Any) -> np.ndarray:
+        """The column in this feature's canonical representation (`kinds.canonical`)."""
+        return canonical(values, self.kind, self.name)
 
     def sketch(self, values: np.ndarray) -> FeatureSketch:
         if isinstance(self.binning, NumericBinning):
-            return NumericSketch.of(self.binning, _as_float(self.name, values))
-        distinct, counts, missing = category_counts(values)
-        return CategoricalSketch.of_counts(self.binning, distinct, counts, missing)
+            return NumericSketch.of(self.binning, as_float(self.name, values))
+        levels, counts, missing = level_counts(values, self.kind)
+        return CategoricalSketch.of_counts(self.binning, levels, counts, missing)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind.value, "binning": self.binning.to_dict()}
@@ -60,7 +81,7 @@ class FeatureSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
         kind = FeatureKind(data["kind"])
-        binning_type = NumericBinning if kind is FeatureKind.NUMERIC else CategoricalBinning
+        binning_type = NumericBinning if kind.is_numeric else CategoricalBinning
         return cls(str(data["name"]), kind, binning_type.from_dict(data["binning"]))
 
 
@@ -91,21 +112,27 @@ class ReferenceProfile:
         n_bins: int = 100,
         max_levels: int = 10_000,
         sample_rows: int = 2_000,
-        seed: int = 0,
+        edge_sample_rows: int = 100_000,
     ) -> ReferenceProfile:
         """Fit from a mapping name -> values or a DataFrame-like object.
 
-        `feature_types` overrides the inferred kind ("numeric" or "categorical") per column.
+        `feature_types` overrides the inferred kind ("numeric", "integer", "boolean" or "categorical")
+        per column. Numeric bin edges are the quantiles of `edge_sample_rows` rows, and the row sample
+        of the multivariate tests holds `sample_rows` rows: both drawn as `io.profile_file` draws them
+        from a file (`kinds.sample_rows`), so a file and the same rows in memory give the same profile.
         """
         arrays = column_arrays(columns)
-        specs = {
-            name: FeatureSpec.fit(name, values, _kind(name, values, feature_types), n_bins, max_levels)
-            for name, values in arrays.items()
-        }
-        profile = cls(specs)
         rows = len(next(iter(arrays.values()))) if arrays else 0
-        picked = np.random.default_rng(seed).permutation(rows)[:sample_rows]
-        return cls(specs, profile.sketch(arrays), {name: values[picked] for name, values in arrays.items()})
+        edge_rows = sample_rows_of(rows, edge_sample_rows, EDGE_SEED) if rows > edge_sample_rows else None
+        specs: dict[str, FeatureSpec] = {}
+        for name, values in arrays.items():
+            kind = _kind(name, values, feature_types)
+            fitted_on = values[edge_rows] if edge_rows is not None and kind.is_numeric else values
+            specs[name] = FeatureSpec.fit(name, fitted_on, kind, n_bins, max_levels)
+        profile = cls(specs)
+        picked = sample_rows_of(rows, sample_rows, REFERENCE_SAMPLE_SEED)
+        sample = {name: specs[name].values(values[picked]) for name, values in arrays.items()}
+        return cls(specs, profile.sketch(arrays), sample)
 
     @classmethod
     def from_parts(
@@ -138,36 +165,22 @@ class ReferenceProfile:
         sample = {}
         for name, values in data.get("sample", {}).items():
             kind = specs[name].kind if name in specs else FeatureKind.CATEGORICAL
-            sample[name] = (
-                np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-                if kind is FeatureKind.NUMERIC
-                else np.array(values, dtype=object)
-            )
+            sample[name] = canonical(np.array(values, dtype=object), kind, name)
         return cls(specs, WindowSketch.from_dict(data["reference"]), sample)
+
+
+# Seeds of the row samples; `io` draws its samples from files with the same ones.
+EDGE_SEED, CURRENT_SAMPLE_SEED, REFERENCE_SAMPLE_SEED = 0, 1, 2
 
 
 def _kind(name: str, values: np.ndarray, feature_types: Mapping[str, str] | None) -> FeatureKind:
     if feature_types and name in feature_types:
-        try:
-            return FeatureKind(feature_types[name])
-        except ValueError:
-            raise InvalidInput(
-                f"feature_types[{name!r}] must be 'numeric' or 'categorical'. Got {feature_types[name]!r} instead."
-            ) from None
-    return infer_kind(values)
+        return parse_kind(f"feature_types[{name!r}]", feature_types[name])
+    return kind_of(values)
 
 
 def _as_float(name: str, values: np.ndarray) -> np.ndarray:
-    try:
-        return (
-            np.asarray(values, dtype=np.float64)
-            if values.dtype.kind != "O"
-            else np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-        )
-    except (TypeError, ValueError):
-        raise InvalidInput(
-            f"Feature {name!r} is numeric in the reference profile, but a value could not be read as a number."
-        ) from None
+    return as_float(name, values)
 
 
 def _all_arrays(columns: dict[str, Any]) -> bool:

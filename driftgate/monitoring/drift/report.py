@@ -29,6 +29,7 @@ class Subtest:
     threshold: float
     p_value_adjusted: float = math.nan
     drifted: bool = False
+    details: dict[str, float] = field(default_factory=dict)  # extra numbers of this test, reported as they are
 
     def decide(self, adjusted_p_value: float, alpha: float) -> None:
         self.p_value_adjusted = adjusted_p_value
@@ -43,6 +44,7 @@ class Subtest:
             "effect_size": _finite(self.effect_size),
             "threshold": self.threshold,
             "drifted": self.drifted,
+            **{key: _finite(value) for key, value in self.details.items()},
         }
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from driftgate.errors import BadRequest, InvalidInput, UnsupportedFormat
+from driftgate.errors import BadRequest, InvalidInput, UnsupportedFormat, short_repr
 from driftgate.serving.protocols.native import (
     jsonable_predictions,
     load_json_object,
@@ -60,7 +60,7 @@ def _columnar_to_columns(columns: dict[str, Any], where: str) -> dict[str, list[
     first = ""
     for name, values in columns.items():
         if not isinstance(values, list):
-            raise InvalidInput(f"'{where}.{name}': expected an array of values, got {values!r:.100}", field=name)
+            raise InvalidInput(f"'{where}.{name}': expected an array of values, got {short_repr(values)}", field=name)
         if n_rows is None:
             n_rows, first = len(values), name
         elif len(values) != n_rows:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from driftgate.errors import BadRequest, InvalidInput
+from driftgate.errors import BadRequest, InvalidInput, short_repr
 from driftgate.serving.result import DecodedRequest, PredictionResult
 
 # Numpy scalars and arrays come straight out of models; orjson serialises them natively
@@ -139,7 +139,7 @@ def split_to_columns(split: Any, feature_names: Sequence[str], where: str) -> di
     else:
         if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
             raise InvalidInput(
-                f"'{where}.columns': expected an array of column names (strings), got {columns!r:.200}",
+                f"'{where}.columns': expected an array of column names (strings), got {short_repr(columns)}",
                 field=f"{where}.columns",
             )
         if len(set(columns)) != len(columns):

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from driftgate.errors import BadRequest, InvalidInput
+from driftgate.errors import BadRequest, InvalidInput, short_repr
 from driftgate.serving.result import DecodedRequest, PredictionResult
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -55,6 +55,8 @@ NUMPY_DTYPES: dict[str, np.dtype[Any]] = {
 DATATYPES = (*NUMPY_DTYPES, "BYTES")
 _INT_TYPES = frozenset(k for k, v in NUMPY_DTYPES.items() if v.kind in "iu")
 _LENGTH_PREFIX = struct.Struct("<I")
+# The most dimensions a tensor may have (numpy's limit), so the deepest `data` nesting accepted.
+MAX_DIMS = 64
 
 OUTPUT_PREDICT = "predict"
 OUTPUT_PROBA = "predict_proba"
@@ -144,7 +146,8 @@ def _load_header(header: memoryview, has_length: bool) -> dict[str, Any]:
 def _check_shape(name: str, shape: Any) -> list[int]:
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise InvalidInput(
-            f"input '{name}': expected 'shape' as an array of non-negative integers, got {shape!r:.100}", field=name
+            f"input '{name}': expected 'shape' as an array of non-negative integers, got {short_repr(shape)}",
+            field=name,
         )
     return shape
 
@@ -190,21 +193,36 @@ def _numeric_from_binary(chunk: memoryview, name: str, datatype: str, count: int
     return np.frombuffer(chunk, dtype=dtype).astype(dtype.newbyteorder("="), copy=True)
 
 
-def _flatten(values: list[Any]) -> list[Any]:
-    """V2 allows `data` nested like the shape; BYTES data are flattened here (numeric by numpy)."""
+def _flatten(values: list[Any], name: str) -> list[Any]:
+    """V2 allows `data` nested like the shape; BYTES data are flattened here (numeric by numpy).
+    Iterative, and no deeper than a tensor can be (numpy's `MAX_DIMS`): a depth-1000 array is a 422
+    naming the input, not a RecursionError."""
     if not any(isinstance(v, list) for v in values):
         return values
     flat: list[Any] = []
-    for v in values:
-        flat.extend(_flatten(v) if isinstance(v, list) else [v])
+    stack = [iter(values)]
+    while stack:
+        for v in stack[-1]:
+            if isinstance(v, list):
+                if len(stack) >= MAX_DIMS:
+                    raise InvalidInput(
+                        f"input '{name}': expected 'data' nested at most {MAX_DIMS} levels deep (like its shape), "
+                        "got deeper arrays",
+                        field=name,
+                    )
+                stack.append(iter(v))
+                break
+            flat.append(v)
+        else:
+            stack.pop()
     return flat
 
 
 def _bytes_from_json(data: list[Any], name: str) -> list[str]:
-    flat = _flatten(data)
+    flat = _flatten(data, name)
     if not all(type(v) is str for v in flat):
         bad = next(v for v in flat if type(v) is not str)
-        raise InvalidInput(f"input '{name}': expected BYTES data as strings, got {bad!r:.50}", field=name)
+        raise InvalidInput(f"input '{name}': expected BYTES data as strings, got {short_repr(bad)}", field=name)
     return flat
 
 
@@ -240,13 +258,13 @@ def _numeric_from_json(data: list[Any], name: str, datatype: str) -> np.ndarray:
     target = NUMPY_DTYPES[datatype].newbyteorder("=")
     if family == "INT" and arr.size and arr.dtype.kind not in "iu":
         # Integers beyond int64 (large UINT64) make numpy infer float64 or object: build exactly.
-        flat = _flatten(data)
+        flat = _flatten(data, name)
         if all(isinstance(v, int) and not isinstance(v, bool) for v in flat):
             _check_int_range(min(flat), max(flat), name, datatype)
             return np.array(flat, dtype=target)
     if arr.size and arr.dtype.kind not in _JSON_KINDS[family]:
-        bad = _first_not_of(_flatten(data), family)
-        raise InvalidInput(f"input '{name}': expected {datatype} data, got {bad!r:.50}", field=name)
+        bad = _first_not_of(_flatten(data, name), family)
+        raise InvalidInput(f"input '{name}': expected {datatype} data, got {short_repr(bad)}", field=name)
     if family == "INT" and arr.size:
         _check_int_range(arr.min(), arr.max(), name, datatype)
     return arr.astype(target, copy=False).reshape(-1)
@@ -265,19 +283,20 @@ def _check_int_range(low: Any, high: Any, name: str, datatype: str) -> None:
 def _parse_input(spec: Any, index: int, tail: _Tail) -> _Tensor:
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         raise InvalidInput(
-            f"inputs[{index}]: expected an object with a string 'name', got {spec!r:.100}", field=f"inputs[{index}]"
+            f"inputs[{index}]: expected an object with a string 'name', got {short_repr(spec)}",
+            field=f"inputs[{index}]",
         )
     name = spec["name"]
     datatype = spec.get("datatype")
     if datatype not in DATATYPES:
         raise InvalidInput(
-            f"input '{name}': expected 'datatype' one of {list(DATATYPES)}, got {datatype!r}", field=name
+            f"input '{name}': expected 'datatype' one of {list(DATATYPES)}, got {short_repr(datatype)}", field=name
         )
     shape = _check_shape(name, spec.get("shape"))
     count = math.prod(shape)
     params = spec.get("parameters") or {}
     if not isinstance(params, dict):
-        raise InvalidInput(f"input '{name}': expected 'parameters' as an object, got {params!r:.100}", field=name)
+        raise InvalidInput(f"input '{name}': expected 'parameters' as an object, got {short_repr(params)}", field=name)
     if "shared_memory_region" in params:
         raise InvalidInput(
             f"input '{name}': expected data in the request, got a shared memory region (not supported by driftgate)",
@@ -287,7 +306,8 @@ def _parse_input(spec: Any, index: int, tail: _Tail) -> _Tensor:
     if size is not None:
         if type(size) is not int or size < 0:
             raise InvalidInput(
-                f"input '{name}': expected parameters.binary_data_size as a non-negative integer, got {size!r}",
+                f"input '{name}': expected parameters.binary_data_size as a non-negative integer, "
+                f"got {short_repr(size)}",
                 field=name,
             )
         chunk = tail.take(size, name)
@@ -305,7 +325,7 @@ def _parse_input(spec: Any, index: int, tail: _Tail) -> _Tensor:
     else:
         raise InvalidInput(
             f"input '{name}': expected 'data' as an array (or parameters.binary_data_size), "
-            f"got {spec.get('data')!r:.50}",
+            f"got {short_repr(spec.get('data'))}",
             field=name,
         )
     if len(data) != count:
@@ -378,17 +398,18 @@ def _parse_outputs(req: dict[str, Any]) -> tuple[RequestedOutput, ...]:
     if outputs is None:
         return ()
     if not isinstance(outputs, list):
-        raise InvalidInput(f"'outputs': expected an array, got {outputs!r:.100}", field="outputs")
+        raise InvalidInput(f"'outputs': expected an array, got {short_repr(outputs)}", field="outputs")
     parsed = []
     for i, out in enumerate(outputs):
         if not isinstance(out, dict) or not isinstance(out.get("name"), str):
             raise InvalidInput(
-                f"outputs[{i}]: expected an object with a string 'name', got {out!r:.100}", field=f"outputs[{i}]"
+                f"outputs[{i}]: expected an object with a string 'name', got {short_repr(out)}", field=f"outputs[{i}]"
             )
         params = out.get("parameters") or {}
         if not isinstance(params, dict):
             raise InvalidInput(
-                f"output '{out['name']}': expected 'parameters' as an object, got {params!r:.100}", field=out["name"]
+                f"output '{out['name']}': expected 'parameters' as an object, got {short_repr(params)}",
+                field=out["name"],
             )
         for unsupported in ("classification", "shared_memory_region"):
             if unsupported in params:
@@ -404,7 +425,7 @@ def _parse_outputs(req: dict[str, Any]) -> tuple[RequestedOutput, ...]:
 def _parse_options(req: dict[str, Any], params: dict[str, Any]) -> V2Options:
     request_id = req.get("id")
     if request_id is not None and not isinstance(request_id, str):
-        raise InvalidInput(f"'id': expected a string, got {request_id!r:.50}", field="id")
+        raise InvalidInput(f"'id': expected a string, got {short_repr(request_id)}", field="id")
     return V2Options(
         id=request_id,
         outputs=_parse_outputs(req),
@@ -429,11 +450,11 @@ def decode_infer(
     req = _load_header(header, tail.present)
     params = req.get("parameters") or {}
     if not isinstance(params, dict):
-        raise InvalidInput(f"'parameters': expected an object, got {params!r:.100}", field="parameters")
+        raise InvalidInput(f"'parameters': expected an object, got {short_repr(params)}", field="parameters")
     inputs = req.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInput(
-            f"'inputs': expected a non-empty array of input tensors, got {inputs!r:.100}", field="inputs"
+            f"'inputs': expected a non-empty array of input tensors, got {short_repr(inputs)}", field="inputs"
         )
     tensors = [_parse_input(spec, i, tail) for i, spec in enumerate(inputs)]
     if tail.present and tail.offset != len(tail.view):
