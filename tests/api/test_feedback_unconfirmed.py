@@ -84,3 +84,6 @@ def test_oversized_label_is_refused_naming_it(deployed: Client, server: LiveServ
         assert ok.json() == {"accepted": 1, "unknown_ids": []}
         wide = http.post("/v1/endpoints/clf/feedback", json={"labels": [{"id": pid, "label": "é" * (limit // 2 + 1)}]})
         assert wide.status_code == 413
+        # A reviewer's decision is stored as a label too.
+        review = http.post(f"/v1/review/{pid}", json={"label": "x" * (limit + 1)})
+        assert review.status_code == 413 and review.json()["field"] == "label", review.text

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from driftgate.api.auth import require
 from driftgate.api.services import Services, services
-from driftgate.errors import BadRequest, DriftgateError, NotFound
+from driftgate.errors import BadRequest, DriftgateError, NotFound, PayloadTooLarge
 
 router = APIRouter(prefix="/v1/review", tags=["review"], dependencies=[Depends(require("admin"))])
 
@@ -57,6 +57,12 @@ class Decision(BaseModel):
 @router.post("/{prediction_id}")
 async def decide(request: Request, prediction_id: str, decision: Decision) -> dict[str, Any]:
     svc = services(request)
+    if isinstance(decision.label, str) and len(decision.label.encode()) > svc.settings.max_label_bytes:
+        raise PayloadTooLarge(
+            f"label is {len(decision.label.encode())} bytes; a label may be at most "
+            f"{svc.settings.max_label_bytes} bytes (the server's max_label_bytes)",
+            field="label",
+        )
     row = await run_in_threadpool(svc.store.predictions.get, prediction_id)
     if row is None:
         raise NotFound(f"no prediction with id {prediction_id!r}", id=prediction_id)
