@@ -331,6 +331,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         svc = build_services(settings)
         app.state.services = svc
         await svc.dataplane.load_all()
+        # The token table is read now, so that a store outage later serves from it (api/auth.py).
+        await svc.tokens.scopes()
         if isinstance(svc.recorder, ProcessRecorder):
             svc.recorder.start()
         # Models and reference objects are long-lived: moving them out of the collector's view cuts
