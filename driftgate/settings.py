@@ -18,6 +18,9 @@ class Settings:
     """SQLAlchemy URL of the store, e.g. postgresql+psycopg://user@host/db; SQLite under data_dir if unset."""
     host: str = "127.0.0.1"
     port: int = 8080
+    grpc_port: int = 0
+    """Port of the Open Inference Protocol's gRPC service (api/grpc_server.py) on `host`; 0: no gRPC.
+    `driftgate serve` defaults to 8081 (SPEC 12); servers built from `Settings()` directly have none."""
     workers: int = 1
     """Worker processes; each is a full replica sharing the store."""
     monitor_interval: float = 60.0

@@ -348,9 +348,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if svc.metrics.multiprocess:
             # With several workers, other workers answer scrapes from what this one last wrote.
             background.append(asyncio.create_task(refresh_every(svc.metrics)))
-        grpc_server = await _start_grpc(app, svc) if settings.grpc_port else None
+        grpc_server = None
         svc.ready = True
         try:
+            if settings.grpc_port:  # inside the try: a port it cannot bind still closes what started
+                grpc_server = await _start_grpc(app, svc)
             with _unready_on_sigterm(svc):
                 yield
         finally:

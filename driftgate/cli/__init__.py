@@ -54,6 +54,9 @@ def serve(
     db: DbUrl = None,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8080,
+    grpc_port: Annotated[
+        int, typer.Option(help="Port of the Open Inference Protocol's gRPC service (0: none).", min=0, max=65535)
+    ] = 8081,
     workers: Annotated[int, typer.Option(help="Worker processes (replicas sharing the store).")] = 1,
     monitor_interval: Annotated[float, typer.Option(help="Seconds between monitor runs.")] = 60.0,
     webhook_allow: Annotated[list[str] | None, typer.Option(help="Private host/CIDR webhooks may reach.")] = None,
@@ -96,6 +99,7 @@ def serve(
         db=db,
         host=host,
         port=port,
+        grpc_port=grpc_port,
         workers=workers,
         monitor_interval=monitor_interval,
         webhook_allow=list(webhook_allow or []),
@@ -121,6 +125,8 @@ def serve(
         raise typer.Exit(2)
     os.environ[ENV_VAR] = settings.to_env()
     console.print(f"driftgate serving on http://{host}:{port} (store: {db or data_dir}, workers: {workers})")
+    if grpc_port:
+        console.print(f"gRPC (Open Inference Protocol) on {host}:{grpc_port}")
     # Several workers share their Prometheus metrics through files in a directory of this server's
     # own, created before the workers start and removed when the server exits; one worker keeps
     # them in its own registry. Either way `serve` owns the variable: an inherited one is ignored.

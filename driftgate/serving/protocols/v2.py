@@ -91,6 +91,10 @@ class _Tensor:
     data: Any  # np.ndarray of NUMPY_DTYPES[datatype], or list[str] for BYTES
 
 
+# Public names for the other transport of this protocol (serving/protocols/grpc).
+Tensor = _Tensor
+
+
 @dataclass(slots=True)
 class _Tail:
     """The binary section after the JSON header, consumed input by input."""
@@ -150,6 +154,9 @@ def _check_shape(name: str, shape: Any) -> list[int]:
             field=name,
         )
     return shape
+
+
+check_shape = _check_shape
 
 
 def _bytes_from_binary(chunk: memoryview, name: str) -> list[str]:
@@ -280,6 +287,20 @@ def _check_int_range(low: Any, high: Any, name: str, datatype: str) -> None:
         )
 
 
+def binary_tensor_data(chunk: memoryview, name: str, datatype: str, count: int) -> Any:
+    """One tensor's elements from its raw bytes (REST binary extension, gRPC raw contents)."""
+    if datatype == "BYTES":
+        return _bytes_from_binary(chunk, name)
+    return _numeric_from_binary(chunk, name, datatype, count)
+
+
+def json_tensor_data(data: list[Any], name: str, datatype: str) -> Any:
+    """One tensor's elements from a list of values (REST JSON `data`, gRPC typed contents)."""
+    if datatype == "BYTES":
+        return _bytes_from_json(data, name)
+    return _numeric_from_json(data, name, datatype)
+
+
 def _parse_input(spec: Any, index: int, tail: _Tail) -> _Tensor:
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         raise InvalidInput(
@@ -310,29 +331,25 @@ def _parse_input(spec: Any, index: int, tail: _Tail) -> _Tensor:
                 f"got {short_repr(size)}",
                 field=name,
             )
-        chunk = tail.take(size, name)
-        data = (
-            _bytes_from_binary(chunk, name)
-            if datatype == "BYTES"
-            else _numeric_from_binary(chunk, name, datatype, count)
-        )
+        data = binary_tensor_data(tail.take(size, name), name, datatype, count)
     elif isinstance(spec.get("data"), list):
-        data = (
-            _bytes_from_json(spec["data"], name)
-            if datatype == "BYTES"
-            else _numeric_from_json(spec["data"], name, datatype)
-        )
+        data = json_tensor_data(spec["data"], name, datatype)
     else:
         raise InvalidInput(
             f"input '{name}': expected 'data' as an array (or parameters.binary_data_size), "
             f"got {short_repr(spec.get('data'))}",
             field=name,
         )
-    if len(data) != count:
-        raise InvalidInput(
-            f"input '{name}': expected {count} values (the product of shape {shape}), got {len(data)}", field=name
-        )
+    check_count(name, shape, len(data))
     return _Tensor(name, shape, datatype, data)
+
+
+def check_count(name: str, shape: list[int], got: int) -> None:
+    count = math.prod(shape)
+    if got != count:
+        raise InvalidInput(
+            f"input '{name}': expected {count} values (the product of shape {shape}), got {got}", field=name
+        )
 
 
 def _is_matrix_input(tensors: list[_Tensor], features: frozenset[str]) -> bool:
@@ -463,6 +480,19 @@ def decode_infer(
             f"binary_data_size), got {len(tail.view)}",
             field="inputs",
         )
+    request_params = {k: v for k, v in params.items() if k != "binary_data_output"}
+    decoded = tensors_to_request(tensors, feature_names, feature_is_numeric, request_params)
+    return decoded, _parse_options(req, params)
+
+
+def tensors_to_request(
+    tensors: list[_Tensor],
+    feature_names: Sequence[str],
+    feature_is_numeric: Sequence[bool],
+    parameters: dict[str, Any],
+) -> DecodedRequest:
+    """Decoded input tensors -> feature columns (REST and gRPC share this): one tensor per feature,
+    or a single numeric [n, d] matrix."""
     if _is_matrix_input(tensors, frozenset(feature_names)):
         columns = _matrix_columns(tensors[0], feature_names, feature_is_numeric)
     else:
@@ -473,8 +503,7 @@ def decode_infer(
         raise InvalidInput(
             f"input '{tensors[0].name}': expected at least one row, got shape {tensors[0].shape}", field=tensors[0].name
         )
-    request_params = {k: v for k, v in params.items() if k != "binary_data_output"}
-    return DecodedRequest(columns=columns, n_rows=n_rows, parameters=request_params), _parse_options(req, params)
+    return DecodedRequest(columns=columns, n_rows=n_rows, parameters=parameters)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -559,24 +588,34 @@ def _selected(options: V2Options, available: Sequence[str]) -> list[RequestedOut
     return list(options.outputs)
 
 
+def response_tensors(
+    result: PredictionResult, options: V2Options
+) -> list[tuple[RequestedOutput, str, np.ndarray, list[int]]]:
+    """The outputs a response carries, in order (REST and gRPC share this): (requested, datatype,
+    array, shape). Raises InvalidInput for a requested output the model cannot give."""
+    tensors = _output_tensors(result)
+    return [(requested, *tensors[requested.name]) for requested in _selected(options, list(tensors))]
+
+
+def tensor_bytes(datatype: str, arr: np.ndarray) -> bytes:
+    """A tensor's raw wire bytes: little-endian, row-major; BYTES elements length-prefixed."""
+    if datatype == "BYTES":
+        return _bytes_to_binary(arr.reshape(-1))
+    return np.ascontiguousarray(arr, dtype=NUMPY_DTYPES[datatype]).tobytes()
+
+
 def encode_infer(result: PredictionResult, model_name: str, options: V2Options) -> tuple[bytes, dict[str, str]]:
     """Encode a V2 infer response; returns (body, headers to add to the HTTP response).
 
     The headers always carry Content-Type, and `Inference-Header-Content-Length` when any
     output is sent as binary data after the JSON header.
     """
-    tensors = _output_tensors(result)
     outputs: list[dict[str, Any]] = []
     binary_parts: list[bytes] = []
-    for requested in _selected(options, list(tensors)):
-        datatype, arr, shape = tensors[requested.name]
+    for requested, datatype, arr, shape in response_tensors(result, options):
         out: dict[str, Any] = {"name": requested.name, "datatype": datatype, "shape": shape}
         if options.is_binary(requested):
-            raw = (
-                _bytes_to_binary(arr.reshape(-1))
-                if datatype == "BYTES"
-                else np.ascontiguousarray(arr, dtype=NUMPY_DTYPES[datatype]).tobytes()
-            )
+            raw = tensor_bytes(datatype, arr)
             out["parameters"] = {"binary_data_size": len(raw)}
             binary_parts.append(raw)
         elif datatype == "BYTES":
