@@ -6,6 +6,7 @@ Mounted by the main CLI with `app.command()(export)` and `app.command()(retentio
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -44,8 +45,44 @@ def parse_time(value: str | None, option: str) -> float | None:
     return when.timestamp()
 
 
-def flatten(rows: list[dict[str, Any]], reserved: frozenset[str]) -> list[dict[str, Any]]:
-    """One flat record per row: log columns, then each input field as its own column."""
+Kinds = Callable[[str, int], Mapping[str, str]]
+"""The feature kinds (`registry.schema`) of a model version, by name; {} when unknown."""
+
+
+class InputValues:
+    """Logged inputs in their kind's one representation (`monitoring.drift.kinds`): the serving schema
+    logs a boolean feature as 0.0 / 1.0, the export writes it as a boolean (a Parquet `bool` column,
+    True / False in CSV), the way the reference data had it; categories as their canonical text.
+    A boolean value that is neither 0 nor 1 (only an old log can hold one) is written as missing and
+    counted in `not_boolean`."""
+
+    def __init__(self) -> None:
+        from driftgate.monitoring.drift import kinds  # numpy: imported only when exporting
+
+        self.kinds = kinds
+        self.not_boolean = 0
+
+    def __call__(self, value: Any, kind: str | None) -> Any:
+        if kind is None or kind in ("numeric", "integer"):
+            return value
+        text = self.kinds.level(value, self.kinds.FeatureKind(kind))
+        if kind != "boolean" or text is None:
+            return text
+        if text in (self.kinds.TRUE, self.kinds.FALSE):
+            return text == self.kinds.TRUE
+        self.not_boolean += 1
+        return None
+
+
+def flatten(
+    rows: list[dict[str, Any]],
+    reserved: frozenset[str],
+    kinds: Kinds | None = None,
+    values: InputValues | None = None,
+) -> list[dict[str, Any]]:
+    """One flat record per row: log columns, then each input field as its own column (in its kind's
+    representation when `kinds` knows the row's model version)."""
+    values = values or InputValues()
     out = []
     for row in rows:
         record = {
@@ -62,8 +99,9 @@ def flatten(rows: list[dict[str, Any]], reserved: frozenset[str]) -> list[dict[s
             "label_ts": row["label_ts"],
             "error": row["error"],
         }
+        known = kinds(row["model"], row["version"]) if kinds is not None else {}
         for name, value in (row["inputs"] or {}).items():
-            record[f"input.{name}" if name in reserved else name] = value
+            record[f"input.{name}" if name in reserved else name] = values(value, known.get(name))
         out.append(record)
     return out
 
@@ -71,9 +109,10 @@ def flatten(rows: list[dict[str, Any]], reserved: frozenset[str]) -> list[dict[s
 class _Writer:
     """Writes flattened chunks to CSV or Parquet with the columns fixed by the first chunk."""
 
-    def __init__(self, path: Path, label_sample: Any = None) -> None:
+    def __init__(self, path: Path, label_sample: Any = None, input_kinds: Mapping[str, str] | None = None) -> None:
         self.path = path
         self.label_sample = label_sample
+        self.input_kinds = dict(input_kinds or {})  # column -> feature kind: types a column all null at first
         self.kind = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
         self.columns: list[str] | None = None
         self._schema: Any = None
@@ -107,8 +146,13 @@ class _Writer:
             label_type = {bool: pa.bool_(), int: pa.float64(), float: pa.float64()}.get(
                 type(self.label_sample), pa.string()
             )
+            by_kind = {"boolean": pa.bool_(), "numeric": pa.float64(), "integer": pa.float64()}
             fields = [
-                f.with_type(label_type if f.name == "label" else pa.string()) if pa.types.is_null(f.type) else f
+                f.with_type(
+                    label_type if f.name == "label" else by_kind.get(self.input_kinds.get(f.name, ""), pa.string())
+                )
+                if pa.types.is_null(f.type)
+                else f
                 for f in table.schema
             ]
             if table.schema.field("label").type in (pa.int64(), pa.float64()):
@@ -162,8 +206,10 @@ def export(
     store = Store.open(data_dir, db)
     try:
         total = store.predictions.count_range(endpoint, **filters)
-        writer = _Writer(output, store.predictions.label_sample(endpoint))
         reserved = frozenset((*BASE_COLUMNS, *TAIL_COLUMNS))
+        kinds = _version_kinds(store)
+        writer = _Writer(output, store.predictions.label_sample(endpoint))
+        values = InputValues()
         done = 0
         with Progress(
             TextColumn(f"exporting {endpoint}"),
@@ -175,13 +221,38 @@ def export(
         ) as progress:
             task = progress.add_task("rows", total=total)
             for chunk in store.predictions.iter_with_labels(endpoint, chunk_rows=chunk_rows, **filters):
-                writer.write(flatten(chunk, reserved))
+                if done == 0:  # the first rows' kinds type the columns that start all null
+                    first = kinds(chunk[0]["model"], chunk[0]["version"])
+                    writer.input_kinds = {f"input.{n}" if n in reserved else n: k for n, k in first.items()}
+                writer.write(flatten(chunk, reserved, kinds, values))
                 done += len(chunk)
                 progress.update(task, completed=done)
         writer.close()
     finally:
         store.close()
     console.print(f"exported {done} rows of [bold]{endpoint}[/bold] to {output}")
+    if values.not_boolean:
+        console.print(f"[yellow]{values.not_boolean} logged values of boolean features were neither 0 nor 1[/yellow]")
+        console.print("and were exported as missing")
+
+
+def _version_kinds(store: Any) -> Kinds:
+    """Feature kinds per model version from the registry, looked up once each."""
+    from driftgate.errors import DriftgateError
+
+    cache: dict[tuple[str, int], Mapping[str, str]] = {}
+
+    def kinds(model: str, version: int) -> Mapping[str, str]:
+        key = (model, version)
+        if key not in cache:
+            try:
+                schema = store.models.get(model, version).input_schema or {}
+                cache[key] = {f["name"]: f["kind"] for f in schema.get("features", [])}
+            except DriftgateError:  # a log row of a version no longer registered: values as logged
+                cache[key] = {}
+        return cache[key]
+
+    return kinds
 
 
 def retention(

@@ -109,6 +109,10 @@ def both_reports(
     data_dir = str(server.settings.data_dir)
     done = runner.invoke(_cli(), ["export", endpoint, "-o", str(exported), "--data-dir", data_dir])
     assert done.exit_code == 0, done.output
+    # The export writes the boolean feature as the reference had it (logged as 0.0 / 1.0).
+    frame = pd.read_parquet(exported) if suffix == "parquet" else pd.read_csv(exported)
+    assert frame["member"].dtype == bool, frame["member"].head()
+    assert frame["visits"].tolist() == traffic["visits"].tolist()
     answer = runner.invoke(
         _cli(), ["drift", "report", "--reference", str(reference_csv), "--current", str(exported), "--json"]
     )
