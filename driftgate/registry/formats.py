@@ -137,8 +137,10 @@ class SklearnModel:
         self.feature_names = [str(n) for n in names] if names is not None else None
         final = model.steps[-1][1] if hasattr(model, "steps") else model
         # For most classifiers predict() is argmax(predict_proba()); one call instead of two.
-        # SVC-style Platt scaling breaks that identity, so those get both calls.
-        self._argmax_ok = self.classes is not None and not hasattr(final, "probability")
+        # SVC-style Platt scaling breaks that identity, so do a classifier's own cut
+        # (FixedThresholdClassifier, TunedThresholdClassifierCV) and any class that is not
+        # scikit-learn's: those get both calls, and the served answer is their predict().
+        self._argmax_ok = self.classes is not None and _predicts_argmax(final)
 
     def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
         if self.classes is None:
@@ -147,6 +149,12 @@ class SklearnModel:
         if self._argmax_ok:
             return np.asarray(self.model.classes_)[proba.argmax(axis=1)], proba
         return np.asarray(self.model.predict(frame)), proba
+
+
+def _predicts_argmax(estimator: Any) -> bool:
+    if not type(estimator).__module__.startswith("sklearn."):
+        return False
+    return not any(hasattr(estimator, name) for name in ("probability", "threshold", "best_threshold_"))
 
 
 class PythonModel(SklearnModel):
