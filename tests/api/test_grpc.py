@@ -4,6 +4,9 @@ the REST error text under gRPC status codes, bearer tokens in the `authorization
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -336,3 +339,58 @@ def _listeners(port: int) -> set[int]:
         pytest.skip("needs ss (iproute2) to see which processes listen")
     out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout
     return {int(pid) for pid in re.findall(r"pid=(\d+)", out)}
+
+
+# KServe's Python SDK (`pip install kserve`, ~70 packages, a few minutes) is not a dev dependency: its
+# protobuf messages share names with tritonclient's, so the two cannot be imported in one process. The
+# client runs in a child process: this interpreter if it has kserve, else $KSERVE_PYTHON.
+KSERVE_CLIENT = """
+import asyncio, json, sys
+import numpy as np
+from kserve import InferenceGRPCClient, InferInput, InferRequest
+
+async def main(url, binary, rows):
+    async with InferenceGRPCClient(url, timeout=30, retries=0) as client:
+        out = {"ready": [await client.is_server_live(), await client.is_server_ready(),
+                         await client.is_model_ready("clf")]}
+        inputs = []
+        for name, datatype in (("x1", "FP64"), ("x2", "FP64"), ("colour", "BYTES")):
+            tensor = InferInput(name, [len(rows[name])], datatype)
+            tensor.set_data_from_numpy(np.array(rows[name], dtype=object if datatype == "BYTES" else None),
+                                       binary_data=binary)
+            inputs.append(tensor)
+        answer = await client.infer(InferRequest(model_name="clf", infer_inputs=inputs, request_id="k-1"))
+        out["id"] = answer.id
+        out["outputs"] = {o.name: o.as_numpy().tolist() for o in answer.outputs}
+        print(json.dumps(out))
+
+asyncio.run(main(sys.argv[1], sys.argv[2] == "raw", json.loads(sys.argv[3])))
+"""
+
+
+def _kserve_python() -> str:
+    if importlib.util.find_spec("kserve") is not None:
+        return sys.executable
+    other = os.environ.get("KSERVE_PYTHON")
+    if not other:
+        pytest.skip(
+            "KServe's SDK is not installed (pip install kserve, or set KSERVE_PYTHON to an interpreter with it)"
+        )
+    return other
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", ["typed", "raw"])
+def test_kserve_grpc_client(form: str, served: LiveServer, rows: pd.DataFrame, artifacts: Artifacts) -> None:
+    python = _kserve_python()
+    url = f"127.0.0.1:{served.settings.grpc_port}"
+    payload = json.dumps({name: rows[name].tolist() for name in FEATURES})
+    done = subprocess.run(
+        [python, "-c", KSERVE_CLIENT, url, form, payload], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["ready"] == [True, True, True]
+    assert answer["id"] == "k-1"
+    assert answer["outputs"]["predict"] == artifacts.model.predict(rows).tolist()
+    np.testing.assert_allclose(answer["outputs"]["predict_proba"], artifacts.model.predict_proba(rows), rtol=1e-12)
