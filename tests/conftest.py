@@ -21,8 +21,57 @@ from driftgate.api.app import create_app
 from driftgate.client import Client
 from driftgate.settings import Settings
 from driftgate.store import Store
+from tests import procs
 
 PG_ROOT = os.environ.get("DRIFTGATE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+# Every process a test starts inherits this tag (tests/procs.py), wherever it is reparented: at the
+# end of the session anything still carrying it outlived its test (a kill test once left four
+# orphaned ~190 MB processes running). DRIFTGATE_TEST_LEAKS=warn reports without failing.
+SESSION_TAG = procs.new_tag()
+os.environ[procs.SESSION_VAR] = SESSION_TAG
+LEAK_WAIT_S = 10.0  # processes that are exiting get this long
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("driftgate")
+    group.addoption(
+        "--reliability",
+        choices=["quick", "full"],
+        default="quick",
+        help="tests/reliability size: quick (the default run, CI) or full (make reliability).",
+    )
+    group.addoption("--soak", action="store_true", help="run the soak test (make soak; SOAK_SECONDS sets its length)")
+    group.addoption("--reliability-report", default=None, help="write the reliability figures (JSON) here")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not procs.available():
+        return
+    deadline = time.monotonic() + LEAK_WAIT_S
+    while True:
+        left = [
+            p
+            for p in procs.with_env(procs.SESSION_VAR, SESSION_TAG)
+            # our own resource tracker ends with this process (its pipe closes)
+            if not (procs.is_resource_tracker(p) and p.ppid == os.getpid())
+        ]
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    if not left:
+        return
+    lines = "\n".join(f"  {p}" for p in left)
+    message = f"{len(left)} process(es) started by the tests outlived the session (now killed):\n{lines}"
+    procs.kill_all(left)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("")
+        reporter.write_line(message, red=True, bold=True)
+    else:
+        print(message)
+    if os.environ.get("DRIFTGATE_TEST_LEAKS", "fail") != "warn" and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pg_available() -> bool:

@@ -45,7 +45,13 @@ class ShadowProcess:
         """Start the child and load `ref` there now, so the first copies do not wait for it."""
         self._child.submit(_load, ref.model, ref.version)
 
+    def load(self, ref: VersionRef) -> None:
+        """Start the child and load `ref` there, and wait for it: a caller that must know the shadow is
+        ready (a test on a loaded machine, where the idle-priority child may take many seconds)."""
+        self._child.call(_load, ref.model, ref.version)
+
     def close(self) -> None:
+        """End the child; no other starts after this (a copy scored during shutdown is an error)."""
         self._child.close()
 
 

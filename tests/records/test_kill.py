@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ import pytest
 from driftgate.registry.registry import Registration, register
 from driftgate.serving.dataplane import DataPlane
 from driftgate.store import Store
+from tests import procs
 from tests.conftest import Artifacts, free_port
 
 DRIFTGATE = str(Path(sys.executable).parent / "driftgate")
@@ -28,19 +30,34 @@ def _dataplane_awaits_durable() -> bool:
 
 
 class Server:
-    def __init__(self, data_dir: Path, db: str | None, durable: bool) -> None:
+    """`driftgate serve` in a session of its own, tagged (tests/procs.py) so that everything it starts
+    is found, orphans included; `close()` kills whatever is left."""
+
+    def __init__(self, data_dir: Path, db: str | None, durable: bool, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.tag = procs.new_tag()
         args = [DRIFTGATE, "serve", "--data-dir", str(data_dir), "--port", str(self.port)]
         if db:
             args += ["--db", db]
         if durable:
             args.append("--durable-log")
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if workers > 1:
+            args += ["--workers", str(workers)]
+        self.stderr = (data_dir / f"server-{self.port}.err").open("wb")
+        self.proc = subprocess.Popen(
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=self.stderr,
+            env={**os.environ, procs.TAG_VAR: self.tag},
+            start_new_session=True,  # a signal to its process group reaches only this server's processes
+        )
         deadline = time.monotonic() + 60
         while True:
-            assert self.proc.poll() is None, self.proc.stderr.read().decode() if self.proc.stderr else ""
-            assert time.monotonic() < deadline, "server did not become ready"
+            assert self.proc.poll() is None, Path(self.stderr.name).read_text()[-3000:]
+            if time.monotonic() >= deadline:
+                self.close()
+                raise AssertionError("server did not become ready")
             try:
                 if httpx.get(self.url + "/v2/health/ready", timeout=1).status_code == 200:
                     return
@@ -51,6 +68,27 @@ class Server:
     def stop(self, sig: int) -> int:
         self.proc.send_signal(sig)
         return self.proc.wait(timeout=60)
+
+    def processes(self) -> list[procs.Proc]:
+        """Every live process of this server (itself included), wherever it was reparented."""
+        return procs.tagged(self.tag)
+
+    def close(self) -> None:
+        """End the server and anything of it still running (a failed test must not leak processes)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=60)
+        procs.kill_all(self.processes())
+        self.stderr.close()
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    """Servers a test starts: closed afterwards whatever happened."""
+    started: list[Server] = []
+    yield started
+    for server in started:
+        server.close()
 
 
 class Load:
@@ -102,6 +140,15 @@ def _prepare(tmp_path: Path, artifacts: Artifacts, db: str | None) -> Path:
     return data_dir
 
 
+def _wait_until_written(data_dir: Path, db: str | None, load: Load) -> None:
+    """The writer child starts at idle priority and a loaded machine may starve its imports for
+    seconds: wait until it has written, so that it runs (with the database open) from here on."""
+    deadline = time.monotonic() + 60
+    while not _stored(data_dir, db, [i for _, i in list(load.acked)]):
+        assert time.monotonic() < deadline, "nothing was written in 60 s of load"
+        time.sleep(0.2)
+
+
 def _stored(data_dir: Path, db: str | None, ids: list[str]) -> set[str]:
     store = Store.open(data_dir, db)
     try:
@@ -116,9 +163,12 @@ def kill_db(request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.mark.slow
-def test_sigterm_loses_nothing(tmp_path: Path, artifacts: Artifacts, kill_db: str | None) -> None:
+def test_sigterm_loses_nothing(
+    tmp_path: Path, artifacts: Artifacts, kill_db: str | None, servers: list[Server]
+) -> None:
     data_dir = _prepare(tmp_path, artifacts, kill_db)
     server = Server(data_dir, kill_db, durable=False)
+    servers.append(server)
     load = Load(server.url)
     load.wait_for(1500)
     server.stop(signal.SIGTERM)
@@ -129,21 +179,22 @@ def test_sigterm_loses_nothing(tmp_path: Path, artifacts: Artifacts, kill_db: st
 
 @pytest.mark.slow
 def test_sigkill_loses_at_most_the_last_flush_interval(
-    tmp_path: Path, artifacts: Artifacts, kill_db: str | None
+    tmp_path: Path, artifacts: Artifacts, kill_db: str | None, servers: list[Server]
 ) -> None:
     data_dir = _prepare(tmp_path, artifacts, kill_db)
     server = Server(data_dir, kill_db, durable=False)
+    servers.append(server)
     load = Load(server.url)
     load.wait_for(1500)
-    # The writer child starts at idle priority and a loaded machine may starve its imports for seconds:
-    # the kill waits until it writes, so what is lost is what queued behind a working writer.
-    deadline = time.monotonic() + 60
-    while not _stored(data_dir, kill_db, [i for _, i in list(load.acked)]):
-        assert time.monotonic() < deadline, "nothing was written in 60 s of load"
-        time.sleep(0.2)
+    _wait_until_written(data_dir, kill_db, load)
+    children = [p for p in server.processes() if p.pid != server.proc.pid]
+    assert any(procs.is_spawn_child(p) for p in children), "\n".join(map(str, children))
     killed_at = time.monotonic()
     server.stop(signal.SIGKILL)
     load.finish()
+    # The log writer (with the database open) and the resource tracker die with the server.
+    left = procs.wait_tag_gone(server.tag, timeout=10)
+    assert not left, "outlived the server:\n" + "\n".join(map(str, left))
     acked = dict((i, at) for at, i in load.acked)
     stored = _stored(data_dir, kill_db, list(acked))
     lost = set(acked) - stored
@@ -160,10 +211,11 @@ def test_sigkill_loses_at_most_the_last_flush_interval(
     reason="DataPlane.predict must `await self.recorder.record_durable(...)` for --durable-log to hold",
 )
 def test_sigkill_with_durable_log_loses_nothing_acknowledged(
-    tmp_path: Path, artifacts: Artifacts, kill_db: str | None
+    tmp_path: Path, artifacts: Artifacts, kill_db: str | None, servers: list[Server]
 ) -> None:
     data_dir = _prepare(tmp_path, artifacts, kill_db)
     server = Server(data_dir, kill_db, durable=True)
+    servers.append(server)
     load = Load(server.url)
     load.wait_for(1500)
     server.stop(signal.SIGKILL)
@@ -172,6 +224,7 @@ def test_sigkill_with_durable_log_loses_nothing_acknowledged(
     spooled = list((data_dir / "spool").rglob("seg-*.log"))
     assert spooled, "a crash under load should leave spool files behind"
     restarted = Server(data_dir, kill_db, durable=True)  # replays the spool before it is ready
+    servers.append(restarted)
     try:
         assert set(acked) <= _stored(data_dir, kill_db, acked)
     finally:
@@ -195,3 +248,87 @@ def test_sigterm_turns_readiness_false_and_hands_on() -> None:
         assert seen == [signal.SIGTERM]  # uvicorn's handler still runs: in-flight requests finish
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _spawn_children(server: Server) -> set[int]:
+    return {p.pid for p in server.processes() if procs.is_spawn_child(p)}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not procs.available(), reason="reads /proc")
+@pytest.mark.parametrize("target", ["server", "process group"])
+def test_sigterm_under_load_starts_no_child_and_leaves_none(
+    tmp_path: Path, artifacts: Artifacts, servers: list[Server], target: str
+) -> None:
+    """SIGTERM to the server, or to its whole process group (Ctrl-C in a terminal, a container stop):
+    the log is drained through the running writer, nothing is started during the shutdown, nothing
+    outlives it. The writer used to die of the group's SIGTERM and be replaced mid-shutdown."""
+    data_dir = _prepare(tmp_path, artifacts, None)
+    server = Server(data_dir, None, durable=False)
+    servers.append(server)
+    load = Load(server.url)
+    load.wait_for(500)
+    _wait_until_written(data_dir, None, load)
+    before = _spawn_children(server)
+    assert before, "no log writer child"
+    seen: set[int] = set()
+    stop = threading.Event()
+
+    def watch() -> None:  # a spawned child takes ~1 s to import: a 20 ms poll cannot miss one
+        while not stop.is_set():
+            seen.update(_spawn_children(server))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    if target == "server":
+        server.proc.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(server.proc.pid, signal.SIGTERM)
+    # uvicorn re-raises the signal once it has shut down: the exit status is "killed by SIGTERM".
+    assert server.proc.wait(timeout=60) in (0, -signal.SIGTERM)
+    load.finish()
+    stop.set()
+    watcher.join()
+    assert seen <= before, f"children started during the shutdown: {sorted(seen - before)}"
+    left = procs.wait_tag_gone(server.tag, timeout=10)
+    assert not left, "outlived the server:\n" + "\n".join(map(str, left))
+    acked = [i for _, i in load.acked]
+    assert set(acked) <= _stored(data_dir, None, acked)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not procs.available(), reason="reads /proc")
+def test_kill_9_of_a_worker_or_of_the_supervisor_leaves_no_process(
+    tmp_path: Path, artifacts: Artifacts, servers: list[Server]
+) -> None:
+    """`--workers 2`: a killed worker's children die with it; a killed supervisor's workers drain and
+    exit (as on SIGTERM), and their children with them."""
+    data_dir = _prepare(tmp_path, artifacts, None)
+    server = Server(data_dir, None, durable=False, workers=2)
+    servers.append(server)
+
+    def workers() -> list[procs.Proc]:
+        return [p for p in procs.descendants(server.proc.pid) if p.ppid == server.proc.pid and procs.is_spawn_child(p)]
+
+    def serving_workers() -> list[procs.Proc]:
+        """Workers whose log writer child runs (each starts its own once its app is up)."""
+        return [w for w in workers() if any(procs.is_spawn_child(c) for c in procs.descendants(w.pid))]
+
+    def wait_for_two_workers() -> list[procs.Proc]:
+        deadline = time.monotonic() + 120
+        while len(ready := serving_workers()) < 2:
+            assert time.monotonic() < deadline, f"workers: {workers()}"
+            time.sleep(0.1)
+        return ready
+
+    victim = wait_for_two_workers()[0]
+    below = procs.descendants(victim.pid)
+    os.kill(victim.pid, signal.SIGKILL)
+    left = procs.wait_gone(below, timeout=10)
+    assert not left, "outlived their worker:\n" + "\n".join(map(str, left))
+
+    wait_for_two_workers()  # the supervisor replaced the killed worker
+    server.stop(signal.SIGKILL)
+    left = procs.wait_tag_gone(server.tag, timeout=30)  # a worker first drains, as on SIGTERM
+    assert not left, "outlived the supervisor:\n" + "\n".join(map(str, left))
