@@ -127,7 +127,8 @@ def test_native_instances_as_arrays_in_feature_order(
 
 def test_v2_metadata_and_health(clf: httpx.Client) -> None:
     assert clf.get("/v2/health/live").json() == {"live": True}
-    assert clf.get("/v2/health/ready").json() == {"ready": True}
+    # V2's {"ready": true}, extended with what is degraded, if anything (docs/api.md, Store outages).
+    assert clf.get("/v2/health/ready").json() == {"ready": True, "status": "ok", "store": "ok", "prediction_log": "ok"}
     assert clf.get("/v2").json()["name"] == "driftgate"
     assert clf.get("/v2/models/clf/ready").json() == {"name": "clf", "ready": True}
     meta = clf.get("/v2/models/clf").json()
