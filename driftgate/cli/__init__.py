@@ -1,7 +1,16 @@
-"""The `driftgate` command line."""
+"""The `driftgate` command line.
+
+Start-up stays fast (`driftgate --help`, `models list`, `token list`): this module imports only typer,
+rich and the standard library. Commands import what they need when they run, and the commands in
+`LAZY_COMMANDS` live in modules that are imported only when invoked; `--help` reads their help line
+from their source. tests/test_cli_startup.py holds the import graph to that.
+"""
 
 from __future__ import annotations
 
+import ast
+import importlib
+import importlib.util
 import ipaddress
 import json
 import os
@@ -9,15 +18,95 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
 from driftgate.errors import DriftgateError
 
-app = typer.Typer(help="Serve, roll out, log and monitor ML models.", no_args_is_help=True, add_completion=False)
+# name -> (module, attribute): a typer.Typer (a command group) or a command function. The module is
+# imported when the command runs, never for `driftgate --help` or for the other commands.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "export": ("driftgate.cli.export", "export"),
+    "retention": ("driftgate.cli.export", "retention"),
+    "retrain": ("driftgate.cli.retraining", "retrain"),
+    "rollout": ("driftgate.cli.rollouts", "rollout"),
+    "promote": ("driftgate.cli.rollouts", "promote"),
+    "rollback": ("driftgate.cli.rollouts", "rollback"),
+    "pause": ("driftgate.cli.rollouts", "pause"),
+    "resume": ("driftgate.cli.rollouts", "resume"),
+    "monitor": ("driftgate.cli.monitor", "monitor"),
+    "alerts": ("driftgate.cli.alerts", "app"),
+    "drift": ("driftgate.cli.drift", "app"),
+    "batch": ("driftgate.cli.batch", "app"),
+}
+
+
+def help_line(module: str, attribute: str) -> str:
+    """The help a lazy command shows in `driftgate --help`, read from its module's source without
+    importing it: a function's docstring, or the `help=` of `attribute = typer.Typer(...)`. Anything
+    else (a generated function) is read from the imported module: right, only slower."""
+    spec = importlib.util.find_spec(module)
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8")) if spec and spec.origin else None
+    for node in tree.body if tree else []:
+        if isinstance(node, ast.FunctionDef) and node.name == attribute:
+            return ast.get_docstring(node) or ""
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == attribute for t in node.targets)
+            and isinstance(node.value, ast.Call)
+        ):
+            for keyword in node.value.keywords:
+                if keyword.arg == "help" and isinstance(keyword.value, ast.Constant):
+                    return str(keyword.value.value)
+    target = getattr(importlib.import_module(module), attribute)
+    return str((target.info.help if isinstance(target, typer.Typer) else target.__doc__) or "")
+
+
+def load_command(name: str) -> Any:
+    """The click command of a lazy command, as `app.command()` / `app.add_typer` would have built it."""
+    module, attribute = LAZY_COMMANDS[name]
+    target = getattr(importlib.import_module(module), attribute)
+    holder = typer.Typer(rich_markup_mode=None, add_completion=False)
+    if isinstance(target, typer.Typer):
+        holder.add_typer(target, name=name)
+    else:
+        holder.command(name=name)(target)
+    return typer.main.get_group(holder).commands[name]
+
+
+class LazyGroup(TyperGroup):
+    """The top-level group: `LAZY_COMMANDS` are listed with a stand-in carrying their help line and
+    imported only when one of them is the command being run."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*self.commands, *(name for name in LAZY_COMMANDS if name not in self.commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = self.commands.get(cmd_name)
+        if command is None and cmd_name in LAZY_COMMANDS:
+            return TyperCommand(cmd_name, help=help_line(*LAZY_COMMANDS[cmd_name]), rich_markup_mode=None)
+        return command
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] in LAZY_COMMANDS and args[0] not in self.commands:
+            self.add_command(load_command(args[0]), args[0])
+        return super().resolve_command(ctx, args)
+
+
+# Plain click help (rich_markup_mode=None): rich's option tables cut option names short at 80
+# columns ("--monitor-interv…"); click's layout wraps the help text and keeps every name whole.
+app = typer.Typer(
+    help="Serve, roll out, log and monitor ML models.",
+    no_args_is_help=True,
+    add_completion=False,
+    cls=LazyGroup,
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 100},
+)
 models_app = typer.Typer(help="Register and list model versions.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens with scopes.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -273,6 +362,48 @@ def token_create(
     print(token)
 
 
+@token_app.command("list")
+def token_list(
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    data_dir: DataDir = Path(".driftgate"),
+    db: DbUrl = None,
+) -> None:
+    """List tokens: id, name, scope, created, revoked (the tokens themselves are not stored)."""
+    import datetime as dt
+
+    store = _store(data_dir, db)
+    try:
+        tokens = store.tokens.list()
+    finally:
+        store.close()
+    if json_out:
+        print(json.dumps({"tokens": tokens}, default=str))
+        return
+    table = Table("id", "name", "scope", "created (UTC)", "revoked")
+    for token in tokens:
+        created = dt.datetime.fromtimestamp(token["created_at"], dt.UTC).strftime("%Y-%m-%d %H:%M")
+        table.add_row(str(token["id"]), token["name"], token["scope"], created, "yes" if token["revoked"] else "no")
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id (see `driftgate token list`).")],
+    data_dir: DataDir = Path(".driftgate"),
+    db: DbUrl = None,
+) -> None:
+    """Revoke a token; servers stop accepting it within their token refresh."""
+    store = _store(data_dir, db)
+    try:
+        revoked = store.tokens.revoke(token_id)
+    finally:
+        store.close()
+    if not revoked:
+        console.print(f"[red]error:[/red] no token with id {token_id!r}")
+        raise typer.Exit(2)
+    console.print(f"revoked token {token_id}")
+
+
 @app.command()
 def demo(
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Exit when the story is told.")] = False,
@@ -283,21 +414,6 @@ def demo(
     from driftgate.demo.story import run
 
     sys.exit(run(port=port, data_dir=data_dir, wait=not no_wait, console=console))
-
-
-def _mount_subcommands() -> None:
-    from driftgate.cli import batch, drift, export, retraining, rollouts
-
-    app.add_typer(drift.app, name="drift")
-    app.add_typer(batch.app, name="batch")
-    app.command()(export.export)
-    app.command()(export.retention)
-    app.command()(retraining.retrain)
-    for command in (rollouts.rollout, rollouts.promote, rollouts.rollback, rollouts.pause, rollouts.resume):
-        app.command()(command)
-
-
-_mount_subcommands()
 
 
 def main() -> None:

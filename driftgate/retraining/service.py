@@ -224,6 +224,11 @@ class Retrainer:
             log.exception("could not record the end of retraining run %s", run["id"])
         log.warning("retraining run %s on %s %s: %s", run["id"], run["endpoint"], state, fields.get("detail"))
 
+    async def join(self) -> None:
+        """Wait for the runs started in the background to end (a short-lived command's exit)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+
     async def aclose(self) -> None:
         """Kill running jobs; their runs are recorded as failed."""
         self._closing = True

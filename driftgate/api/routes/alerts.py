@@ -7,12 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from driftgate.alerts.notify import target_of
-from driftgate.alerts.rules import parse_rule
-from driftgate.alerts.ssrf import check_url
+from driftgate.alerts import service
 from driftgate.api.auth import require
 from driftgate.api.services import services
-from driftgate.errors import BadRequest
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
 
@@ -29,37 +26,29 @@ RULE_EXAMPLE = {
 }
 
 
-def _shown(rule: dict[str, Any]) -> dict[str, Any]:
-    """A stored rule for read routes: webhook paths often hold secrets (Slack's do), so only scheme://host."""
-    notify = [{"webhook": target_of(n["webhook"]) + "/..."} if "webhook" in n else n for n in rule["notify"]]
-    return {**rule, "notify": notify}
-
-
 @router.post("/alert-rules", status_code=201, dependencies=[Depends(require("admin"))])
 async def create_rule(request: Request, body: Any = Body(..., examples=[RULE_EXAMPLE])) -> dict[str, Any]:
     """Create a rule. Webhook targets must pass the SSRF policy now (and again at every delivery)."""
     svc = services(request)
-    rule = parse_rule(body)
-    for url in rule.webhooks():
-        await run_in_threadpool(check_url, url, svc.settings.webhook_allow)
     actor = request.headers.get("x-driftgate-actor", "api")
-    return await run_in_threadpool(svc.store.alerts.create_rule, rule.stored(), actor=actor)
+    return await run_in_threadpool(
+        service.create_rule, svc.store, body, webhook_allow=svc.settings.webhook_allow, actor=actor
+    )
 
 
 @router.get("/alert-rules", dependencies=[Depends(require("predict"))])
 async def list_rules(request: Request, endpoint: str | None = None) -> dict[str, Any]:
-    rules = await run_in_threadpool(services(request).store.alerts.rules, endpoint=endpoint)
-    return {"rules": [_shown(r) for r in rules]}
+    return {"rules": await run_in_threadpool(service.list_rules, services(request).store, endpoint)}
 
 
 @router.get("/alert-rules/{name}", dependencies=[Depends(require("predict"))])
 async def get_rule(request: Request, name: str) -> dict[str, Any]:
-    return _shown(await run_in_threadpool(services(request).store.alerts.get_rule, name))
+    return await run_in_threadpool(service.get_rule, services(request).store, name)
 
 
 @router.delete("/alert-rules/{name}", status_code=204, dependencies=[Depends(require("admin"))])
 async def delete_rule(request: Request, name: str) -> Response:
-    await run_in_threadpool(services(request).store.alerts.delete_rule, name)
+    await run_in_threadpool(service.delete_rule, services(request).store, name)
     return Response(status_code=204)
 
 
@@ -73,9 +62,7 @@ async def alerts(
     limit: int = 100,
 ) -> dict[str, Any]:
     """Alert history, newest first; `since`/`until` are epoch seconds, `rule` a rule name."""
-    if not 1 <= limit <= 10_000:
-        raise BadRequest(f"limit must be between 1 and 10000, got {limit}", field="limit")
     history = await run_in_threadpool(
-        services(request).store.alerts.history, endpoint=endpoint, rule=rule, since=since, until=until, limit=limit
+        service.history, services(request).store, endpoint=endpoint, rule=rule, since=since, until=until, limit=limit
     )
     return {"alerts": history}
