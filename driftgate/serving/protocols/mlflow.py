@@ -26,6 +26,7 @@ from driftgate.serving.protocols.native import (
     load_json_object,
     parameters_of,
     records_to_columns,
+    release_rows,
     require_rows,
     split_to_columns,
     table_to_columns,
@@ -94,7 +95,9 @@ def _decode_json(body: bytes, feature_names: Sequence[str]) -> DecodedRequest:
         columns = table_to_columns(value, feature_names, key)
     if not columns:
         raise InvalidInput(f"'{key}': expected rows with feature values, got only empty objects", field=key)
-    return to_request(columns, parameters_of(obj, "params"))
+    request = to_request(columns, parameters_of(obj, "params"))
+    release_rows(obj)
+    return request
 
 
 def _csv_column(values: list[str]) -> Any:

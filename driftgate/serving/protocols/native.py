@@ -82,7 +82,7 @@ def records_to_columns(rows: list[Any], where: str) -> dict[str, list[Any]]:
             try:
                 if width == 1:  # itemgetter of one key returns the value, not a 1-tuple
                     return {keys[0]: [r[keys[0]] for r in rows]}
-                return dict(zip(keys, map(list, zip(*map(itemgetter(*keys), rows), strict=True)), strict=True))
+                return _transpose_records(rows, keys)
             except KeyError:
                 pass
     for i, row in enumerate(rows):
@@ -92,6 +92,44 @@ def records_to_columns(rows: list[Any], where: str) -> dict[str, list[Any]]:
             )
     keys = dict.fromkeys(key for row in rows for key in row)
     return {key: [r.get(key) for r in rows] for key in keys}
+
+
+# Rows transposed per C call: one call holds the GIL throughout, and a big body is decoded in a worker
+# thread while the event loop waits for the GIL (api/limits.py). 20,000 rows: a few ms per call.
+TRANSPOSE_ROWS = 20_000
+
+
+def _transpose_records(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, list[Any]]:
+    get = itemgetter(*keys)
+    if len(rows) <= TRANSPOSE_ROWS:
+        return dict(zip(keys, map(list, zip(*map(get, rows), strict=True)), strict=True))
+    columns: list[list[Any]] = [[] for _ in keys]
+    for start in range(0, len(rows), TRANSPOSE_ROWS):
+        chunk = rows[start : start + TRANSPOSE_ROWS]
+        for column, values in zip(columns, zip(*map(get, chunk), strict=True), strict=True):
+            column.extend(values)
+    return dict(zip(keys, columns, strict=True))
+
+
+def _transpose_rows(rows: list[list[Any]], names: Sequence[str]) -> dict[str, list[Any]]:
+    if len(rows) <= TRANSPOSE_ROWS:
+        return {name: list(col) for name, col in zip(names, zip(*rows, strict=True), strict=True)}
+    columns: list[list[Any]] = [[] for _ in names]
+    for start in range(0, len(rows), TRANSPOSE_ROWS):
+        for column, values in zip(columns, zip(*rows[start : start + TRANSPOSE_ROWS], strict=True), strict=True):
+            column.extend(values)
+    return dict(zip(names, columns, strict=True))
+
+
+def release_rows(obj: dict[str, Any]) -> None:
+    """Free a decoded body's row arrays a slice at a time: freeing a million row objects at once is one
+    C call of ~0.1-0.5 s that holds the GIL (the event loop waits for it while a big body is decoded in
+    a worker thread)."""
+    for value in obj.values():
+        rows = value.get("data") if isinstance(value, dict) else value
+        if isinstance(rows, list) and len(rows) > TRANSPOSE_ROWS:
+            while rows:
+                del rows[-TRANSPOSE_ROWS:]
 
 
 def rows_to_columns(rows: list[Any], names: Sequence[str], where: str, order: str) -> dict[str, list[Any]]:
@@ -111,7 +149,7 @@ def rows_to_columns(rows: list[Any], names: Sequence[str], where: str, order: st
                     field=where,
                 )
     # zip(*rows) transposes in C; far faster than indexing row by row.
-    return {name: list(col) for name, col in zip(names, zip(*rows, strict=True), strict=True)}
+    return _transpose_rows(rows, names)
 
 
 def table_to_columns(rows: Any, feature_names: Sequence[str], where: str) -> dict[str, list[Any]]:
@@ -185,7 +223,9 @@ def decode_native(body: bytes, feature_names: Sequence[str]) -> DecodedRequest:
     if not columns:
         # Every record was {}: there is nothing to score, which the user should hear about here.
         raise InvalidInput("'instances': expected rows with feature values, got only empty objects", field="instances")
-    return to_request(columns, parameters_of(obj, "parameters"))
+    request = to_request(columns, parameters_of(obj, "parameters"))
+    release_rows(obj)
+    return request
 
 
 def jsonable_predictions(predictions: Any) -> Any:
