@@ -169,14 +169,18 @@ class MicroBatcher:
             if self._coalescing(loop):
                 return
             self._dispatch(loop)
-        if self._queue and self._stall_timer is None and self._in_flight < self.slots:
+        if (
+            self._queue
+            and self._stall_timer is None
+            and self._in_flight < self.slots
+            and self.stall_after != float("inf")
+        ):
             # Look again when the oldest running call would count as stalled (a finishing call
-            # dispatches anyway).
+            # dispatches anyway). None running: one stalled since `_free_slot` looked; look at once.
             now = time.monotonic()
             running = [t for t in self._started.values() if now - t < self.stall_after]
-            if running and self.stall_after != float("inf"):
-                due = min(running) + self.stall_after - now
-                self._stall_timer = loop.call_later(max(due, 0.001), self._on_stall_timer, loop)
+            due = min(running) + self.stall_after - now if running else 0.0
+            self._stall_timer = loop.call_later(max(due, 0.001), self._on_stall_timer, loop)
 
     def _on_stall_timer(self, loop: asyncio.AbstractEventLoop) -> None:
         self._stall_timer = None

@@ -23,6 +23,7 @@ applied), the model's memory once more per worker, and ~100 us plus a copy of th
 
 from __future__ import annotations
 
+import builtins
 import collections
 import contextlib
 import ctypes
@@ -438,7 +439,13 @@ def _describe_exit(code: int | None) -> str:
 
 
 def _remote_error(name: str, text: str) -> Exception:
-    """An exception named like the model's own, so a 500 reads the same in either isolation mode."""
+    """The model's exception, rebuilt from its name and text (its own class may not import or pickle
+    here): a builtin one as itself, any other as a stand-in class of the same name, so a 500 reads
+    the same in either isolation mode."""
+    builtin = getattr(builtins, name, None)
+    if isinstance(builtin, type) and issubclass(builtin, Exception):
+        with contextlib.suppress(Exception):
+            return builtin(text)
     return type(name, (RuntimeError,), {"__module__": "driftgate.serving.isolation"})(text)
 
 
