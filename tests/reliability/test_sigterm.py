@@ -17,7 +17,7 @@ from tests import procs
 from tests.conftest import Artifacts
 from tests.records.test_kill import Load, Server, _prepare, _stored, _wait_until_written
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def test_sigterm_drain_under_load(

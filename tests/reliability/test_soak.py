@@ -18,7 +18,8 @@ from tests.conftest import Artifacts
 from tests.records.test_kill import Load, Server, _prepare, _stored
 from tests.reliability.test_kill9 import Labeller
 
-pytestmark = pytest.mark.slow
+SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "1800"))
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(SOAK_SECONDS + 600)]
 
 SAMPLES = 30
 WARM_UP_SAMPLES = 3  # the first samples include imports, caches filling and the writer starting
@@ -41,7 +42,7 @@ def test_soak(
         pytest.skip("the soak runs with --soak (make soak)")
     if not procs.available():
         pytest.skip("reads /proc")
-    seconds = float(os.environ.get("SOAK_SECONDS", "1800"))
+    seconds = SOAK_SECONDS
     data_dir = _prepare(tmp_path, artifacts, None)
     server = Server(data_dir, None, durable=False)
     servers.append(server)
