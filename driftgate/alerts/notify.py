@@ -13,11 +13,18 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
-from driftgate.alerts.ssrf import AllowList, Resolver, WebhookRefused, check_url, host_of, system_resolver
+from driftgate.alerts.ssrf import (
+    AllowList,
+    Resolver,
+    WebhookRefused,
+    check_url,
+    host_of,
+    system_resolver,
+    target_of,
+)
 
 log = logging.getLogger("driftgate.alerts")
 
@@ -32,13 +39,6 @@ class _RedactUrls(logging.Filter):
 
 
 logging.getLogger("httpx").addFilter(_RedactUrls())
-
-
-def target_of(url: str) -> str:
-    """What logs and delivery records show of a webhook URL: `scheme://host`."""
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    return f"{parts.scheme.lower()}://{f'[{host}]' if ':' in host else host}"
 
 
 def iso_time(ts: float) -> str:

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from driftgate.alerts.notify import target_of
 from driftgate.alerts.rules import parse_rule
-from driftgate.alerts.ssrf import Resolver, check_url, system_resolver
+from driftgate.alerts.ssrf import Resolver, check_url, system_resolver, target_of
 from driftgate.errors import BadRequest
 
 if TYPE_CHECKING:

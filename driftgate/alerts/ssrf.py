@@ -128,6 +128,13 @@ def _numeric_ipv4(host: str) -> str | None:
     return str(ipaddress.IPv4Address(number & 0xFFFFFFFF))
 
 
+def target_of(url: str) -> str:
+    """What logs and delivery records show of a webhook URL: `scheme://host`."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    return f"{parts.scheme.lower()}://{f'[{host}]' if ':' in host else host}"
+
+
 def host_of(url: str) -> tuple[str, str]:
     """(scheme, host) of a webhook URL, refusing what no webhook needs and what parsers disagree on."""
     if not isinstance(url, str) or any(c.isspace() or ord(c) < 32 or c == "\\" for c in url):

@@ -20,16 +20,19 @@ import base64
 import binascii
 import math
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-import pandas as pd
 
 from driftgate.records.ids import ROWS_PER_KEY, WHOLE, batch_ids, split_id
 from driftgate.records.redaction import redact_columns, scrub_text
+
+if TYPE_CHECKING:  # pandas loads only where frames are made: the store and the CLI start without it
+    import pandas as pd
 
 # A stored row holds one request's predictions (see `driftgate.records.ids` for how ids name it).
 COLUMNS = (
@@ -101,10 +104,12 @@ class LogBatch:
 def _default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if value is pd.NA or value is pd.NaT:
-        return None
+    pd = sys.modules.get("pandas")  # no value is a pandas object unless pandas is loaded
+    if pd is not None:
+        if isinstance(value, pd.Timestamp):
+            return value.isoformat()
+        if value is pd.NA or value is pd.NaT:
+            return None
     return str(value)
 
 
@@ -127,7 +132,8 @@ _SMALL = 8
 
 
 def _columns(frame: pd.DataFrame | Mapping[str, Any] | None) -> Mapping[str, Any] | None:
-    if isinstance(frame, pd.DataFrame):
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(frame, pd.DataFrame):
         if len(frame) < _SMALL:  # one conversion: a Series access per column costs ~20 us
             values = frame.to_numpy(dtype=object)
             return {str(name): values[:, i] for i, name in enumerate(frame.columns)}

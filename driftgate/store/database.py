@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import functools
 import threading
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Alembic's upgrade is not safe to run concurrently in one process (it touches module globals).
@@ -50,7 +51,54 @@ def open_engine(url: str, *, migrate: bool = True) -> Engine:
     return engine
 
 
+@functools.cache
+def script_heads() -> frozenset[str] | None:
+    """The head revision(s) of the migration scripts, read from their `revision` / `down_revision`
+    lines; None when a script does not say them plainly (then alembic decides)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        values: dict[str, Any] = {}
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target, value = node.targets[0], node.value
+            elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                target, value = node.target, node.value
+            else:
+                continue
+            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                try:
+                    values[target.id] = ast.literal_eval(value)
+                except ValueError:
+                    return None
+        if not isinstance(values.get("revision"), str):
+            return None
+        revisions.add(values["revision"])
+        down = values.get("down_revision")
+        parents.update([down] if isinstance(down, str) else list(down or ()))
+    return frozenset(revisions - parents) or None
+
+
+def at_head(engine: Engine) -> bool:
+    """Is the database already at the scripts' head? Then opening it needs no alembic at all: importing
+    alembic (with mako and pygments) is most of a short CLI command's start-up."""
+    heads = script_heads()
+    if heads is None:
+        return False
+    try:
+        with engine.connect() as connection:
+            current = {row[0] for row in connection.exec_driver_sql("SELECT version_num FROM alembic_version")}
+    except DBAPIError:  # a new database: no alembic_version table yet
+        return False
+    return current == heads
+
+
 def migrate_to_head(engine: Engine) -> None:
+    if at_head(engine):
+        return
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with _migrate_lock, engine.begin() as connection:
