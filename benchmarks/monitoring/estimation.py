@@ -227,14 +227,17 @@ reference = pd.read_parquet(f"{folder}/reference.parquet")
 analysis = pd.read_parquet(f"{folder}/analysis.parquet")
 if kind == "regression":
     metrics = ["mae", "rmse"]
-    est = nml.DLE(feature_column_names=["x1", "x2"], y_pred="y_pred", y_true="y", metrics=metrics, chunk_size=chunk_rows)
+    est = nml.DLE(feature_column_names=["x1", "x2"], y_pred="y_pred", y_true="y", metrics=metrics,
+                  chunk_size=chunk_rows)
 elif kind == "binary":
     metrics = ["accuracy", "roc_auc", "f1", "precision", "recall"]
-    est = nml.CBPE(problem_type="classification_binary", y_pred_proba="p", y_pred="y_pred", y_true="y", metrics=metrics, chunk_size=chunk_rows)
+    est = nml.CBPE(problem_type="classification_binary", y_pred_proba="p", y_pred="y_pred", y_true="y",
+                   metrics=metrics, chunk_size=chunk_rows)
 else:
     metrics = ["accuracy", "roc_auc", "f1", "precision", "recall"]
     proba = {c: f"p_{c}" for c in ("a", "b", "c")}
-    est = nml.CBPE(problem_type="classification_multiclass", y_pred_proba=proba, y_pred="y_pred", y_true="y", metrics=metrics, chunk_size=chunk_rows)
+    est = nml.CBPE(problem_type="classification_multiclass", y_pred_proba=proba, y_pred="y_pred", y_true="y",
+                   metrics=metrics, chunk_size=chunk_rows)
 est.fit(reference)
 result = est.estimate(analysis.drop(columns=["y"])).filter(period="analysis").to_df()
 out = []
@@ -300,10 +303,8 @@ def run(chunks: int, chunk_rows: int, seeds: int) -> dict[str, Any]:
             },
             "seconds": seconds,
         }
-        line = ", ".join(
-            f"{m} {results[case.name]['mae']['driftgate'][m]:.4f} vs {results[case.name]['mae']['nannyml'][m] or float('nan'):.4f}"
-            for m in names
-        )
+        mae = results[case.name]["mae"]
+        line = ", ".join(f"{m} {mae['driftgate'][m]:.4f} vs {mae['nannyml'][m] or float('nan'):.4f}" for m in names)
         print(f"{case.name}: {line}", flush=True)
     return results
 
