@@ -61,8 +61,9 @@ def plain_category_counts(values: np.ndarray) -> tuple[list[str], list[int], int
     """Each value spelled out on its own (`kinds.level`), then counted: what counting distinct values
     first must give (True, 1 and 1.0 hash alike but are different levels)."""
     texts = [level(v, FeatureKind.CATEGORICAL) for v in values.tolist()]
-    distinct, counts = np.unique([t for t in texts if t is not None], return_counts=True)
-    return distinct.tolist(), counts.tolist(), sum(t is None for t in texts)
+    present = sorted(t for t in texts if t is not None)  # no numpy strings: they drop trailing NULs
+    distinct = sorted(set(present))
+    return distinct, [present.count(t) for t in distinct], sum(t is None for t in texts)
 
 
 @settings(max_examples=80, deadline=None)

@@ -24,6 +24,16 @@ def test_raw_ks_and_wasserstein_equal_scipy(n_ref: int, n_cur: int, shift: float
     assert ours.wasserstein == pytest.approx(stats.wasserstein_distance(ref, cur), rel=1e-9)
 
 
+@pytest.mark.parametrize("n", [30_000, 100_000])
+@pytest.mark.parametrize("statistic", [0.002, 0.005, 0.01])
+def test_large_sample_ks_p_value_is_the_limit_within_one_percent_of_scipy(n: int, statistic: float) -> None:
+    # scipy's kstwo.sf takes seconds per call here; the limiting distribution is immediate.
+    effective_n = round(n * n / (2 * n))
+    expected = stats.kstwo.sf(statistic, effective_n)
+    if expected > 1e-300:
+        assert st.ks_p_value(statistic, n, n) == pytest.approx(expected, rel=0.01)
+
+
 def test_ties_in_discrete_values_match_scipy() -> None:
     rng = np.random.default_rng(3)
     ref, cur = rng.integers(0, 5, 3000).astype(float), rng.integers(0, 6, 4000).astype(float)

@@ -39,13 +39,23 @@ class NumericComparison:
     wasserstein_error_bound: float = 0.0
 
 
+# Above this effective sample size the KS p-value comes from Kolmogorov's limiting distribution:
+# `kstwo.sf` took 0.4-3.7 s per call in the tail from n = 50,000 to 500,000 (a 1M-row window spent
+# seconds per numeric feature there), and the limit differs from it by under 1 % relative (measured
+# from 12,000 to 500,000), which moves no verdict.
+LIMITING_N = 20_000
+
+
 def ks_p_value(statistic: float, n_reference: int, n_current: int) -> float:
-    """Two-sided asymptotic KS p-value, as `scipy.stats.ks_2samp(method="asymp")` computes it."""
+    """Two-sided asymptotic KS p-value, as `scipy.stats.ks_2samp(method="asymp")` computes it (up to
+    `LIMITING_N`; beyond, the limiting distribution, within 1 % of it)."""
     if n_reference == 0 or n_current == 0:
         return 1.0
     from scipy import stats  # deferred here and below: importing scipy.stats takes ~0.5 s
 
     effective_n = n_reference * n_current / (n_reference + n_current)
+    if effective_n > LIMITING_N:
+        return float(np.clip(stats.kstwobign.sf(statistic * math.sqrt(effective_n)), 0.0, 1.0))
     return float(np.clip(stats.kstwo.sf(statistic, max(1, round(effective_n))), 0.0, 1.0))
 
 
@@ -54,8 +64,7 @@ def two_sample_numeric(reference: np.ndarray, current: np.ndarray) -> NumericCom
 
     Agrees with `scipy.stats.ks_2samp` and `scipy.stats.wasserstein_distance` (tested).
     """
-    ref = np.sort(np.asarray(reference, dtype=np.float64))
-    cur = np.sort(np.asarray(current, dtype=np.float64))
+    ref, cur = _sorted(reference), _sorted(current)
     if ref.size == 0 or cur.size == 0:
         return NumericComparison(0.0, 1.0, 0.0)
     ref_upto, cur_upto, support = _counts_at_or_below(ref, cur)
@@ -72,6 +81,13 @@ def two_sample_numeric(reference: np.ndarray, current: np.ndarray) -> NumericCom
     else:
         p_value = ks_p_value(ks, ref.size, cur.size)
     return NumericComparison(ks, p_value, wasserstein)
+
+
+def _sorted(values: np.ndarray) -> np.ndarray:
+    """The values ascending; a check (one pass) spares the sort of values that already are, as the
+    file report's, read back sorted from its spill."""
+    array = np.asarray(values, dtype=np.float64)
+    return array if array.size < 2 or bool(np.all(array[1:] >= array[:-1])) else np.sort(array)
 
 
 def _counts_at_or_below(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
