@@ -37,6 +37,23 @@ def run_once(args: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     return wall, cpu, done.returncode
 
 
+def bare_interpreter(runs: int) -> str:
+    """`python -c pass` as a reference row: on a loaded machine every figure grows with it."""
+    samples = []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        samples.append((wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)))
+    walls, cpus = [w for w, _ in samples], [c for _, c in samples]
+    return (
+        f"| python -c pass (reference) | {statistics.median(walls):.2f} | {statistics.median(cpus):.2f} | "
+        f"{min(walls):.2f} | {max(walls):.2f} |"
+    )
+
+
 def measure(label: str, source: str | None, runs: int, data_dir: Path) -> None:
     env = dict(os.environ, COLUMNS="80")
     if source:
@@ -48,6 +65,7 @@ def measure(label: str, source: str | None, runs: int, data_dir: Path) -> None:
     print(f"## {label} (driftgate from {where})")
     print("| command | median wall s | median CPU s | min wall s | max wall s |")
     print("|---|---|---|---|---|")
+    print(bare_interpreter(runs))
     for command in COMMANDS:
         args = command if command == ["--help"] else [*command, "--data-dir", str(data_dir)]
         if args != ["--help"] and not _supported(args, env):
