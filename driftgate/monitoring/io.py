@@ -569,7 +569,13 @@ def report_files(
         if outcome_columns:
             _, _, reference_outcomes = sketch_file(profile, reference, 0, outcome_columns, batch_rows)
         sketch, current_sample, current_outcomes, current_segments = _sketch_file(
-            profile, current, sample_rows, outcome_columns, batch_rows, spill=current_spill, exact_rows=exact_rows
+            profile,
+            current,
+            sample_rows,
+            outcome_columns,
+            batch_rows,
+            spill=current_spill if exact_rows > 0 else None,
+            exact_rows=exact_rows,
         )
         performance = performance_report(
             reference_outcomes.get(target or ""),
