@@ -103,6 +103,7 @@ def die_with_parent(parent_pid: int | None = None, on_parent_death: Callable[[],
         while os.getppid() == parent:  # reparented (to init or a subreaper) once the parent is gone
             woken.wait(PARENT_CHECK_S)
             woken.clear()
+        restore_priority()
         action()
 
     threading.Thread(target=watch, name="driftgate-parent-watch", daemon=True).start()
@@ -152,6 +153,15 @@ def lower_priority(priority: Priority, pid: int = 0) -> None:
     if priority == "idle":
         with contextlib.suppress(AttributeError, OSError):
             os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+
+
+def restore_priority() -> None:
+    """Back to normal CPU priority, where allowed (root, or CAP_SYS_NICE): an orphaned idle-priority
+    child on a busy machine would otherwise wait many seconds for the CPU it needs to exit."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, 0)
 
 
 def _boot(parent_pid: int, priority: Priority, initializer: str, args: tuple[Any, ...]) -> None:
