@@ -126,6 +126,7 @@ def test_hung_models_do_not_starve_a_healthy_endpoint(stuck_server: LiveServer, 
         assert shed.status_code == 503
         body = shed.json()
         assert "not answering" in body["error"] and "shed" in body["error"] and body["retry_after_s"] >= 1
+        assert int(shed.headers["retry-after"]) == body["retry_after_s"]
         assert http.post("/v1/endpoints/clf/predict", json=healthy).status_code == 200
 
         metrics = http.get("/metrics").text
