@@ -44,6 +44,7 @@ class Server:
             args.append("--durable-log")
         if workers > 1:
             args += ["--workers", str(workers)]
+        data_dir.mkdir(parents=True, exist_ok=True)  # with PostgreSQL nothing else creates it
         self.stderr = (data_dir / f"server-{self.port}.err").open("wb")
         self.proc = subprocess.Popen(
             args,
