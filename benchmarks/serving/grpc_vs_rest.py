@@ -346,6 +346,7 @@ def main() -> None:
         load_main(args)
         return
     rounds, seconds = (1, 3.0) if args.quick else (3, 8.0)
+    load_before = os.getloadavg()[1]
     paths = prepare()
     server, ports = start_server(paths)
     raw: dict[str, list[dict[str, Any]]] = {}
@@ -368,7 +369,11 @@ def main() -> None:
         }
         for key, runs in raw.items()
     }
-    notes = []
+    # Other work on the machine moves these numbers more than the protocol does: say how busy it was.
+    load = (round(load_before, 1), round(os.getloadavg()[1], 1))
+    notes = [
+        f"- Machine load (5-minute load average) before and after: {load[0]}, {load[1]} on {os.cpu_count()} cores."
+    ]
     for n in ROW_COUNTS:
         rest, grpc_ = results[f"rest_binary_{n}"], results[f"grpc_raw_{n}"]
         notes.append(
