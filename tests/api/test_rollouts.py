@@ -22,6 +22,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 from driftgate.client import Client, ServerError
 from driftgate.registry.registry import Registration, register
+from driftgate.rollout.policy import VersionRef
 from tests.conftest import Artifacts, LiveServer, classification_data, make_server
 
 FEATURES = ["x1", "x2", "colour"]
@@ -112,9 +113,15 @@ def test_shadow_answers_from_the_champion_and_records_the_comparison(
 ) -> None:
     client = two_versions
     client.register_model("clf", inverted, "sklearn", reference=artifacts.reference_csv, target="y")  # v3
+    # The shadow is scored by an idle-priority child that a loaded machine may starve for seconds: the
+    # longest time limit, and a wait until it has loaded v3, so that no copy ends as a `timeout`.
+    client.deploy("clf", "clf", 1, timeout_ms=600_000)
     started = client.start_rollout("clf", "shadow", 3, analysis={"min_agreement": 0.9, "min_samples": 20})
     assert started["state"] == "running" and started["strategy"] == "shadow"
     assert started["traffic"][1] == {"model": "clf", "version": 3, "weight": 0.0, "role": "shadow"}
+    shadow_process = server.app.state.services.dataplane.shadow_process
+    if shadow_process is not None:
+        shadow_process.load(VersionRef("clf", 3))
 
     frame = classification_data(60, 5)[FEATURES]
     expected = artifacts.model.predict(frame).tolist()
@@ -127,7 +134,7 @@ def test_shadow_answers_from_the_champion_and_records_the_comparison(
         cur = client.rollout("clf")
         return cur if cur["pairs"] >= 60 else None
 
-    cur = until(compared)
+    cur = until(compared, seconds=240)
     gate = next(g for g in cur["gates"] if g["name"] == "agreement")
     assert gate["status"] == "fail" and gate["value"] < 0.2
     assert cur["state"] == "running"  # a shadow is judged by a person
