@@ -169,9 +169,11 @@ def test_serving_continues_through_a_postgres_outage(served: Served, cluster: Pg
 
     cluster.start()
     restarted = time.monotonic()
-    recovery = _wait(lambda: _store_state(served.url) == "ok", "readiness to recover", timeout=60)
+    # Back to "ok" once the store answers and the prediction log has written what it parked.
+    recovery = _wait(lambda: (r := _ready(served.url)) is not None and r.json()["status"] == "ok", "recovery", 60)
     ready = _ready(served.url)
-    assert ready is not None and ready.status_code == 200 and ready.json()["status"] == "ok", ready
+    assert ready is not None and ready.status_code == 200, ready
+    assert ready.json() == {"ready": True, "status": "ok", "store": "ok", "prediction_log": "ok"}
 
     # Every prediction made during the outage reaches the store; feedback for them is accepted.
     labels = [{"id": pid, "label": 1} for pid in outage_ids]
