@@ -83,6 +83,7 @@ def test_kill_9_under_load(
     oldest_lost_s = 0.0
     integrity: list[str] = []
     orphans = 0
+    left_running: list[str] = []
     for _ in range(runs):
         server = Server(data_dir, None, durable=False)  # recovers the previous run's crash
         servers.append(server)
@@ -94,7 +95,9 @@ def test_kill_9_under_load(
         server.stop(signal.SIGKILL)
         load.finish()
         labeller.finish()
-        orphans += len(procs.wait_tag_gone(server.tag, timeout=10))
+        left = procs.wait_tag_gone(server.tag, timeout=10)
+        orphans += len(left)
+        left_running += [str(p) for p in left]
         acked = {i: at for at, i in load.acked}
         lost = set(acked) - _stored(data_dir, None, list(acked))
         lost_labels = set(labeller.accepted) - _labelled(data_dir, labeller.accepted)
@@ -111,9 +114,10 @@ def test_kill_9_under_load(
             loss_window_s=LOSS_WINDOW_S,
             integrity_ok=sum(r == "ok" for r in integrity),
             orphans=orphans,
+            left_running=left_running,
         )
     assert totals["acked_labels"] > 0
     assert totals["lost_labels"] == 0
     assert oldest_lost_s <= LOSS_WINDOW_S
     assert integrity == ["ok"] * runs
-    assert orphans == 0
+    assert orphans == 0, left_running
