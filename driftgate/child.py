@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Literal
 
@@ -81,12 +81,21 @@ def exit_after_call_in_hand() -> None:
     os._exit(0)
 
 
-def die_with_parent(parent_pid: int | None = None, on_parent_death: Callable[[], None] | None = None) -> None:
+def die_with_parent(
+    parent_pid: int | None = None,
+    on_parent_death: Callable[[], None] | None = None,
+    kernel_signal: int = PARENT_DEATH_SIGNAL,
+) -> None:
     """Call in a child right after it starts: once the process `parent_pid` (by default the current
     parent) is gone, kill -9 included, run `on_parent_death` (default `exit_after_call_in_hand`)
     in a watcher thread. Uses the kernel's parent-death signal, and polls the parent pid as well
     (every `PARENT_CHECK_S`): the parent may have died before this call, and the signal is also sent
-    when only the parent's spawning thread ended. Idempotent per process."""
+    when only the parent's spawning thread ended. Idempotent per process.
+
+    `kernel_signal=SIGKILL` is for children started from a thread that lives as long as the parent
+    (`spawn_thread`): the kernel then ends the child itself, with no Python code to run. That matters
+    for an idle-priority child on a busy machine, whose watcher may wait many seconds for CPU and
+    the GIL before it can act (seen: a writer orphaned for over 10 s at load 15)."""
     global _watching
     if _watching:
         return
@@ -94,10 +103,12 @@ def die_with_parent(parent_pid: int | None = None, on_parent_death: Callable[[],
     parent = os.getppid() if parent_pid is None else parent_pid
     action = on_parent_death or exit_after_call_in_hand
     woken = threading.Event()
-    if threading.current_thread() is threading.main_thread():
+    if kernel_signal == signal.SIGKILL:
+        set_parent_death_signal(signal.SIGKILL)
+    elif threading.current_thread() is threading.main_thread():
         # The handler only wakes the watcher: it may run between any two bytecodes of the main thread.
-        signal.signal(PARENT_DEATH_SIGNAL, lambda signum, frame: woken.set())
-        set_parent_death_signal(PARENT_DEATH_SIGNAL)
+        signal.signal(kernel_signal, lambda signum, frame: woken.set())
+        set_parent_death_signal(kernel_signal)
 
     def watch() -> None:
         while os.getppid() == parent:  # reparented (to init or a subreaper) once the parent is gone
@@ -107,6 +118,21 @@ def die_with_parent(parent_pid: int | None = None, on_parent_death: Callable[[],
         action()
 
     threading.Thread(target=watch, name="driftgate-parent-watch", daemon=True).start()
+
+
+_spawner: ThreadPoolExecutor | None = None
+_spawner_lock = threading.Lock()
+
+
+def spawn_thread() -> ThreadPoolExecutor:
+    """One thread that lives as long as this process, to start children from: Linux sends the
+    parent-death signal when the *thread* that started a child ends, so children started here get
+    it only when the process itself is gone."""
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftgate-spawner")
+        return _spawner
 
 
 def stop_gracefully(limit_s: float = 45.0) -> Callable[[], None]:
@@ -165,7 +191,9 @@ def restore_priority() -> None:
 
 
 def _boot(parent_pid: int, priority: Priority, initializer: str, args: tuple[Any, ...]) -> None:
-    die_with_parent(parent_pid)  # first: the parent may be killed while this child still imports
+    # First: the parent may be killed while this child still imports. SIGKILL from the kernel: the
+    # child is started from `spawn_thread`, and an idle-priority child may get no CPU to act itself.
+    die_with_parent(parent_pid, kernel_signal=signal.SIGKILL)
     # The parent decides when its children end (see the module docstring); it ends them with SIGKILL.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -213,7 +241,10 @@ class ChildProcess:
                 )
             pool = self._pool
             assert pool is not None
-            future = pool.submit(_run, fn, *args)  # a spawning pool starts its one process here
+            if created:  # a spawning pool starts its one process in the submitting thread
+                future = spawn_thread().submit(pool.submit, _run, fn, *args).result()
+            else:
+                future = pool.submit(_run, fn, *args)
             if created:  # a process that dies breaks the pool, so a new process means a new pool
                 for process in (getattr(pool, "_processes", None) or {}).values():
                     lower_priority(self._priority, process.pid)

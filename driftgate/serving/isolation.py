@@ -26,13 +26,11 @@ from __future__ import annotations
 import builtins
 import collections
 import contextlib
-import ctypes
 import logging
 import multiprocessing
 import os
 import queue
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from driftgate.child import die_with_parent
 from driftgate.errors import DriftgateError
 from driftgate.registry.schema import Columns, frame_of
 
@@ -54,9 +53,6 @@ START_TIMEOUT_S = 120.0
 # Restart backoff after consecutive failures (crashes or hangs): the first restart is immediate.
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
-# How often a worker checks that the server is still its parent (beside the death signal).
-PARENT_CHECK_S = 1.0
-PR_SET_PDEATHSIG = 1
 
 
 class ModelUnavailable(DriftgateError):
@@ -452,29 +448,10 @@ def _remote_error(name: str, text: str) -> Exception:
 # ---- the worker process ----------------------------------------------------------------------------
 
 
-def die_with_parent(parent_pid: int) -> None:
-    """SIGKILL when the parent goes (Linux), and a thread that checks, in case the signal was lost
-    (the parent died before prctl ran) or the platform has none."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:
-        os._exit(0)
-
-    def watch() -> None:
-        while True:
-            time.sleep(PARENT_CHECK_S)
-            if os.getppid() != parent_pid:
-                os._exit(0)
-
-    threading.Thread(target=watch, name="driftgate-parent-check", daemon=True).start()
-
-
 def _worker_main(
     conn: Connection, parent_pid: int, artifact: bytes, kind: str, trust: bool, classes: list[Any] | None
 ) -> None:
-    die_with_parent(parent_pid)
+    die_with_parent(parent_pid, lambda: os._exit(0), kernel_signal=signal.SIGKILL)
     from driftgate.registry import formats
 
     try:
