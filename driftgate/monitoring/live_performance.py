@@ -31,7 +31,9 @@ class _Fitted:
         self.predictions, self.scores, self.estimator, self.task = predictions, scores, estimator, task
 
 
-_cache: OrderedDict[VersionRef, _Fitted] = OrderedDict()
+# Keyed by the loaded version object as well as its name: two stores in one process (tests, a CLI
+# beside a server) may both have a `clf` v1, with other reference data.
+_cache: OrderedDict[VersionRef, tuple[LoadedVersion, int, _Fitted]] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -57,9 +59,9 @@ def _columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
 def _reference_fit(version: LoadedVersion, reference: pd.DataFrame, target: np.ndarray) -> _Fitted:
     with _lock:
         hit = _cache.get(version.ref)
-        if hit is not None:
+        if hit is not None and hit[0] is version and hit[1] == len(reference):
             _cache.move_to_end(version.ref)
-            return hit
+            return hit[2]
     frame = version.schema.to_frame({n: reference[n].tolist() for n in reference.columns}, len(reference))
     preds, proba = version.score(frame)
     predictions = _object_array(list(preds))
@@ -68,7 +70,7 @@ def _reference_fit(version: LoadedVersion, reference: pd.DataFrame, target: np.n
         scores = np.asarray(proba, dtype=np.float64)
     fitted = _fit(version, target, predictions, scores, _columns(reference))
     with _lock:
-        _cache[version.ref] = fitted
+        _cache[version.ref] = (version, len(reference), fitted)
         while len(_cache) > CACHED_VERSIONS:
             _cache.popitem(last=False)
     return fitted
