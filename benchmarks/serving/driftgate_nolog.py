@@ -1,9 +1,10 @@
 """driftgate with its prediction log off.
 
-driftgate has no switch for this, so "off" means: the same app (`create_app`) with a recorder queue
-of zero rows (`log_max_queued_rows=0`), so every batch is dropped at hand-over (counted in the
-`log_dropped` metric) and nothing is encoded or written. The request path still builds the log
-batch and ids; only the writer thread's work is gone.
+driftgate has no switch for this, so "off" means: the same app (`create_app`) with the log written by
+a thread of the server (`log_process=False`) whose `Recorder.record` drops every batch at hand-over,
+so nothing is encoded or written. The request path still admits the rows (reserves log room), builds
+the log batch and ids; only the writer's work is gone. (A queue of zero rows no longer works for
+this: admission answers 413 to requests the log could never hold.)
 
 Usage: python driftgate_nolog.py DATA_DIR PORT   (run in driftgate's venv)
 """
@@ -16,9 +17,11 @@ from pathlib import Path
 import uvicorn
 
 from driftgate.api.app import create_app
+from driftgate.records.recorder import Recorder
 from driftgate.settings import Settings
 
 if __name__ == "__main__":
     port = int(sys.argv[2])
-    settings = Settings(data_dir=Path(sys.argv[1]), port=port, log_max_queued_rows=0)
+    Recorder.record = lambda self, batch: True  # type: ignore[method-assign]  # dropped at hand-over
+    settings = Settings(data_dir=Path(sys.argv[1]), port=port, log_process=False)
     uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=30)

@@ -967,8 +967,8 @@ def markdown(doc: dict) -> str:
         "--reference ref.csv --target y` and `driftgate deploy`; default settings and endpoint config (adaptive "
         "micro-batching on, every prediction logged to the embedded SQLite store).",
         "- **driftgate, logging off**: there is no switch, so `benchmarks/serving/driftgate_nolog.py` runs the same "
-        "`create_app` with `Settings(log_max_queued_rows=0)`: the recorder drops every batch at hand-over (and "
-        "counts it), so nothing is encoded or written; the request path still builds ids and the log batch.",
+        "`create_app` with `Settings(log_process=False)` and a `Recorder.record` that drops every batch at hand-over, "
+        "so nothing is encoded or written; the request path still admits rows and builds ids and the log batch.",
         f"- **driftgate, max_concurrent_calls={CONTROL_CALLS}**: the same server with a second endpoint deployed "
         f'with `--config \'{{"batching": {{"max_concurrent_calls": {CONTROL_CALLS}}}}}\'` (two model calls at '
         "once, the default before this run; the default is now one, which merges more requests per call).",
