@@ -16,7 +16,9 @@ import json
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -24,24 +26,26 @@ import numpy as np
 from benchmarks.overload.common import free_port, prepare, records_body, serve, stop
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--mb", type=float, default=60)
-    ap.add_argument("--concurrent", type=int, default=3)
-    ap.add_argument("--max-rows", type=int, default=0)
-    ap.add_argument("--cores", default=None, help="taskset cores for the server, e.g. 0")
-    args = ap.parse_args()
-    rows = int(args.mb * 1e6 / 46)  # ~46 bytes a row
+def run(
+    mb: float = 60,
+    concurrent: int = 3,
+    max_rows: int = 0,
+    cores: str | None = None,
+    probe: Callable[[str], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The scenario (the benchmark and tests/reliability/test_oversize_bodies.py): its figures as a
+    dict. `probe(url)`, if given, runs against the same server afterwards; its dict goes under "probe"."""
+    rows = int(mb * 1e6 / 46)  # ~46 bytes a row
     body = records_body(rows)
-    print(f"body: {len(body) / 1e6:.1f} MB, {rows} rows")
     settings: dict[str, object] = {"max_body_bytes": 256 * 1024 * 1024, "monitor_interval": 0}
-    if args.max_rows:
-        settings |= {"max_rows_per_request": args.max_rows, "log_max_queued_rows": 4 * args.max_rows}
+    if max_rows:
+        settings |= {"max_rows_per_request": max_rows, "log_max_queued_rows": 4 * max_rows}
+    probed: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         prepare(data)
         port = free_port()
-        proc = serve(data, port, settings, args.cores)
+        proc = serve(data, port, settings, cores)
         url = f"http://127.0.0.1:{port}"
         try:
             results: list[tuple[int, float]] = []
@@ -68,19 +72,23 @@ def main() -> None:
 
             poller = threading.Thread(target=poll)
             poller.start()
-            threads = [threading.Thread(target=big) for _ in range(args.concurrent)]
+            threads = [threading.Thread(target=big) for _ in range(concurrent)]
             t0 = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            try:
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+            finally:
+                done.set()
+                poller.join()
             wall = time.perf_counter() - t0
-            done.set()
-            poller.join()
+            if probe is not None:
+                probed = probe(url)
         finally:
             stop(proc)
     lat = np.array(live)
-    out = {
+    out: dict[str, Any] = {
         "body_mb": round(len(body) / 1e6, 1),
         "rows": rows,
         "requests": [{"status": s, "seconds": round(t, 2)} for s, t in results],
@@ -89,7 +97,19 @@ def main() -> None:
         "live_p99_s": round(float(np.quantile(lat, 0.99)), 3),
         "live_count": len(live),
     }
-    print(json.dumps(out))
+    if probe is not None:
+        out["probe"] = probed
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mb", type=float, default=60)
+    ap.add_argument("--concurrent", type=int, default=3)
+    ap.add_argument("--max-rows", type=int, default=0)
+    ap.add_argument("--cores", default=None, help="taskset cores for the server, e.g. 0")
+    args = ap.parse_args()
+    print(json.dumps(run(args.mb, args.concurrent, args.max_rows, args.cores)))
 
 
 if __name__ == "__main__":

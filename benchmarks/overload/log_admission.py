@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -39,30 +40,40 @@ def counters(url: str) -> dict[str, float]:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=20)
-    ap.add_argument("--clients", type=int, default=8)
-    ap.add_argument("--rows", type=int, default=10_000)
-    ap.add_argument("--big-rows", type=int, default=1_200_000)
-    ap.add_argument("--cores", default=None, help="taskset cores for the server, e.g. 0")
-    ap.add_argument("--log-max-queued-rows", type=int, default=None, help="the server's log_max_queued_rows")
-    args = ap.parse_args()
-    body = records_body(args.rows)
+def rss_mb(pid: int) -> float:
+    """Resident memory of one process (VmRSS), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def run(
+    seconds: float = 20,
+    clients: int = 8,
+    rows: int = 10_000,
+    big_rows: int = 1_200_000,
+    cores: str | None = None,
+    log_max_queued_rows: int | None = None,
+) -> dict[str, Any]:
+    """The scenario (the benchmark and tests/reliability/test_overload.py): its figures as a dict.
+    `big_rows` 0 sends no big request."""
+    body = records_body(rows)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         prepare(data)
         port = free_port()
         settings: dict[str, object] = {"monitor_interval": 0}
-        if args.log_max_queued_rows is not None:
-            settings["log_max_queued_rows"] = args.log_max_queued_rows
-        proc = serve(data, port, settings, args.cores)
+        if log_max_queued_rows is not None:
+            settings["log_max_queued_rows"] = log_max_queued_rows
+        proc = serve(data, port, settings, cores)
         url = f"http://127.0.0.1:{port}"
         acked: list[str] = []
         ok = shed = 0
         lock = threading.Lock()
         try:
-            deadline = time.monotonic() + args.seconds
+            rss_before = rss_mb(proc.pid)  # with --cores, taskset exec()s python: the same pid
+            deadline = time.monotonic() + seconds
 
             def client() -> None:
                 nonlocal ok, shed
@@ -81,19 +92,21 @@ def main() -> None:
                             time.sleep(float(r.headers["retry-after"]))
 
             t0 = time.perf_counter()
-            threads = [threading.Thread(target=client) for _ in range(args.clients)]
+            threads = [threading.Thread(target=client) for _ in range(clients)]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
             wall = time.perf_counter() - t0
-            big = httpx.post(
-                f"{url}/v1/endpoints/clf/predict", content=records_body(args.big_rows),
-                headers={"content-type": "application/json"}, timeout=600,
-            )  # fmt: skip
-            big_answer = {"status": big.status_code, "error": big.json().get("error", "")[:160]}
-            if big.status_code == 200:
-                acked.extend(big.json()["ids"])
+            big_answer: dict[str, Any] = {}
+            if big_rows:
+                big = httpx.post(
+                    f"{url}/v1/endpoints/clf/predict", content=records_body(big_rows),
+                    headers={"content-type": "application/json"}, timeout=600,
+                )  # fmt: skip
+                big_answer = {"status": big.status_code, "error": big.json().get("error", "")[:160]}
+                if big.status_code == 200:
+                    acked.extend(big.json()["ids"])
             unknown = 0
             with httpx.Client(base_url=url, timeout=600) as c:
                 for start in range(0, len(acked), 10_000):
@@ -106,25 +119,37 @@ def main() -> None:
                     r.raise_for_status()
                     unknown += len(r.json()["unknown_ids"])
             server = counters(url)
+            rss_after = rss_mb(proc.pid)
         finally:
             stop(proc)
-    print(
-        json.dumps(
-            {
-                "clients": args.clients,
-                "rows_per_request": args.rows,
-                "seconds": round(wall, 1),
-                "acked_requests": ok,
-                "shed_requests": shed,
-                "shed_rate": round(shed / max(ok + shed, 1), 3),
-                "acked_rows_per_s": round(ok * args.rows / wall),
-                "big_request": big_answer,
-                "acked_ids": len(acked),
-                "unknown_ids_in_feedback": unknown,
-                "server": server,
-            }
-        )
-    )
+    return {
+        "clients": clients,
+        "rows_per_request": rows,
+        "log_max_queued_rows": log_max_queued_rows,
+        "seconds": round(wall, 1),
+        "acked_requests": ok,
+        "shed_requests": shed,
+        "shed_rate": round(shed / max(ok + shed, 1), 3),
+        "acked_rows_per_s": round(ok * rows / wall),
+        "big_request": big_answer,
+        "acked_ids": len(acked),
+        "unknown_ids_in_feedback": unknown,
+        "server": server,
+        "server_rss_mb": {"before": rss_before, "after": rss_after},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--rows", type=int, default=10_000)
+    ap.add_argument("--big-rows", type=int, default=1_200_000)
+    ap.add_argument("--cores", default=None, help="taskset cores for the server, e.g. 0")
+    ap.add_argument("--log-max-queued-rows", type=int, default=None, help="the server's log_max_queued_rows")
+    args = ap.parse_args()
+    out = run(args.seconds, args.clients, args.rows, args.big_rows, args.cores, args.log_max_queued_rows)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
