@@ -52,9 +52,6 @@ class Settings:
     """Encode and write the prediction log in a child process (off: a thread of the server). Ignored
     with `durable_log`, whose acknowledgements wait for an fsync in the server itself."""
     log_max_queued_rows: int = 500_000
-    shadow_process: bool = True
-    """Score shadow copies in a separate idle-priority process (off: in threads of the server)."""
-    model_threads: int = 4
     """Rows the in-process log queue may hold. A prediction request is admitted only while the queue has
     room for all its rows (else 503 with Retry-After), so no id is handed out for a row that is dropped."""
     max_rows_per_request: int = 100_000
@@ -63,6 +60,9 @@ class Settings:
     big_body_bytes: int = 1024 * 1024
     """Prediction bodies larger than this are decoded in a worker thread, one at a time, so the event loop
     (and liveness) keeps answering while they parse."""
+    shadow_process: bool = True
+    """Score shadow copies in a separate idle-priority process (off: in threads of the server)."""
+    model_threads: int = 4
     """Threads that run models off the event loop."""
     sync_interval: float = 0.5
     """Seconds between checks for endpoint changes made by other replicas."""
