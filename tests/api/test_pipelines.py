@@ -338,10 +338,14 @@ def test_step_metrics_add_up_over_workers(tmp_path: Path, artifacts: Artifacts) 
             assert r.status_code in (200, 404), r.text  # 404: a worker that has not synced the endpoint yet
             return r.status_code
 
-        until(lambda: all(predict() == 200 for _ in range(20)))  # both workers serve it
+        until(lambda: all(predict() == 200 for _ in range(20)))
+        # Workers share one listening socket: a worker still loading the endpoint on a busy machine
+        # accepts nothing meanwhile, so 20 answers in a row may all come from the other; a late 404
+        # never reaches the steps, and the sums below count only answered requests.
         for _ in range(60):
-            assert predict() == 200
+            predict()
         ok = total(scrape(url), "driftgate_requests_total", endpoint="clf", status="ok")
+        assert ok >= 20
         families = scrape(url)
         for name in ("colour", "hours", "names"):
             assert total(families, "driftgate_step_calls_total", step=name, status="ok") == ok
