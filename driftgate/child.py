@@ -191,9 +191,11 @@ def restore_priority() -> None:
 
 
 def _boot(parent_pid: int, priority: Priority, initializer: str, args: tuple[Any, ...]) -> None:
-    # First: the parent may be killed while this child still imports. SIGKILL from the kernel: the
-    # child is started from `spawn_thread`, and an idle-priority child may get no CPU to act itself.
-    die_with_parent(parent_pid, kernel_signal=signal.SIGKILL)
+    # First: the parent may be killed while this child still imports. Not SIGKILL: the log writer
+    # must finish the acknowledged rows in hand (a starved idle writer's batch may be seconds old;
+    # killed at once it lost rows acked 7.8 s before the kill). It is started from `spawn_thread`,
+    # so the signal comes only when the parent process itself is gone.
+    die_with_parent(parent_pid)
     # The parent decides when its children end (see the module docstring); it ends them with SIGKILL.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -103,7 +103,7 @@ def test_children_die_with_a_killed_parent(code: str) -> None:
         assert len(procs.tagged(tag)) >= 2  # the parent and what it started
         parent.kill()
         parent.wait(timeout=30)
-        left = procs.wait_tag_gone(tag, timeout=10)
+        left = procs.wait_tag_gone(tag, timeout=30)
         assert not left, "outlived their parent:\n" + "\n".join(map(str, left))
     finally:
         if parent.poll() is None:

@@ -194,7 +194,7 @@ def test_sigkill_loses_at_most_the_last_flush_interval(
     server.stop(signal.SIGKILL)
     load.finish()
     # The log writer (with the database open) and the resource tracker die with the server.
-    left = procs.wait_tag_gone(server.tag, timeout=10)
+    left = procs.wait_tag_gone(server.tag, timeout=30)
     assert not left, "outlived the server:\n" + "\n".join(map(str, left))
     acked = dict((i, at) for at, i in load.acked)
     stored = _stored(data_dir, kill_db, list(acked))
@@ -292,7 +292,7 @@ def test_sigterm_under_load_starts_no_child_and_leaves_none(
     stop.set()
     watcher.join()
     assert seen <= before, f"children started during the shutdown: {sorted(seen - before)}"
-    left = procs.wait_tag_gone(server.tag, timeout=10)
+    left = procs.wait_tag_gone(server.tag, timeout=30)
     assert not left, "outlived the server:\n" + "\n".join(map(str, left))
     acked = [i for _, i in load.acked]
     assert set(acked) <= _stored(data_dir, None, acked)
@@ -326,7 +326,7 @@ def test_kill_9_of_a_worker_or_of_the_supervisor_leaves_no_process(
     victim = wait_for_two_workers()[0]
     below = procs.descendants(victim.pid)
     os.kill(victim.pid, signal.SIGKILL)
-    left = procs.wait_gone(below, timeout=10)
+    left = procs.wait_gone(below, timeout=30)
     assert not left, "outlived their worker:\n" + "\n".join(map(str, left))
 
     wait_for_two_workers()  # the supervisor replaced the killed worker

@@ -95,7 +95,7 @@ def test_kill_9_under_load(
         server.stop(signal.SIGKILL)
         load.finish()
         labeller.finish()
-        left = procs.wait_tag_gone(server.tag, timeout=10)
+        left = procs.wait_tag_gone(server.tag, timeout=30)
         orphans += len(left)
         left_running += [str(p) for p in left]
         acked = {i: at for at, i in load.acked}

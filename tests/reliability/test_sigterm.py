@@ -53,7 +53,7 @@ def test_sigterm_drain_under_load(
         watcher.join()
         assert code in (0, -signal.SIGTERM)
         started_during_shutdown += len(seen - before)
-        orphans += len(procs.wait_tag_gone(server.tag, timeout=10))
+        orphans += len(procs.wait_tag_gone(server.tag, timeout=30))
         acked = [i for _, i in load.acked]
         acked_total += len(acked)
         lost_total += len(set(acked) - _stored(data_dir, None, acked))

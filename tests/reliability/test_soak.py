@@ -81,7 +81,7 @@ def test_soak(
     labeller.finish()
     acked = [i for _, i in load.acked]
     lost = len(set(acked) - _stored(data_dir, None, acked))
-    left = procs.wait_tag_gone(server.tag, timeout=10)
+    left = procs.wait_tag_gone(server.tag, timeout=30)
     warm = next((s for s in samples if s["t"] >= max(WARM_UP_S, seconds / 10) and s is not samples[-1]), samples[2])
     end = samples[-1]
     growth = (end["rss_mb"] - warm["rss_mb"]) / warm["rss_mb"]
