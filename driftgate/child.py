@@ -25,6 +25,7 @@ import ctypes
 import importlib
 import multiprocessing
 import os
+import select
 import signal
 import sys
 import threading
@@ -102,22 +103,31 @@ def die_with_parent(
     _watching = True
     parent = os.getppid() if parent_pid is None else parent_pid
     action = on_parent_death or exit_after_call_in_hand
-    woken = threading.Event()
+    # The handler wakes the watcher through a pipe, never a lock: it runs between any two bytecodes
+    # of the main thread, the signal comes in bursts (the kernel sends it again each time the dying
+    # parent's children pass to another of its exiting threads), and a handler that set an Event
+    # re-entered the Event's own lock and hung the child for good (orphans under `kill -9`).
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
     if kernel_signal == signal.SIGKILL:
         set_parent_death_signal(signal.SIGKILL)
     elif threading.current_thread() is threading.main_thread():
-        # The handler only wakes the watcher: it may run between any two bytecodes of the main thread.
-        signal.signal(kernel_signal, lambda signum, frame: woken.set())
+        signal.signal(kernel_signal, lambda signum, frame: _poke(wake_write))
         set_parent_death_signal(kernel_signal)
 
     def watch() -> None:
         while os.getppid() == parent:  # reparented (to init or a subreaper) once the parent is gone
-            woken.wait(PARENT_CHECK_S)
-            woken.clear()
+            if select.select([wake_read], [], [], PARENT_CHECK_S)[0]:
+                os.read(wake_read, 4096)
         restore_priority()
         action()
 
     threading.Thread(target=watch, name="driftgate-parent-watch", daemon=True).start()
+
+
+def _poke(fd: int) -> None:
+    with contextlib.suppress(BlockingIOError):  # a full pipe already wakes the watcher
+        os.write(fd, b"\0")
 
 
 _spawner: ThreadPoolExecutor | None = None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from driftgate.child import NICENESS, ChildProcess, ChildUnavailable, Priority
+from driftgate.child import NICENESS, PARENT_DEATH_SIGNAL, ChildProcess, ChildUnavailable, Priority
 from tests import procs
 
 _STATE: dict[str, object] = {}
@@ -101,6 +101,40 @@ def test_children_die_with_a_killed_parent(code: str) -> None:
         if code is _PARENT:
             assert line[0] == line[1], "the child died when the thread that started it ended"
         assert len(procs.tagged(tag)) >= 2  # the parent and what it started
+        parent.kill()
+        parent.wait(timeout=30)
+        left = procs.wait_tag_gone(tag, timeout=30)
+        assert not left, "outlived their parent:\n" + "\n".join(map(str, left))
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(timeout=30)
+        procs.kill_all(procs.tagged(tag))
+
+
+_MANY_THREADS_PARENT = """
+import os, sys, threading
+from driftgate.child import ChildProcess
+from tests.test_child import _init
+child = ChildProcess(_init, ("orphan?",))
+stop = threading.Event()
+for _ in range(300):  # a server's many threads: its child is passed from one exiting thread to the next
+    threading.Thread(target=stop.wait, daemon=True).start()
+print(child.call(os.getpid), os.getpid(), flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.skipif(not procs.available(), reason="reads /proc")
+def test_a_burst_of_parent_death_signals_does_not_hang_the_child() -> None:
+    """The kernel sends the parent-death signal again each time a dying parent's child passes to
+    another of its exiting threads; a handler that took a lock re-entered it and hung the child for
+    good (kill -9 of the server left the log writer running under init)."""
+    parent, line, tag = _run_parent(_MANY_THREADS_PARENT)
+    try:
+        child_pid = int(line[0])
+        for _ in range(20000):  # the burst, on top of what the parent's own exit sends
+            os.kill(child_pid, PARENT_DEATH_SIGNAL)
         parent.kill()
         parent.wait(timeout=30)
         left = procs.wait_tag_gone(tag, timeout=30)
