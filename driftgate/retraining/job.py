@@ -22,6 +22,7 @@ import json  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 from collections import deque  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -146,9 +147,9 @@ def _run(store: Store, spec: RetrainSpec, request: dict[str, Any]) -> dict[str, 
     }
 
 
-def _read_window(store: Store, endpoint: str, spec: RetrainSpec, now: float) -> list[dict[str, Any]]:
+def _read_window(store: Store, endpoint: str, spec: RetrainSpec, now: float) -> list[Mapping[str, Any]]:
     since = None if spec.data == "all" else now - spec.window_seconds
-    newest: deque[dict[str, Any]] = deque(maxlen=spec.max_rows)
+    newest: deque[Mapping[str, Any]] = deque(maxlen=spec.max_rows)
     for chunk in store.predictions.iter_with_labels(endpoint, since=since, until=now, role="primary"):
         newest.extend(labelled(chunk))
     return list(newest)

@@ -35,7 +35,7 @@ def typed_labels(rows: list[Mapping[str, Any]], classes: list[Any] | None) -> li
     if classes:
         by_text = {str(c): c for c in classes}
         return [{**p, "label": by_text.get(str(p["label"]), p["label"])} for p in rows]
-    out = []
+    out: list[Mapping[str, Any]] = []
     for p in rows:
         try:
             out.append({**p, "label": float(p["label"])})
