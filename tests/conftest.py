@@ -17,8 +17,8 @@ import pytest
 import uvicorn
 from sqlalchemy import create_engine, text
 
-from driftgate.api.app import create_app
 from driftgate.client import Client
+from driftgate.server.app import create_app
 from driftgate.settings import Settings
 from driftgate.store import Store
 from tests import procs

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from driftgate.api.app import build_services, close_services
 from driftgate.registry.registry import Registration, register
+from driftgate.server.wiring import build_services, close_services
 from driftgate.serving.batch import score_file
 from driftgate.settings import Settings
 from driftgate.store import Store

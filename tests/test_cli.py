@@ -108,6 +108,16 @@ def test_rollout_promote_rollback_and_pause_from_the_command_line(files: Path) -
     assert "canary clf v1 -> v2 running, candidate at 10%, step 1/3" in output
     code, output = run("rollout", "clf", "--strategy", "shadow", "--version", "2", *data)
     assert code == 2 and "already has a canary rollout" in output
+    # The same checks as PUT /v1/endpoints/{e}: moving the endpoint under a running rollout would leave
+    # the rollout's baseline on the old version (deploy used to exit 0 and move it).
+    code, output = run("deploy", "clf", "--model", "clf", "--version", "2", *data)
+    assert code != 0 and "has a canary rollout running" in output, output
+    store = Store.open(files / "data")
+    try:
+        assert store.endpoints.get("clf")[0]["version"] == 1
+        assert store.rollouts.active("clf")["baseline"]["version"] == 1
+    finally:
+        store.close()
     code, output = run("pause", "clf", "--reason", "incident", *data)
     assert code == 0 and "paused" in output and "reason: incident" in output
     code, output = run("rollout", "clf", *data)

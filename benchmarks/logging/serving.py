@@ -56,7 +56,7 @@ def serve(data_dir: Path, port: int, logging: str) -> subprocess.Popen:
     code = f"""
 import uvicorn
 from pathlib import Path
-from driftgate.api.app import create_app
+from driftgate.server.app import create_app
 from driftgate.records.recorder import Recorder
 from driftgate.settings import Settings
 if {logging!r} == "off":

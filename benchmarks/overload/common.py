@@ -47,7 +47,7 @@ def serve(data_dir: Path, port: int, settings: dict[str, object], cores: str | N
     code = f"""
 import uvicorn
 from pathlib import Path
-from driftgate.api.app import create_app
+from driftgate.server.app import create_app
 from driftgate.settings import Settings
 settings = Settings(data_dir=Path({str(data_dir)!r}), port={port}, **{settings!r})
 uvicorn.run(create_app(settings), port={port}, log_level="warning")

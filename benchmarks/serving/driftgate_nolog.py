@@ -16,8 +16,8 @@ from pathlib import Path
 
 import uvicorn
 
-from driftgate.api.app import create_app
 from driftgate.records.recorder import Recorder
+from driftgate.server.app import create_app
 from driftgate.settings import Settings
 
 if __name__ == "__main__":

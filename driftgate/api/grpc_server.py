@@ -43,7 +43,7 @@ log = logging.getLogger("driftgate.grpc")
 # The protocol's service name: method paths are /inference.GRPCInferenceService/<Method>.
 SERVICE = "inference.GRPCInferenceService"
 # Seconds in-flight calls may take to finish when the server stops (uvicorn's default drain for HTTP
-# has already passed by then; see api/app.py).
+# has already passed by then; see driftgate/server/server.py).
 STOP_GRACE_S = 10.0
 
 # REST status -> gRPC code. Input errors (400, 413, 422) are INVALID_ARGUMENT: sending the same

@@ -15,6 +15,7 @@ from driftgate.monitoring.worker import DriftWorker
 from driftgate.records.recorder import PredictionLog
 from driftgate.retraining.service import Retrainer
 from driftgate.rollout.controller import RolloutController
+from driftgate.services.endpoints import EndpointService
 from driftgate.serving.dataplane import DataPlane
 from driftgate.serving.metrics import ServingMetrics
 from driftgate.settings import Settings
@@ -35,6 +36,7 @@ class Services:
     monitor: Monitor
     alerts: AlertEngine
     retraining: Retrainer
+    endpoints: EndpointService
     ready: bool = False
     drift_worker: DriftWorker | None = None
     """Runs big drift windows in a child process (see monitoring/worker.py); None: all in-thread."""

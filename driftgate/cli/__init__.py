@@ -226,7 +226,7 @@ def serve(
         os.environ.pop(MULTIPROC_ENV, None)
     try:
         uvicorn.run(
-            "driftgate.api.app:create_app_from_env",
+            "driftgate.server.app:create_app_from_env",
             factory=True,
             host=host,
             port=port,
@@ -314,12 +314,12 @@ def deploy(
     data_dir: DataDir = Path(".driftgate"),
     db: DbUrl = None,
 ) -> None:
-    """Point an endpoint at a model version (running servers pick it up within a second)."""
-    from driftgate.registry.registry import check_version, validate_name
-    from driftgate.rollout.policy import VersionRef
-    from driftgate.serving.dataplane import parse_config
-    from driftgate.serving.pipeline import compile_pipeline
-    from driftgate.serving.runtime import ModelCache
+    """Point an endpoint at a model version (running servers pick it up within a second). The same
+    checks as `PUT /v1/endpoints/{e}`: refused while a rollout runs on another version."""
+    import asyncio
+
+    from driftgate.services.endpoints import EndpointService
+    from driftgate.services.serving import Offline
 
     try:
         extra = json.loads(config or "{}")
@@ -329,21 +329,15 @@ def deploy(
         console.print(f"[red]error:[/red] --config must be a JSON object, got {config!r}")
         raise typer.Exit(2)
     store = _store(data_dir, db)
+    service = EndpointService(store, Offline(store))
     try:
-        validate_name(endpoint, what="endpoint name", field="endpoint")
         body = {**extra, "model": model, "version": version}
-        cfg = parse_config(body)
-        number = store.models.resolve(model, check_version(cfg.version))
-        ModelCache(store).get(VersionRef(model, number))  # refuse what cannot load
-        # Steps must import here; a server runs them only from its --pipeline-module packages.
-        compile_pipeline(cfg.pipeline, None)
-        revision = store.endpoints.put(
-            endpoint, cfg.model_copy(update={"version": number}).model_dump(), actor="cli", reason="deploy"
-        )
+        deployed = asyncio.run(service.deploy(endpoint, body, actor="cli", reason="deploy"))
     except DriftgateError as exc:
         _fail(exc)
         return
-    console.print(f"endpoint [bold]{endpoint}[/bold] -> {model} v{number} (revision {revision})")
+    number = deployed.config["version"]
+    console.print(f"endpoint [bold]{endpoint}[/bold] -> {model} v{number} (revision {deployed.revision})")
 
 
 @token_app.command("create")

@@ -61,7 +61,7 @@ async def score_on_store(
     show_progress: bool = True,
 ) -> BatchSummary:
     """Score `source` through `endpoint` with a data plane of this process over the store."""
-    from driftgate.api.app import build_services, close_services
+    from driftgate.server.wiring import build_services, close_services
     from driftgate.serving.batch import score_file, total_rows
     from driftgate.settings import Settings
 

@@ -113,8 +113,8 @@ async def run_monitor(
     """One manual monitor run over the store with the server's own services (`build_services`): the
     endpoint's serving version, redaction and output guard, the report and points stored, and the
     alert rules judged (notifiers and actions as on the server) unless `alerts` is off."""
-    from driftgate.api.app import build_services, close_services
     from driftgate.monitoring.monitor import check_window
+    from driftgate.server.wiring import build_services, close_services
     from driftgate.settings import Settings
 
     check_window(window["last"], window["since"], window["until"])

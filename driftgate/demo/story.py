@@ -17,9 +17,9 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 
-from driftgate.api.app import create_app
 from driftgate.client import Client
 from driftgate.demo import scenario
+from driftgate.server.app import create_app
 from driftgate.settings import Settings
 
 ENDPOINT = "fraud"

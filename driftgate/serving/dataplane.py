@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 
 from driftgate.errors import (
-    BadRequest,
     DriftgateError,
     EndpointNotFound,
     InvalidInput,
@@ -30,6 +29,7 @@ from driftgate.registry.schema import Columns, InputSchema, frame_of
 from driftgate.rollout.policy import Route, TrafficPolicy, VersionRef, policy_for
 from driftgate.serving.automation import decide
 from driftgate.serving.batching import MAX_STALLED, Jammed, MicroBatcher
+from driftgate.serving.checks import check_fits
 from driftgate.serving.endpoint_config import EndpointConfig
 from driftgate.serving.isolation import Lane, ModelUnavailable, ProcessPool, Spawner, WorkerCrashed, WorkerHung
 from driftgate.serving.metrics import ServingMetrics
@@ -150,22 +150,7 @@ class DataPlane:
         loop = asyncio.get_running_loop()
         version = await loop.run_in_executor(self.executor, self.cache.get, ref)
         await loop.run_in_executor(self.executor, compile_pipeline, cfg.pipeline, self.pipeline_modules)
-        guard = cfg.output_guard
-        if guard is None:
-            return
-        kind = version.output.get("kind")
-        if guard.min_confidence is not None and kind != "classification":
-            raise BadRequest(
-                f"output_guard.min_confidence needs a classifier with class probabilities; "
-                f"model {ref} is a {kind} model",
-                field="output_guard.min_confidence",
-            )
-        classes = version.classes or []
-        if (guard.min is not None or guard.max is not None) and any(not isinstance(c, int | float) for c in classes):
-            raise BadRequest(
-                f"output_guard.min/max need numeric predictions; model {ref} predicts classes {classes[:10]}",
-                field="output_guard",
-            )
+        check_fits(cfg, version, ref)
 
     async def apply(self, name: str, config: dict[str, Any], revision: int) -> EndpointState:
         """Load what the config needs (off the loop), then swap the endpoint's state atomically."""

@@ -20,8 +20,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from driftgate.api.app import create_app
 from driftgate.client import Client
+from driftgate.server.app import create_app
 from driftgate.settings import Settings
 from tests.conftest import Artifacts, LiveServer, make_server
 

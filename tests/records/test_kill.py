@@ -236,13 +236,16 @@ def test_sigkill_with_durable_log_loses_nothing_acknowledged(
 def test_sigterm_turns_readiness_false_and_hands_on() -> None:
     from types import SimpleNamespace
 
-    from driftgate.api.app import _unready_on_sigterm
+    from driftgate.server.server import Server
+    from driftgate.settings import Settings
 
     seen: list[int] = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
     try:
         svc = SimpleNamespace(ready=True)
-        with _unready_on_sigterm(svc):  # type: ignore[arg-type]
+        server = Server(Settings(), app=None)
+        server.services = svc  # type: ignore[assignment]
+        with server.unready_on_sigterm():
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.05)
             assert svc.ready is False

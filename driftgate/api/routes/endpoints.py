@@ -9,11 +9,9 @@ from starlette.concurrency import run_in_threadpool
 
 from driftgate.api.auth import require
 from driftgate.api.services import services
-from driftgate.errors import BadRequest, Conflict
-from driftgate.registry.registry import check_version, validate_name
+from driftgate.errors import BadRequest
 from driftgate.rollout import controller as rollouts
-from driftgate.rollout.policy import VersionRef
-from driftgate.serving.dataplane import EndpointState, parse_config
+from driftgate.serving.dataplane import EndpointState
 from driftgate.serving.metrics import ServingMetrics
 from driftgate.serving.pipeline import Step
 
@@ -40,6 +38,8 @@ def describe(state: EndpointState, metrics: ServingMetrics | None = None) -> dic
         "rollout": summary,
         "schema": state.stable.schema.to_dict(),
         "output": state.stable.output,
+        # Where each version's model calls run, `isolation: "auto"` resolved.
+        "isolation": [{"model": r.model, "version": r.version, "mode": m} for r, m in state.isolation.items()],
     }
     if state.pipeline.steps and metrics is not None:
         out["pipeline"] = pipeline_view(state, metrics)
@@ -72,26 +72,9 @@ async def put_endpoint(
     request: Request, endpoint: str, body: dict[str, Any] = Body(..., examples=[CONFIG_EXAMPLE])
 ) -> dict[str, Any]:
     svc = services(request)
-    validate_name(endpoint, what="endpoint name", field="endpoint")
-    config = parse_config(body)
-    version = await run_in_threadpool(svc.store.models.resolve, config.model, check_version(config.version))
-    stored = config.model_copy(update={"version": version}).model_dump()
-    active = await run_in_threadpool(svc.store.rollouts.active, endpoint)
-    if active is not None and (active["baseline"]["model"], active["baseline"]["version"]) != (config.model, version):
-        raise Conflict(
-            f"endpoint {endpoint!r} has a {active['strategy']} rollout running; promote or roll it back "
-            "before changing its version",
-            endpoint=endpoint,
-        )
-    # Load first: a version that cannot serve, or a step that does not import, never reaches the store
-    # or the other replicas.
-    await svc.dataplane.check(config, VersionRef(config.model, version))
-    if config.retraining is not None:
-        svc.retraining.check(config.retraining, field="retraining.train")
     actor = request.headers.get("x-driftgate-actor", "api")
-    revision = await run_in_threadpool(svc.store.endpoints.put, endpoint, stored, actor=actor, reason="PUT")
-    state = await svc.dataplane.apply(endpoint, stored, revision)
-    return describe(state, svc.metrics)
+    deployed = await svc.endpoints.deploy(endpoint, body, actor=actor, reason="PUT")
+    return describe(deployed.applied, svc.metrics)
 
 
 @router.get("/{endpoint}", dependencies=[Depends(require("predict"))])
