@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from driftgate.errors import Conflict, NotFound
 from driftgate.store import tables as t
+from driftgate.store.database import inserted_id
 
 RULE_FIELDS = (
     "name",
@@ -109,9 +110,7 @@ class AlertRepo:
             if recent is not None:
                 return None
             values = {"deliveries": [], "actions": [], **alert, "rule_id": rule_id}
-            key = conn.execute(t.alerts.insert().values(**values)).inserted_primary_key
-            assert key is not None  # an autoincrement id, returned by both dialects
-            return int(key[0])
+            return inserted_id(conn.execute(t.alerts.insert().values(**values)))
 
     def _lock_rule(self, conn: Connection, rule_id: str) -> bool:
         if conn.dialect.name == "postgresql":

@@ -8,12 +8,21 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Alembic's upgrade is not safe to run concurrently in one process (it touches module globals).
 _migrate_lock = threading.Lock()
+
+
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The autoincrement id an INSERT returned: both dialects return it, SQLAlchemy types it Optional
+    (None only for statements that are not single-row INSERTs)."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the statement returned no inserted primary key")
+    return int(key[0])
 
 
 def database_url(data_dir: str | Path | None, db: str | None) -> str:

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, delete, func, select
 
 from driftgate.monitoring.points import MetricPoint
 from driftgate.store import tables as t
+from driftgate.store.database import inserted_id
 
 
 def _value(value: float | None) -> float | None:
@@ -88,7 +89,7 @@ class MonitoringRepo:
             result = conn.execute(
                 t.monitor_reports.insert().values(endpoint=endpoint, version=version, ts=ts, report=report)
             )
-        return int(result.inserted_primary_key[0])
+        return inserted_id(result)
 
     def latest_report(self, endpoint: str) -> dict[str, Any] | None:
         r = t.monitor_reports

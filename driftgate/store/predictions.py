@@ -374,7 +374,7 @@ def _after(after: tuple[float, str]) -> Any:
 
 def newest_rows(conn: Connection, query: Any, rows: int | None) -> list[Any]:
     """Stored rows from `query` (newest first) until they hold `rows` predictions, oldest first."""
-    stored = conn.execute(query).all() if rows is None else _first_rows(conn, query, rows)
+    stored = list(conn.execute(query).all()) if rows is None else _first_rows(conn, query, rows)
     stored.reverse()
     return stored
 

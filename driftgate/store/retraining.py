@@ -11,6 +11,7 @@ from sqlalchemy import Engine, select
 
 from driftgate.errors import Conflict, NotFound
 from driftgate.store import tables as t
+from driftgate.store.database import inserted_id
 from driftgate.store.endpoints import record_audit
 
 _R = t.retraining_runs
@@ -63,18 +64,20 @@ class RetrainingRepo:
                     endpoint=endpoint,
                     run=running.id,
                 )
-            run_id = conn.execute(
-                _R.insert().values(
-                    endpoint=endpoint,
-                    state="queued",
-                    trigger=trigger,
-                    actor=actor,
-                    spec=spec,
-                    champion=champion,
-                    created_at=now,
-                    deadline=deadline,
+            run_id = inserted_id(
+                conn.execute(
+                    _R.insert().values(
+                        endpoint=endpoint,
+                        state="queued",
+                        trigger=trigger,
+                        actor=actor,
+                        spec=spec,
+                        champion=champion,
+                        created_at=now,
+                        deadline=deadline,
+                    )
                 )
-            ).inserted_primary_key[0]
+            )
             record_audit(conn, actor, "retrain.start", endpoint, {"run": run_id, "trigger": trigger})
             return _row(conn.execute(select(_R).where(_R.c.id == run_id)).one())
 

@@ -12,6 +12,7 @@ from driftgate.errors import Conflict
 from driftgate.records.rows import expand
 from driftgate.rollout.spec import ACTIVE_STATES
 from driftgate.store import tables as t
+from driftgate.store.database import inserted_id
 from driftgate.store.endpoints import bump_revision, record_audit
 from driftgate.store.predictions import NO_INPUTS, labels_of, newest_rows
 
@@ -72,23 +73,25 @@ class RolloutRepo:
                     "promote or roll it back first",
                     endpoint=endpoint,
                 )
-            rollout_id = conn.execute(
-                _R.insert().values(
-                    endpoint=endpoint,
-                    strategy=strategy,
-                    state="running",
-                    baseline=baseline,
-                    candidate=candidate,
-                    spec=spec,
-                    step=0,
-                    weight=weight,
-                    started_at=now,
-                    step_started_at=now,
-                    updated_at=now,
-                    reason=reason or None,
-                    actor=actor,
+            rollout_id = inserted_id(
+                conn.execute(
+                    _R.insert().values(
+                        endpoint=endpoint,
+                        strategy=strategy,
+                        state="running",
+                        baseline=baseline,
+                        candidate=candidate,
+                        spec=spec,
+                        step=0,
+                        weight=weight,
+                        started_at=now,
+                        step_started_at=now,
+                        updated_at=now,
+                        reason=reason or None,
+                        actor=actor,
+                    )
                 )
-            ).inserted_primary_key[0]
+            )
             bump_revision(conn, endpoint)
             record_audit(
                 conn,
