@@ -242,8 +242,8 @@ def _input_encoders(columns: Mapping[str, Any]) -> list[Callable[[int, int], str
     member_of: dict[str, str] = {}
     for names in by_dtype.values():
         if len(names) > 1:
-            block = np.stack([columns[name] for name in names])  # one copy per merged batch
-            heads[names[0]] = (block, dumps([str(name) for name in names]))
+            stacked = np.stack([columns[name] for name in names])  # one copy per merged batch
+            heads[names[0]] = (stacked, dumps([str(name) for name in names]))
             member_of.update(dict.fromkeys(names[1:], '{"in":' + dumps(str(names[0])) + "}"))
 
     def column(values: Any) -> Callable[[int, int], str]:
@@ -434,10 +434,13 @@ def _merged(run: list[LogBatch]) -> LogBatch:
             for v in (value if isinstance(value, list) else [value] * len(b))
         ]
 
+    # _merge_key gave every batch of the run the same shape: all or none of them hold each part, so the
+    # `is not None` filters below drop nothing; they only tell the type checker.
     columns = None
     if first.frame is not None:
         assert isinstance(first.frame, dict)
-        columns = {name: np.concatenate([b.frame[name] for b in run]) for name in first.frame}  # type: ignore[index]
+        frames = [b.frame for b in run if b.frame is not None]
+        columns = {name: np.concatenate([frame[name] for frame in frames]) for name in first.frame}
     return LogBatch(
         first.endpoint,
         first.model,
@@ -446,13 +449,17 @@ def _merged(run: list[LogBatch]) -> LogBatch:
         per_row([b.ts for b in run]),
         [i for b in run for i in b.ids],
         columns,
-        None if first.predictions is None else [p for b in run for p in b.predictions],  # type: ignore[union-attr]
-        None if first.probabilities is None else np.concatenate([b.probabilities for b in run]),  # type: ignore[misc]
+        None if first.predictions is None else [p for b in run if b.predictions is not None for p in b.predictions],
+        None
+        if first.probabilities is None
+        else np.concatenate([b.probabilities for b in run if b.probabilities is not None]),
         per_row([b.latency_ms for b in run]),
         per_row([b.status for b in run]),
         error=first.error,
         redact=first.redact,
-        parent_ids=None if first.parent_ids is None else [p for b in run for p in b.parent_ids],  # type: ignore[union-attr]
+        parent_ids=None
+        if first.parent_ids is None
+        else [p for b in run if b.parent_ids is not None for p in b.parent_ids],
         sizes=[size for b in run for size in (b.sizes or [len(b)])],
     )
 

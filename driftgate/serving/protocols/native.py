@@ -90,8 +90,8 @@ def records_to_columns(rows: list[Any], where: str) -> dict[str, list[Any]]:
             raise InvalidInput(
                 f"'{where}[{i}]': expected an object like the other rows, got {_type_name(row)}", field=where
             )
-    keys = dict.fromkeys(key for row in rows for key in row)
-    return {key: [r.get(key) for r in rows] for key in keys}
+    every_key = dict.fromkeys(key for row in rows for key in row)  # first-seen order
+    return {key: [r.get(key) for r in rows] for key in every_key}
 
 
 # Rows transposed per C call: one call holds the GIL throughout, and a big body is decoded in a worker
