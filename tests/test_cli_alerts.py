@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from driftgate.alerts.engine import AlertEngine
 from driftgate.cli import app
-from driftgate.monitoring.points import MetricPoint
+from driftgate.core.points import MetricPoint
 from driftgate.store import Store
 from tests.conftest import LiveServer, make_server
 

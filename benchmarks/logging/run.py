@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import create_engine, text
 
-from driftgate.records.ids import new_ids
+from driftgate.core.ids import new_ids
 from driftgate.records.recorder import LogBatch, Recorder
 from driftgate.records.rows import count_rows, encode, merge
 from driftgate.store import Store

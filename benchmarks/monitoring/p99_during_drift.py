@@ -59,8 +59,8 @@ def prepare(data_dir: Path, csv: Path, rows: int) -> None:
     every 50th) into the store."""
     import skops.io as sio
 
-    from driftgate.records.events import OutcomeEvent
-    from driftgate.records.ids import new_ids
+    from driftgate.core.events import OutcomeEvent
+    from driftgate.core.ids import new_ids
     from driftgate.records.rows import LogBatch, encode
     from driftgate.registry.registry import Registration, register
     from driftgate.store import Store

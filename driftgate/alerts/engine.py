@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter
 from driftgate.alerts.notify import WebhookNotifier, log_notify, payload, text_line
 from driftgate.alerts.rules import DETAIL_KEYS, compare, selects
 from driftgate.alerts.ssrf import Resolver, system_resolver
-from driftgate.monitoring.points import MetricPoint
+from driftgate.core.points import MetricPoint
 from driftgate.store import Store
 
 log = logging.getLogger("driftgate.alerts")

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from driftgate.core.events import NAME_RULE, is_event_name
 from driftgate.errors import BadRequest
-from driftgate.records.events import NAME_RULE, is_event_name
 
 METRICS = (
     "data_drift_share",

@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError
 from driftgate import __version__
 from driftgate.api.auth import require
 from driftgate.api.limits import admitted, decode_request
-from driftgate.api.routes.v2 import _metadata
+from driftgate.api.routes.v2 import _metadata, check_outputs
 from driftgate.api.services import Services
 from driftgate.errors import BadRequest, DriftgateError, NotFound, NotReady, Overloaded
 from driftgate.serving.protocols import v2
@@ -131,6 +131,7 @@ class GrpcService:
         decoded, options = await decode_request(
             svc, endpoint, len(raw), lambda: codec.decode_infer(request, schema.names, numeric), _rows
         )
+        check_outputs(state, options)
         with admitted(svc, endpoint, decoded.n_rows):
             result = await plane.predict(endpoint, decoded)
         return codec.encode_infer(result, endpoint, options)

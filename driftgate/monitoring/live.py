@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from driftgate.core.refs import VersionRef
 from driftgate.errors import BadRequest
 from driftgate.monitoring.drift import compare_frames
 from driftgate.monitoring.live_performance import live_performance
 from driftgate.monitoring.window_metrics import ANSWERED
 from driftgate.registry.reference import from_parquet
-from driftgate.rollout.policy import VersionRef
 from driftgate.serving.runtime import LoadedVersion
 from driftgate.store import Store
 

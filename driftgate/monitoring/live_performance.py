@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from driftgate.core.refs import VersionRef
 from driftgate.monitoring.performance import Estimator, fit_estimator, performance_report, task_of
 from driftgate.monitoring.window_metrics import ANSWERED
-from driftgate.rollout.policy import VersionRef
 from driftgate.serving.runtime import LoadedVersion
 
 CACHED_VERSIONS = 16

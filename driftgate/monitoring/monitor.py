@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from driftgate.core.points import MetricPoint
 from driftgate.errors import BadRequest, DriftgateError
 from driftgate.monitoring.concept import ConceptDrift, detect_concept_drift, error_stream, verdicts
 from driftgate.monitoring.guards import OutputLimits
 from driftgate.monitoring.live import DEFAULT_WINDOW, LiveDrift
 from driftgate.monitoring.performance import ESTIMATED_METRICS
-from driftgate.monitoring.points import MetricPoint
 from driftgate.monitoring.window_metrics import (
     ANSWERED,
     Measure,

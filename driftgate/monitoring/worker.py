@@ -28,10 +28,10 @@ from typing import Any, NamedTuple
 
 from driftgate import errors
 from driftgate.child import ChildProcess
+from driftgate.core.points import MetricPoint
+from driftgate.core.refs import VersionRef
 from driftgate.monitoring.live import DEFAULT_WINDOW, LiveDrift
 from driftgate.monitoring.monitor import Monitor
-from driftgate.monitoring.points import MetricPoint
-from driftgate.rollout.policy import VersionRef
 from driftgate.serving.runtime import LoadedVersion, ModelCache
 from driftgate.store import Store
 

@@ -2,7 +2,7 @@
 
 A stored row holds one request's predictions (`COLUMNS`): a 100-row request is one insert and one
 index entry, where a row per prediction cost ~7 us of SQLite per prediction. Its ids name it: they
-share its 28-digit key and count up from `first_row` (`driftgate.records.ids`). Values that differ
+share its 28-digit key and count up from `first_row` (`driftgate.core.ids`). Values that differ
 per prediction are JSON lists; a big request's inputs are stored as columns, numeric ones packed
 together (base64 of their bytes: no per-value number formatting); small requests' inputs as row objects,
 encoded for a whole merged batch at once. `expand` turns a stored row back into one mapping per
@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from driftgate.records.ids import ROWS_PER_KEY, WHOLE, batch_ids, split_id
-from driftgate.records.redaction import redact_columns, scrub_text
+from driftgate.core.ids import ROWS_PER_KEY, WHOLE, batch_ids, split_id
+from driftgate.core.redaction import redact_columns, scrub_text
 
 if TYPE_CHECKING:  # pandas loads only where frames are made: the store and the CLI start without it
     import pandas as pd
 
-# A stored row holds one request's predictions (see `driftgate.records.ids` for how ids name it).
+# A stored row holds one request's predictions (see `driftgate.core.ids` for how ids name it).
 COLUMNS = (
     "batch_key",  # the first 28 hex digits its ids share
     "first_row",  # the first row's number (ids.WHOLE: the key is the one row's id)

@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from driftgate.core.refs import VersionRef
 from driftgate.errors import BadRequest, Conflict, NotFound
 from driftgate.registry.registry import check_version
 from driftgate.rollout.analysis import Gate, VersionSample, agreement, evaluate_gates, summary
 from driftgate.rollout.decision import Decision, decide
-from driftgate.rollout.policy import VersionRef
 from driftgate.rollout.spec import ACTIVE_STATES, RolloutSpec
 from driftgate.store import Store
 from driftgate.validation import parse

@@ -11,16 +11,9 @@ import random
 from dataclasses import dataclass
 from typing import Protocol
 
+from driftgate.core.refs import VersionRef
+
 BUCKETS = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class VersionRef:
-    model: str
-    version: int
-
-    def __str__(self) -> str:
-        return f"{self.model}:{self.version}"
 
 
 @dataclass(frozen=True, slots=True)

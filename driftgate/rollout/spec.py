@@ -6,10 +6,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
+from driftgate.core.refs import ACTIVE_ROLLOUT_STATES
+
 Strategy = Literal["shadow", "canary", "blue_green", "ab"]
 # "superseded": a shadow ended because a canary, blue-green or A/B rollout of the same candidate began.
 STATES = ("running", "paused", "promoted", "rolled_back", "superseded")
-ACTIVE_STATES = ("running", "paused")
+ACTIVE_STATES = ACTIVE_ROLLOUT_STATES
 
 
 class Analysis(BaseModel):

@@ -7,10 +7,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from driftgate.core.refs import VersionRef
 from driftgate.errors import Conflict
 from driftgate.registry.registry import check_version, validate_name
 from driftgate.retraining.spec import RetrainSpec
-from driftgate.rollout.policy import VersionRef
 from driftgate.services.serving import Serving
 from driftgate.serving.dataplane import parse_config
 from driftgate.store import Store

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
-from driftgate.rollout.policy import VersionRef
+from driftgate.core.refs import VersionRef
 from driftgate.serving.checks import check_fits
 from driftgate.serving.endpoint_config import EndpointConfig
 from driftgate.serving.pipeline import compile_pipeline

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from driftgate.core.refs import VersionRef
 from driftgate.errors import BadRequest
-from driftgate.rollout.policy import VersionRef
 from driftgate.serving.endpoint_config import EndpointConfig
 from driftgate.serving.runtime import LoadedVersion
 

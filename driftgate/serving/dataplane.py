@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from driftgate.core.ids import new_ids
+from driftgate.core.redaction import scrub_text
 from driftgate.errors import (
     DriftgateError,
     EndpointNotFound,
@@ -22,9 +24,7 @@ from driftgate.errors import (
     StepFailed,
 )
 from driftgate.monitoring.guards import OutputLimits, check_outputs
-from driftgate.records.ids import new_ids
 from driftgate.records.recorder import LogBatch, PredictionLog
-from driftgate.records.redaction import scrub_text
 from driftgate.registry.schema import Columns, InputSchema, frame_of
 from driftgate.rollout.policy import Route, TrafficPolicy, VersionRef, policy_for
 from driftgate.serving.automation import decide

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from driftgate.core.refs import VersionRef
 from driftgate.errors import BadRequest
 from driftgate.registry import formats
 from driftgate.registry.reference import from_parquet
 from driftgate.registry.schema import InputSchema
-from driftgate.rollout.policy import VersionRef
 from driftgate.serving.isolation import WorkerSpec
 from driftgate.store import Store
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from driftgate.child import ChildProcess
+from driftgate.core.refs import VersionRef
 from driftgate.registry.schema import Columns, frame_of
-from driftgate.rollout.policy import VersionRef
 from driftgate.serving.batching import Scores
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from driftgate.records.events import OutcomeEvent
+from driftgate.core.events import OutcomeEvent
 from driftgate.store import tables as t
 from driftgate.store.predictions import CHUNK, locate, store_unavailable
 

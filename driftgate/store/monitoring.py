@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, func, select
 
-from driftgate.monitoring.points import MetricPoint
+from driftgate.core.points import MetricPoint
 from driftgate.store import tables as t
 from driftgate.store.database import inserted_id
 

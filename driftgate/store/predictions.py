@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
-from driftgate.records.ids import WHOLE, batch_ids, split_id
+from driftgate.core.ids import WHOLE, batch_ids, split_id
 from driftgate.records.rows import (
     COLUMNS,
     REVIEW_STATUSES,

@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry
 
 from driftgate.alerts.engine import AlertEngine
 from driftgate.alerts.rules import parse_rule
+from driftgate.core.points import MetricPoint
 from driftgate.errors import Conflict, NotFound
-from driftgate.monitoring.points import MetricPoint
 from driftgate.store import Store
 
 T0 = 1_700_000_000.0

@@ -16,7 +16,7 @@ import pytest
 
 from driftgate.alerts.engine import AlertEngine
 from driftgate.api.auth import REFRESH_SECONDS
-from driftgate.monitoring.points import MetricPoint
+from driftgate.core.points import MetricPoint
 from tests.api.conftest import Receiver
 from tests.conftest import LiveServer, make_server
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from driftgate.child import NICENESS
 from driftgate.client import Client
-from driftgate.monitoring.points import MetricPoint
+from driftgate.core.points import MetricPoint
 from tests.conftest import Artifacts, LiveServer, classification_data, make_server
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from driftgate.client import Client, ServerError
-from driftgate.records.events import MAX_EVENTS
+from driftgate.core.events import MAX_EVENTS
 from driftgate.store import Store
 from tests.conftest import LiveServer, classification_data
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from driftgate.client import Client, ServerError
-from driftgate.rollout.policy import VersionRef
+from driftgate.core.refs import VersionRef
 from tests import pipeline_steps
 from tests.api.test_metrics import scrape, total
 from tests.conftest import Artifacts, LiveServer, classification_data, free_port, make_server

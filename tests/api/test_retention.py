@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import func, select
 
-from driftgate.monitoring.points import MetricPoint
-from driftgate.records.ids import new_ids
+from driftgate.core.ids import new_ids
+from driftgate.core.points import MetricPoint
 from driftgate.records.recorder import LogBatch
 from driftgate.records.rows import encode
 from driftgate.store import tables

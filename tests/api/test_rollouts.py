@@ -21,8 +21,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from driftgate.client import Client, ServerError
+from driftgate.core.refs import VersionRef
 from driftgate.registry.registry import Registration, register
-from driftgate.rollout.policy import VersionRef
 from tests.conftest import Artifacts, LiveServer, classification_data, make_server
 
 FEATURES = ["x1", "x2", "colour"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from driftgate.records.ids import new_ids
+from driftgate.core.ids import new_ids
 from driftgate.records.log_process import ProcessRecorder
 from driftgate.records.recorder import LogBatch, Recorder
 from driftgate.store import Store

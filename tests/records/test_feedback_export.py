@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from driftgate.cli.export import export, retention
 from driftgate.client import Client
-from driftgate.monitoring.points import MetricPoint
-from driftgate.records.ids import new_ids
+from driftgate.core.ids import new_ids
+from driftgate.core.points import MetricPoint
 from driftgate.records.recorder import LogBatch
 from driftgate.records.rows import encode
 from tests.conftest import LiveServer

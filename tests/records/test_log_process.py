@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from driftgate.records.ids import new_ids
+from driftgate.core.ids import new_ids
 from driftgate.records.log_process import FLUSH_PATIENCE_S, ProcessRecorder
 from driftgate.records.recorder import LogBatch, Recorder
 from driftgate.records.rows import as_dicts, encode

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine
 
+from driftgate.core.ids import new_ids
 from driftgate.errors import NotReady
-from driftgate.records.ids import new_ids
 from driftgate.records.recorder import LogBatch, Recorder
 from driftgate.records.rows import as_dicts, count_rows, encode
 from driftgate.records.rows import merge as rows_merge

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from driftgate.client import Client
-from driftgate.records.redaction import hash_value
+from driftgate.core.redaction import hash_value
 from tests.conftest import LiveServer, classification_data
 
 REDACT = {"email": "drop", "customer_id": "hash"}

@@ -10,8 +10,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, inspect, text
 
-from driftgate.monitoring.points import MetricPoint
-from driftgate.records.events import OutcomeEvent
+from driftgate.core.events import OutcomeEvent
+from driftgate.core.points import MetricPoint
 from driftgate.store import Store
 from driftgate.store.database import MIGRATIONS
 from driftgate.store.events import RowKey, Target

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from driftgate.monitoring.points import MetricPoint
+from driftgate.core.points import MetricPoint
 from driftgate.store import Store
 
 

@@ -12,8 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from driftgate.api.auth import require
 from driftgate.api.routes import request_body
 from driftgate.api.services import services
+from driftgate.core.events import MAX_EVENTS, NAME_RULE, OutcomeEvent, parse_events
 from driftgate.errors import BadRequest
-from driftgate.records.events import MAX_EVENTS, NAME_RULE, OutcomeEvent, parse_events
 from driftgate.store.health import StoreUnavailable
 
 router = APIRouter(prefix="/v1/endpoints", tags=["predict"], dependencies=[Depends(require("predict"))])

@@ -10,9 +10,9 @@ from starlette.concurrency import run_in_threadpool
 
 from driftgate.api.auth import require
 from driftgate.api.services import services
+from driftgate.core.points import MetricPoint
 from driftgate.errors import BadRequest, NotFound
 from driftgate.monitoring.monitor import EVENT_METRIC, RUN_METRIC, check_window
-from driftgate.monitoring.points import MetricPoint
 
 router = APIRouter(prefix="/v1/endpoints", tags=["monitoring"], dependencies=[Depends(require("predict"))])
 

@@ -91,6 +91,17 @@ async def model_ready(request: Request, endpoint: str) -> dict[str, Any]:
     return {"name": endpoint, "ready": True}
 
 
+def check_outputs(state: EndpointState, options: v2.V2Options) -> None:
+    """422 for a requested output no version of the endpoint can give, before anything is scored or
+    logged (REST and gRPC). The encoder checks again: a classifier may still answer without probabilities."""
+    if not options.outputs:
+        return
+    classifier = any(v.output.get("kind") == "classification" for v in state.versions.values())
+    guard = state.config.output_guard
+    reviews = guard is not None and guard.action == "review"
+    v2.check_requested_outputs(options, v2.answerable_outputs(classifier, state.config.automation, reviews))
+
+
 def _header_length(request: Request) -> int | None:
     raw = request.headers.get(v2.HEADER_LENGTH)
     if raw is None:
@@ -103,12 +114,14 @@ def _header_length(request: Request) -> int | None:
 async def _infer(request: Request, endpoint: str) -> Response:
     svc = services(request)
     plane = svc.dataplane
-    schema = plane.state(endpoint).stable.schema
+    state = plane.state(endpoint)
+    schema = state.stable.schema
     body, length = await request.body(), _header_length(request)
     numeric = [f.is_numeric for f in schema.features]
     decoded, options = await decode_request(
         svc, endpoint, len(body), lambda: v2.decode_infer(body, length, schema.names, numeric), _rows
     )
+    check_outputs(state, options)
     with admitted(svc, endpoint, decoded.n_rows):
         result = await plane.predict(endpoint, decoded)
     body, headers = v2.encode_infer(result, endpoint, options)

@@ -572,6 +572,14 @@ def available_outputs(has_probabilities: bool, has_status: bool = False) -> list
     return names
 
 
+def answerable_outputs(classifier: bool, automation: str, guard_reviews: bool) -> list[str]:
+    """The outputs an endpoint can give, known before scoring: probabilities from a classifier unless
+    every row goes to a person; `status` whenever rows may be deferred (automation below `full`, or an
+    output guard whose action is `review`)."""
+    probabilities = classifier and automation not in ("human_only", "assist")
+    return available_outputs(probabilities, has_status=automation != "full" or guard_reviews)
+
+
 def check_requested_outputs(options: V2Options, available: Sequence[str]) -> None:
     """Raise InvalidInput for a requested output the model cannot give (call before scoring to fail fast)."""
     for out in options.outputs:
