@@ -25,8 +25,8 @@ import pandas as pd
 from sqlalchemy import create_engine, text
 
 from driftgate.core.ids import new_ids
+from driftgate.core.rows import count_rows, encode, merge
 from driftgate.records.recorder import LogBatch, Recorder
-from driftgate.records.rows import count_rows, encode, merge
 from driftgate.store import Store
 
 PG = os.environ.get("DRIFTGATE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -61,7 +61,7 @@ def prepare(data_dir: Path, csv: Path, rows: int) -> None:
 
     from driftgate.core.events import OutcomeEvent
     from driftgate.core.ids import new_ids
-    from driftgate.records.rows import LogBatch, encode
+    from driftgate.core.rows import LogBatch, encode
     from driftgate.registry.registry import Registration, register
     from driftgate.store import Store
     from driftgate.store.events import Target

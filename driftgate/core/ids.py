@@ -2,7 +2,7 @@
 
 An id is 32 hex digits: 12 of milliseconds, 16 random, then 4 of the row's place in its request.
 The first 28 digits are the request's *batch key*: the log stores a request's rows as one batch
-under that key (`driftgate.records.rows`), so an id leads to its stored batch and row without a
+under that key (`driftgate.core.rows`), so an id leads to its stored batch and row without a
 per-row index. Ids sort by creation time, like UUIDv7, and a request's ids sort in row order.
 
 Ids of any other shape (older logs, tests) name a batch of one row: the key is the id itself.

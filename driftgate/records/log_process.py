@@ -52,8 +52,8 @@ from pathlib import Path
 from typing import Any
 
 from driftgate.child import ChildProcess
+from driftgate.core.rows import merge
 from driftgate.records.recorder import Admission, LogBatch, Recorder, describe_error
-from driftgate.records.rows import merge
 
 log = logging.getLogger("driftgate.recorder")
 

@@ -28,8 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from driftgate.core.rows import LogBatch, Row, count_rows, encode, merge
 from driftgate.errors import NotReady
-from driftgate.records.rows import LogBatch, Row, count_rows, encode, merge
 from driftgate.records.spool import Segment, Spool
 
 log = logging.getLogger("driftgate.recorder")

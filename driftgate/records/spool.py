@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from driftgate.records.rows import COLUMNS, PREDICTION_COLUMNS, Row, from_legacy
+from driftgate.core.rows import COLUMNS, PREDICTION_COLUMNS, Row, from_legacy
 
 log = logging.getLogger("driftgate.recorder")
 HEADER = struct.Struct("<II")

@@ -1,7 +1,7 @@
 """The prediction log and the labels that arrive later, joined by prediction id.
 
-The log stores one row per request (`prediction_batches`; `driftgate.records.rows` encodes and
-expands them): rows arrive as tuples in `driftgate.records.rows.COLUMNS` order with JSON already
+The log stores one row per request (`prediction_batches`; `driftgate.core.rows` encodes and
+expands them): rows arrive as tuples in `driftgate.core.rows.COLUMNS` order with JSON already
 encoded and are bulk-loaded, SQLite with one `executemany` in one transaction, PostgreSQL with `COPY`.
 Writes are idempotent: a row whose key is already stored (a replayed spool file) is skipped. Readers
 expand stored rows into one mapping per prediction. Labels stay one row per prediction id; a stored
@@ -21,7 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
 from driftgate.core.ids import WHOLE, batch_ids, split_id
-from driftgate.records.rows import (
+from driftgate.core.rows import (
     COLUMNS,
     REVIEW_STATUSES,
     Row,

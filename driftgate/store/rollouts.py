@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Engine, and_, or_, select
 
 from driftgate.core.refs import ACTIVE_ROLLOUT_STATES as ACTIVE_STATES
+from driftgate.core.rows import expand
 from driftgate.errors import Conflict
-from driftgate.records.rows import expand
 from driftgate.store import tables as t
 from driftgate.store.database import inserted_id
 from driftgate.store.endpoints import bump_revision, record_audit

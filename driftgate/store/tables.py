@@ -109,7 +109,7 @@ tokens = Table(
 
 # The prediction log (0005): one row per request's predictions, not per prediction, so a 100-row
 # request costs one insert and one index entry. A prediction id names its row: its first 28 hex digits
-# are `batch_key`, the last 4 its row number (`driftgate.core.ids`); `driftgate.records.rows`
+# are `batch_key`, the last 4 its row number (`driftgate.core.ids`); `driftgate.core.rows`
 # encodes and expands rows. Columns that differ per prediction are JSON lists.
 prediction_batches = Table(
     "prediction_batches",

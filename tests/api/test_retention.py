@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from driftgate.core.ids import new_ids
 from driftgate.core.points import MetricPoint
+from driftgate.core.rows import encode
 from driftgate.records.recorder import LogBatch
-from driftgate.records.rows import encode
 from driftgate.store import tables
 from tests.conftest import make_server
 

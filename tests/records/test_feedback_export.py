@@ -14,8 +14,8 @@ from driftgate.cli.export import export, retention
 from driftgate.client import Client
 from driftgate.core.ids import new_ids
 from driftgate.core.points import MetricPoint
+from driftgate.core.rows import encode
 from driftgate.records.recorder import LogBatch
-from driftgate.records.rows import encode
 from tests.conftest import LiveServer
 
 ROWS = [{"x1": 0.5, "x2": 3.0, "colour": "red"}, {"x1": -1.0, "x2": 1.0, "colour": "blue"}]

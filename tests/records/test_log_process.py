@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from driftgate.core.ids import new_ids
+from driftgate.core.rows import as_dicts, encode
 from driftgate.records.log_process import FLUSH_PATIENCE_S, ProcessRecorder
 from driftgate.records.recorder import LogBatch, Recorder
-from driftgate.records.rows import as_dicts, encode
 from driftgate.store import Store
 
 

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import create_engine
 
 from driftgate.core.ids import new_ids
+from driftgate.core.rows import as_dicts, count_rows, encode
+from driftgate.core.rows import merge as rows_merge
 from driftgate.errors import NotReady
 from driftgate.records.recorder import LogBatch, Recorder
-from driftgate.records.rows import as_dicts, count_rows, encode
-from driftgate.records.rows import merge as rows_merge
 from driftgate.records.spool import Spool, encode_frame, read_frames
 from driftgate.store import Store
 from driftgate.store.predictions import PredictionRepo

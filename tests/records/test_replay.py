@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from driftgate.core.rows import count_rows
 from driftgate.records.recorder import Recorder
-from driftgate.records.rows import count_rows
 from driftgate.store import Store
 from tests.records.test_recorder import batch
 

@@ -6,7 +6,7 @@ Create Date: 2026-11-21 23:10:00.000000
 
 A row per prediction cost a 100-row request 100 inserts into the table and two B-trees (~7 us each
 on SQLite), more than the rest of the request. Stored rows of the old table are carried over, each
-as a batch of one (`driftgate.records.rows.from_legacy`); their ids do not change.
+as a batch of one (`driftgate.core.rows.from_legacy`); their ids do not change.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def upgrade() -> None:
 
 
 def _carry_over() -> None:
-    from driftgate.records.rows import COLUMNS, PREDICTION_COLUMNS, from_legacy
+    from driftgate.core.rows import COLUMNS, PREDICTION_COLUMNS, from_legacy
 
     conn = op.get_bind()
     # JSON columns are read as text (CAST): PostgreSQL's json type would come back decoded.
@@ -119,7 +119,7 @@ def downgrade() -> None:
 
 
 def _carry_back() -> None:
-    from driftgate.records.rows import COLUMNS, PREDICTION_COLUMNS, expand
+    from driftgate.core.rows import COLUMNS, PREDICTION_COLUMNS, expand
 
     conn = op.get_bind()
     json_columns = ("inputs", "output", "probabilities")
