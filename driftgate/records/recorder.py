@@ -47,14 +47,26 @@ class RowWriter(Protocol):
 
 class PredictionLog(Protocol):
     """What the server needs of a prediction log: `Recorder` (in-process, durable mode too) or
-    `driftgate.records.log_process.ProcessRecorder` (written by a child process)."""
+    `driftgate.records.log_process.ProcessRecorder` (written by a child process). Its counters are
+    read-only here: each implementation keeps its own (ProcessRecorder sums the child's and its own)."""
 
-    durable: bool
-    dropped_rows: int
-    written_rows: int
-    spooled_rows: int
-    replayed_rows: int
-    store_available: bool
+    @property
+    def durable(self) -> bool: ...
+
+    @property
+    def dropped_rows(self) -> int: ...
+
+    @property
+    def written_rows(self) -> int: ...
+
+    @property
+    def spooled_rows(self) -> int: ...
+
+    @property
+    def replayed_rows(self) -> int: ...
+
+    @property
+    def store_available(self) -> bool: ...
 
     @property
     def queued_rows(self) -> int: ...

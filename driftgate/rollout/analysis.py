@@ -137,6 +137,7 @@ def evaluate_gates(
     )
     alpha = (1 - analysis.confidence) / max(rate_gates, 1)
     gates: list[Gate] = []
+    test: tuple[float, float, Side, float]
     if analysis.max_error_rate is not None:
         rate = candidate.errors / candidate.rows if candidate.rows else None
         test = (candidate.errors, analysis.max_error_rate, "above", alpha)
@@ -164,7 +165,7 @@ def evaluate_gates(
     if analysis.min_estimated_accuracy is not None:
         conf = candidate.confidences
         n = 0 if conf is None else len(conf)
-        value = float(conf.mean()) if n else None
+        value = float(conf.mean()) if conf is not None and n else None
         gates.append(_gate("estimated_accuracy", value, analysis.min_estimated_accuracy, ">=", n, need))
     return gates
 
