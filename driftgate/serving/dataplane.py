@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,16 @@ from driftgate.serving.automation import decide
 from driftgate.serving.batching import MAX_STALLED, Jammed, MicroBatcher
 from driftgate.serving.checks import check_fits
 from driftgate.serving.endpoint_config import EndpointConfig
-from driftgate.serving.isolation import Lane, ModelUnavailable, ProcessPool, Spawner, WorkerCrashed, WorkerHung
+from driftgate.serving.isolation import (
+    START_TIMEOUT_S,
+    Lane,
+    ModelUnavailable,
+    ProcessPool,
+    Scores,
+    Spawner,
+    WorkerCrashed,
+    WorkerHung,
+)
 from driftgate.serving.metrics import ServingMetrics
 from driftgate.serving.pipeline import EMPTY, CompiledPipeline, Observe, compile_pipeline, frame_columns
 from driftgate.serving.pipeline import request_frame as raw_frame
@@ -60,6 +69,11 @@ class _Calls:
     lane: Lane
     pool: ProcessPool | None
 
+    @property
+    def isolation(self) -> str:
+        """The mode the calls run in ("auto" resolved)."""
+        return "thread" if self.pool is None else "process"
+
     def close(self, *, now: bool) -> None:
         self.lane.shutdown()
         if self.pool is not None:
@@ -83,6 +97,8 @@ class EndpointState:
     rollout: dict[str, Any] | None = None
     pipeline: CompiledPipeline = EMPTY
     guard: OutputLimits | None = None
+    # Each version's isolation mode ("auto" resolved): shown by GET /v1/endpoints/{name}.
+    isolation: dict[VersionRef, str] = field(default_factory=dict)
 
     @property
     def stable(self) -> LoadedVersion:
@@ -209,8 +225,20 @@ class DataPlane:
             for ref in policy.shadowed:
                 await loop.run_in_executor(self.shadow_executor, self.shadow_process.preload, ref)
         guard = cfg.output_guard.limits() if cfg.output_guard is not None else None
+        isolation = {ref: c.isolation for ref, c in calls.items()}
         state = EndpointState(
-            name, cfg, revision, policy, versions, schemas, batchers, shadow_batchers, rollout, pipeline, guard
+            name,
+            cfg,
+            revision,
+            policy,
+            versions,
+            schemas,
+            batchers,
+            shadow_batchers,
+            rollout,
+            pipeline,
+            guard,
+            isolation,
         )
         # Series at 0 from the start, so that they are scraped before the first call or violation.
         self.metrics.init_series(
@@ -237,7 +265,8 @@ class DataPlane:
         if current is not None and current.settings == settings:
             return current
         n = cfg.batching.max_concurrent_calls
-        process = cfg.isolation == "process"
+        mode = version.auto_isolation if cfg.isolation == "auto" else cfg.isolation
+        process = mode == "process"
         # A worker process kills a call past the timeout itself, so no call needs to stop holding its
         # slot there; in threads a hung call cannot be stopped, so it stops counting after 50 ms.
         stall_after_ms = float("inf") if process else 50.0
@@ -278,11 +307,24 @@ class DataPlane:
 
     async def warm(self, ref: VersionRef, rows: int = 16) -> LoadedVersion:
         """Load a version and score a few of its reference rows, so its first live request is not
-        its first call; a version that cannot score them is refused before it gets any traffic."""
+        its first call; a version that cannot score them is refused before it gets any traffic.
+        A version that `isolation: "auto"` runs in a worker process is scored in a worker of its
+        own here too: a model that crashes on its own rows refuses the rollout, not end the server."""
         loop = asyncio.get_running_loop()
         version = await loop.run_in_executor(self.executor, self.cache.get, ref)
+        if version.auto_isolation == "thread":
+            await loop.run_in_executor(self.executor, score_reference_rows, self.store, version, rows)
+            return version
+        spec = await loop.run_in_executor(self.executor, self.cache.worker_spec, ref)
+        pool = ProcessPool(spec, self._spawner, 1, hang_after_s=START_TIMEOUT_S)
 
-        await loop.run_in_executor(self.executor, score_reference_rows, self.store, version, rows)
+        def score(frame: pd.DataFrame) -> Scores:
+            return pool.score({name: frame[name].to_numpy() for name in frame.columns})
+
+        try:
+            await loop.run_in_executor(self.executor, score_reference_rows, self.store, version, rows, score)
+        finally:
+            pool.close(now=True)
         return version
 
     async def refresh(self, name: str) -> EndpointState:

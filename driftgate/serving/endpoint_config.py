@@ -135,11 +135,14 @@ class EndpointConfig(BaseModel):
     )
     batching: Batching = Field(default_factory=Batching)
     timeout_ms: int = Field(10_000, ge=1, le=600_000, description="Per-request model time limit (504 after).")
-    isolation: Literal["thread", "process"] = Field(
-        "thread",
-        description="Where model calls run: 'thread' (in the server, the fastest) or 'process' (worker processes "
+    isolation: Literal["auto", "thread", "process"] = Field(
+        "auto",
+        description="Where model calls run: 'thread' (in the server, the fastest), 'process' (worker processes "
         "of this endpoint version: a native crash answers 500 and restarts the worker instead of ending the "
-        "server; recommended for python models). See docs/architecture.md, Serving.",
+        "server) or 'auto': 'thread' for models loaded through driftgate's own checks (skops sklearn, also "
+        "inside MLflow) and for python models, 'process' for everything else (ONNX, MLflow pyfunc, anything "
+        "registered with trust). GET /v1/endpoints/{name} shows what each version resolved to. "
+        "See driftgate/serving/isolation.py.",
     )
     unknown_categories: Literal["allow", "reject"] = Field(
         "allow", description="Categories unseen in the reference: counted ('allow') or refused with 422 ('reject')."

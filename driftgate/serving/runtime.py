@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,8 @@ class LoadedVersion:
     output: dict[str, Any]
     model: formats.ModelAdapter
     format: str
+    # What `isolation: "auto"` runs this version in (see `auto_isolation`).
+    auto_isolation: Literal["thread", "process"] = "process"
 
     @property
     def classes(self) -> list[Any] | None:
@@ -61,7 +64,8 @@ class ModelCache:
         model = formats.load(spec.artifact, spec.kind, trust=spec.trust)
         if spec.classes and hasattr(model, "set_classes"):
             model.set_classes(spec.classes)
-        return LoadedVersion(ref, InputSchema.from_dict(record.input_schema), record.output, model, record.format)
+        schema = InputSchema.from_dict(record.input_schema)
+        return LoadedVersion(ref, schema, record.output, model, record.format, auto_isolation(spec, model))
 
     def worker_spec(self, ref: VersionRef) -> WorkerSpec:
         """What loading `ref` takes (artifact, kind, trust, classes), for a worker process to load it."""
@@ -79,8 +83,30 @@ class ModelCache:
         return list(self._loaded)
 
 
-def score_reference_rows(store: Store, version: LoadedVersion, rows: int = 16) -> None:
-    """Score a few of the version's own reference rows (a warm-up and a check before it gets traffic).
+def auto_isolation(spec: WorkerSpec, model: formats.ModelAdapter) -> Literal["thread", "process"]:
+    """`isolation: "auto"`: threads only for what driftgate loads through its own checks (a skops
+    file read with the type allow-list and the tree bounds checks of registry/trust.py, also as an
+    MLflow sklearn flavor) and for python models (the operator's own code on the server's path, like
+    pipeline steps, which run in the server anyway). Everything else runs native code nobody here
+    vetted (onnxruntime on a crafted graph, an MLflow pyfunc flavor, anything loaded with trust,
+    which skips the checks): a worker process, so a segfault costs one request, not the server."""
+    if spec.trust:
+        return "process"
+    if spec.kind in ("skops", "python"):
+        return "thread"
+    if spec.kind == "mlflow" and type(model) is formats.SklearnModel:  # the skops flavor, our loader
+        return "thread"
+    return "process"
+
+
+def score_reference_rows(
+    store: Store,
+    version: LoadedVersion,
+    rows: int = 16,
+    score: Callable[[pd.DataFrame], Any] | None = None,
+) -> None:
+    """Score a few of the version's own reference rows (a warm-up and a check before it gets traffic),
+    with `score` (default: the version's own, in this process).
 
     Raises BadRequest naming the failure: a version that fails here would fail live traffic.
     """
@@ -91,7 +117,7 @@ def score_reference_rows(store: Store, version: LoadedVersion, rows: int = 16) -
     sample = from_parquet(blob).head(rows)
     try:
         frame = version.schema.to_frame({n: sample[n].tolist() for n in version.schema.names}, len(sample))
-        version.score(frame)
+        (score or version.score)(frame)
     except Exception as exc:
         raise BadRequest(
             f"model {ref} fails on its own reference rows ({type(exc).__name__}: {str(exc)[:200]}); "

@@ -272,3 +272,80 @@ def test_worker_processes_end_with_a_sigterm(crash_site: Server) -> None:
     crash_site.proc.send_signal(signal.SIGTERM)
     assert crash_site.proc.wait(timeout=60) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal
     until(lambda: not _alive(worker), seconds=10)
+
+
+# ---- the default config: a model driftgate did not vet runs in a worker process ------------------
+
+# A trusted pickle (cloudpickled by value, so the worker needs no module of ours): nothing about its
+# native code was checked, so `isolation: "auto"` (the default) must put it in a worker process.
+CRASHY_ESTIMATOR = """
+import ctypes
+import os
+
+import numpy as np
+
+
+class CrashyRegressor:
+    feature_names_in_ = np.array(["x1", "x2"], dtype=object)
+
+    def predict(self, X):
+        x1 = np.asarray(X["x1"], dtype=float)
+        if (x1 == 666).any():
+            ctypes.string_at(0)
+        return np.full(len(x1), float(os.getpid()))
+"""
+
+
+def _trusted_pickle() -> bytes:
+    import types
+
+    import cloudpickle
+
+    module = types.ModuleType("crashy_estimator")  # not in sys.modules: cloudpickle takes the class by value
+    exec(compile(CRASHY_ESTIMATOR, "crashy_estimator.py", "exec"), module.__dict__)
+    return bytes(cloudpickle.dumps(module.CrashyRegressor()))
+
+
+@pytest.fixture
+def default_site(tmp_path: Path, artifacts: Artifacts) -> Iterator[Server]:
+    data_dir = tmp_path / "data"
+    store = Store.open(data_dir)
+    reference = artifacts.reference[["x1", "x2"]].to_csv(index=False).encode()
+    register(store, Registration("pickled", _trusted_pickle(), "sklearn", reference, "ref.csv", trust=True))
+    register(store, Registration("clf", artifacts.skops, "sklearn", artifacts.reference_csv, "ref.csv", target="y"))
+    # Default configs: no `isolation` anywhere.
+    store.endpoints.put("pickled", {"model": "pickled", "version": 1}, actor="test")
+    store.endpoints.put("clf", {"model": "clf", "version": 1}, actor="test")
+    store.close()
+    server = Server(data_dir)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.mark.slow
+def test_with_the_default_config_a_segfault_in_an_unvetted_model_costs_one_request(default_site: Server) -> None:
+    healthy = {"instances": [{"x1": 0.5, "x2": 3.0, "colour": "red"}]}
+    with httpx.Client(base_url=default_site.url, timeout=60) as http:
+        views = {name: http.get(f"/v1/endpoints/{name}").json() for name in ("pickled", "clf")}
+        assert views["pickled"]["config"]["isolation"] == "auto"
+        assert views["pickled"]["isolation"] == [{"model": "pickled", "version": 1, "mode": "process"}]
+        assert views["clf"]["isolation"] == [{"model": "clf", "version": 1, "mode": "thread"}]
+
+        def worker_pid() -> int | None:
+            r = http.post("/v1/endpoints/pickled/predict", json=_row(1.0))
+            assert r.status_code in (200, 503), r.text  # 503 only while a worker starts
+            return int(r.json()["predictions"][0]) if r.status_code == 200 else None
+
+        first = until(worker_pid)
+        assert first != default_site.proc.pid
+        r = http.post("/v1/endpoints/pickled/predict", json=_row(666.0))
+        assert r.status_code == 500, r.text
+        message = r.json()["error"]
+        assert "crashed" in message and "SIGSEGV" in message, message
+        assert default_site.proc.poll() is None  # the server lives
+        assert http.post("/v1/endpoints/clf/predict", json=healthy).status_code == 200
+        assert not _alive(first)
+        second = until(worker_pid)  # a fresh worker answers
+        assert second not in (first, default_site.proc.pid)
