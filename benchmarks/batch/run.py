@@ -39,9 +39,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
-from driftgate.cli.batch import score_on_store  # noqa: E402
 from driftgate.demo import scenario  # noqa: E402
 from driftgate.registry.registry import Registration, register  # noqa: E402
+from driftgate.server.batch import score_on_store  # noqa: E402
 from driftgate.store import Store  # noqa: E402
 
 CHUNK = 10_000
@@ -70,7 +70,7 @@ def bare(model: object, source: Path, target: Path) -> float:
 def driftgate(data_dir: Path, source: Path, target: Path) -> tuple[float, float]:
     """Seconds with start-up (store, model load), and of the scoring alone."""
     started = time.perf_counter()
-    summary = asyncio.run(score_on_store("fraud", source, target, CHUNK, data_dir, None, show_progress=False))
+    summary = asyncio.run(score_on_store("fraud", source, target, CHUNK, data_dir, None))
     assert summary.rows == pq.ParquetFile(source).metadata.num_rows
     return time.perf_counter() - started, summary.seconds
 

@@ -225,13 +225,13 @@ def _batch(workdir: Path, data_dir: Path) -> dict[str, Any]:
 
     import pyarrow.parquet as pq
 
-    from driftgate.cli.batch import score_on_store
+    from driftgate.server.batch import score_on_store
 
     month = scenario.transactions(50_000, seed=6, shift=1.0)[list(scenario.FEATURES)]
     source, target = workdir / "month.parquet", workdir / "month-scored.parquet"
     month.to_parquet(source)
     started = time.perf_counter()
-    summary = asyncio.run(score_on_store(ENDPOINT, source, target, 10_000, data_dir, None, show_progress=False))
+    summary = asyncio.run(score_on_store(ENDPOINT, source, target, 10_000, data_dir, None))
     seconds = time.perf_counter() - started
     versions = pq.read_table(target, columns=["version"]).column("version").unique().to_pylist()
     return {

@@ -16,9 +16,9 @@ from driftgate.core.refs import VersionRef
 from driftgate.errors import BadRequest
 from driftgate.monitoring.drift import compare_frames
 from driftgate.monitoring.live_performance import live_performance
+from driftgate.monitoring.scoring import ScoringVersion
 from driftgate.monitoring.window_metrics import ANSWERED
 from driftgate.registry.reference import from_parquet
-from driftgate.serving.runtime import LoadedVersion
 from driftgate.store import Store
 
 PREDICTION = "__prediction__"
@@ -35,7 +35,7 @@ class LiveDrift:
         self._lock = threading.Lock()
         self.latest: dict[str, dict[str, Any]] = {}
 
-    def _reference(self, version: LoadedVersion) -> tuple[pd.DataFrame, np.ndarray | None, np.ndarray | None]:
+    def _reference(self, version: ScoringVersion) -> tuple[pd.DataFrame, np.ndarray | None, np.ndarray | None]:
         """(reference features, model score on them, reference target)."""
         with self._lock:
             hit = self._references.get(version.ref)
@@ -62,7 +62,7 @@ class LiveDrift:
     def report(
         self,
         endpoint: str,
-        version: LoadedVersion,
+        version: ScoringVersion,
         *,
         last: int | None = None,
         since: float | None = None,
@@ -79,7 +79,7 @@ class LiveDrift:
     def compare(
         self,
         endpoint: str,
-        version: LoadedVersion,
+        version: ScoringVersion,
         rows: list[dict[str, Any]],
         *,
         baseline_rows: list[dict[str, Any]] | None = None,

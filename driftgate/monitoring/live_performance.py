@@ -18,8 +18,8 @@ import pandas as pd
 
 from driftgate.core.refs import VersionRef
 from driftgate.monitoring.performance import Estimator, fit_estimator, performance_report, task_of
+from driftgate.monitoring.scoring import ScoringVersion
 from driftgate.monitoring.window_metrics import ANSWERED
-from driftgate.serving.runtime import LoadedVersion
 
 CACHED_VERSIONS = 16
 
@@ -33,7 +33,7 @@ class _Fitted:
 
 # Keyed by the loaded version object as well as its name: two stores in one process (tests, a CLI
 # beside a server) may both have a `clf` v1, with other reference data.
-_cache: OrderedDict[VersionRef, tuple[LoadedVersion, int, _Fitted]] = OrderedDict()
+_cache: OrderedDict[VersionRef, tuple[ScoringVersion, int, _Fitted]] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -43,7 +43,7 @@ def _object_array(values: Sequence[Any]) -> np.ndarray:
     return out
 
 
-def _scores(version: LoadedVersion, probabilities: Sequence[Any]) -> np.ndarray | None:
+def _scores(version: ScoringVersion, probabilities: Sequence[Any]) -> np.ndarray | None:
     """(n, k) class probabilities when every row has them (k = the model's classes), else None."""
     classes = version.classes
     if not classes or not len(probabilities) or any(p is None or len(p) != len(classes) for p in probabilities):
@@ -56,7 +56,7 @@ def _columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     return {str(name): frame[name].to_numpy() for name in frame.columns}
 
 
-def _reference_fit(version: LoadedVersion, reference: pd.DataFrame, target: np.ndarray) -> _Fitted:
+def _reference_fit(version: ScoringVersion, reference: pd.DataFrame, target: np.ndarray) -> _Fitted:
     with _lock:
         hit = _cache.get(version.ref)
         if hit is not None and hit[0] is version and hit[1] == len(reference):
@@ -77,7 +77,7 @@ def _reference_fit(version: LoadedVersion, reference: pd.DataFrame, target: np.n
 
 
 def _fit(
-    version: LoadedVersion,
+    version: ScoringVersion,
     target: np.ndarray,
     predictions: np.ndarray,
     scores: np.ndarray | None,
@@ -102,7 +102,7 @@ def _fit(
 
 
 def live_performance(
-    version: LoadedVersion,
+    version: ScoringVersion,
     reference: pd.DataFrame,
     reference_target: np.ndarray | None,
     rows: Sequence[dict[str, Any]],

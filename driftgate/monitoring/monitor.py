@@ -27,6 +27,7 @@ from driftgate.monitoring.concept import ConceptDrift, detect_concept_drift, err
 from driftgate.monitoring.guards import OutputLimits
 from driftgate.monitoring.live import DEFAULT_WINDOW, LiveDrift
 from driftgate.monitoring.performance import ESTIMATED_METRICS
+from driftgate.monitoring.scoring import ScoringVersion
 from driftgate.monitoring.window_metrics import (
     ANSWERED,
     Measure,
@@ -37,7 +38,6 @@ from driftgate.monitoring.window_metrics import (
     output_metrics,
     software_metrics,
 )
-from driftgate.serving.runtime import LoadedVersion
 from driftgate.store import Store
 from driftgate.store.events import RowKey
 
@@ -91,7 +91,7 @@ class Monitor:
     async def run(
         self,
         endpoint: str,
-        version: LoadedVersion,
+        version: ScoringVersion,
         *,
         last: int | None = None,
         since: float | None = None,
@@ -130,7 +130,7 @@ class Monitor:
                 log.exception("monitor listener %r failed on endpoint %s", listener, endpoint)
 
     def _compute_where_it_fits(
-        self, endpoint: str, version: LoadedVersion, params: dict[str, Any]
+        self, endpoint: str, version: ScoringVersion, params: dict[str, Any]
     ) -> tuple[dict[str, Any], list[MetricPoint]]:
         """`compute` in this thread, or in the worker's child: always for a scheduled run, which nobody
         waits for (in a serving thread even a 6,000-row run raised the serving benchmark's half-load
@@ -177,7 +177,7 @@ class Monitor:
     async def run_if_due(
         self,
         endpoint: str,
-        version: LoadedVersion,
+        version: ScoringVersion,
         *,
         interval: float,
         redacted: Collection[str] = (),
@@ -196,7 +196,7 @@ class Monitor:
     def compute(
         self,
         endpoint: str,
-        version: LoadedVersion,
+        version: ScoringVersion,
         *,
         last: int | None = None,
         since: float | None = None,
@@ -260,7 +260,7 @@ class Monitor:
         return report, points
 
     def _baseline_rows(
-        self, endpoint: str, version: LoadedVersion, baseline: str, since: float | None, until: float | None
+        self, endpoint: str, version: ScoringVersion, baseline: str, since: float | None, until: float | None
     ) -> list[dict[str, Any]] | None:
         if baseline == "reference":
             return None
@@ -275,7 +275,7 @@ class Monitor:
         rows = self.store.predictions.window(endpoint, since=since, until=until, last=MAX_ROWS)
         return [r for r in rows if r["model"] == version.ref.model]
 
-    def _event_counts(self, endpoint: str, version: LoadedVersion, rows: list[dict[str, Any]]) -> dict[str, int]:
+    def _event_counts(self, endpoint: str, version: ScoringVersion, rows: list[dict[str, Any]]) -> dict[str, int]:
         if not rows:
             return {}
         first, last = RowKey(rows[0]["ts"], rows[0]["id"]), RowKey(rows[-1]["ts"], rows[-1]["id"])
@@ -289,7 +289,7 @@ class Monitor:
         return {str(p.detail["event"]) for p in self.store.monitoring.latest(endpoint, EVENT_METRIC) if p.detail}
 
     def _concept(
-        self, endpoint: str, version: LoadedVersion, kind: str, start: float, until: float | None, rows: int
+        self, endpoint: str, version: ScoringVersion, kind: str, start: float, until: float | None, rows: int
     ) -> ConceptDrift | None:
         """Detectors over the labelled history up to the window's end; fired if they detect a rise at a
         row predicted in the window or labelled since its start. None when nothing is labelled."""

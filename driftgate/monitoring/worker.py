@@ -22,6 +22,7 @@ computed it.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -32,7 +33,7 @@ from driftgate.core.points import MetricPoint
 from driftgate.core.refs import VersionRef
 from driftgate.monitoring.live import DEFAULT_WINDOW, LiveDrift
 from driftgate.monitoring.monitor import Monitor
-from driftgate.serving.runtime import LoadedVersion, ModelCache
+from driftgate.monitoring.scoring import ScoringVersion, VersionLoader
 from driftgate.store import Store
 
 # Above this a window goes to the child. A 100,000-row monitor run in a serving thread took seconds of
@@ -51,11 +52,14 @@ class DriftWorker:
         *,
         data_dir: Path,
         db: str | None,
+        loader: str,
         trust_pickle: bool = False,
         in_process_rows: int | None = None,
     ) -> None:
+        """`loader`: `module:Class` of a `VersionLoader` taking `(store, trust_pickle=...)`, built in
+        the child (serving's `driftgate.serving.runtime:ModelCache`)."""
         self.live = live
-        self._child = ChildProcess(_start, (str(data_dir), db, trust_pickle), priority="idle")
+        self._child = ChildProcess(_start, (str(data_dir), db, loader, trust_pickle), priority="idle")
         self.in_process_rows = IN_PROCESS_ROWS if in_process_rows is None else in_process_rows
 
     def window_rows(self, endpoint: str, last: int | None, since: float | None, until: float | None) -> int:
@@ -75,7 +79,7 @@ class DriftWorker:
     def report(
         self,
         endpoint: str,
-        version: LoadedVersion,
+        version: ScoringVersion,
         *,
         last: int | None = None,
         since: float | None = None,
@@ -89,7 +93,7 @@ class DriftWorker:
         return body
 
     def monitor(
-        self, endpoint: str, version: LoadedVersion, *, concept_history: int, **params: Any
+        self, endpoint: str, version: ScoringVersion, *, concept_history: int, **params: Any
     ) -> tuple[dict[str, Any], list[MetricPoint]]:
         """`Monitor.compute(endpoint, version, **params)` in the child, whatever the window's size (the
         caller decides); a `DriftgateError` raised there is raised here with its type and details."""
@@ -134,16 +138,18 @@ def _rebuilt(error: dict[str, Any]) -> errors.DriftgateError:
 class _Child(NamedTuple):
     store: Store
     live: LiveDrift
-    models: ModelCache
+    models: VersionLoader
 
 
 _child: _Child | None = None
 
 
-def _start(data_dir: str, db: str | None, trust_pickle: bool) -> None:
+def _start(data_dir: str, db: str | None, loader: str, trust_pickle: bool) -> None:
     global _child
     store = Store.open(Path(data_dir), db)
-    _child = _Child(store, LiveDrift(store), ModelCache(store, trust_pickle=trust_pickle))
+    module, _, name = loader.partition(":")
+    models = getattr(importlib.import_module(module), name)(store, trust_pickle=trust_pickle)
+    _child = _Child(store, LiveDrift(store), models)
 
 
 def _run(work: Callable[[_Child], Any]) -> Job:
