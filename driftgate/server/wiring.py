@@ -39,7 +39,7 @@ def build_services(settings: Settings) -> Services:
 
     # Rows the store refuses are parked in the spool in any mode; with --durable-log every row is.
     spool = Path(settings.data_dir) / "spool"
-    recorder: PredictionLog = Recorder(
+    in_process = Recorder(
         store.predictions.write_rows,
         flush_interval=settings.log_flush_interval,
         batch_rows=settings.log_batch_rows,
@@ -48,10 +48,11 @@ def build_services(settings: Settings) -> Services:
         spool=spool,
         durable=settings.durable_log,
     )
+    recorder: PredictionLog = in_process
     if settings.log_process and not settings.durable_log:
         # The child writes; the in-process recorder takes over while the child is behind.
         recorder = ProcessRecorder(
-            recorder,
+            in_process,
             data_dir=settings.data_dir,
             db=settings.db,
             spool=spool,
@@ -70,13 +71,7 @@ def build_services(settings: Settings) -> Services:
     )
     plane = DataPlane(store, cache, recorder, metrics, executor, shadows, pipeline_modules=settings.pipeline_modules)
     drift = LiveDrift(store)
-    worker = DriftWorker(
-        drift,
-        data_dir=settings.data_dir,
-        db=settings.db,
-        loader=f"{ModelCache.__module__}:{ModelCache.__qualname__}",  # built in the worker's child
-        trust_pickle=settings.trust_pickle,
-    )
+    worker = DriftWorker(drift, data_dir=settings.data_dir, db=settings.db, trust_pickle=settings.trust_pickle)
     rollouts_controller = RolloutController(store, plane)
 
     async def rollback(endpoint: str, reason: str) -> dict[str, Any]:
