@@ -71,7 +71,13 @@ def build_services(settings: Settings) -> Services:
     )
     plane = DataPlane(store, cache, recorder, metrics, executor, shadows, pipeline_modules=settings.pipeline_modules)
     drift = LiveDrift(store)
-    worker = DriftWorker(drift, data_dir=settings.data_dir, db=settings.db, trust_pickle=settings.trust_pickle)
+    worker = DriftWorker(
+        drift,
+        data_dir=settings.data_dir,
+        db=settings.db,
+        loader=f"{ModelCache.__module__}:{ModelCache.__qualname__}",  # built in the worker's child
+        trust_pickle=settings.trust_pickle,
+    )
     rollouts_controller = RolloutController(store, plane)
 
     async def rollback(endpoint: str, reason: str) -> dict[str, Any]:
