@@ -32,6 +32,7 @@ from driftgate.api.limits import admitted, decode_request
 from driftgate.api.routes.v2 import _metadata, check_outputs
 from driftgate.api.services import Services
 from driftgate.errors import BadRequest, DriftgateError, NotFound, NotReady, Overloaded
+from driftgate.rollout.policy import answering
 from driftgate.serving.protocols import v2
 from driftgate.serving.protocols.grpc import codec
 from driftgate.serving.protocols.grpc import grpc_predict_v2_pb2 as pb
@@ -152,7 +153,7 @@ def _check_version(state: Any, endpoint: str, version: str) -> None:
     """An explicit version must be one the endpoint serves now (SPEC 12: that version or 404)."""
     if not version:
         return
-    served = sorted({str(ref.version) for ref in state.policy.versions})
+    served = sorted({str(ref.version) for ref in answering(state.policy)})
     if version not in served:
         raise NotFound(f"endpoint {endpoint!r} has no version {version!r}; it serves {served}", field="model_version")
     if len(served) > 1:

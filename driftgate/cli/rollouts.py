@@ -124,11 +124,34 @@ def _command(name: str) -> Any:
     command.__name__ = name
     command.__doc__ = {
         "promote": "Make the rollout's candidate the endpoint's version now.",
-        "rollback": "Send all traffic back to the champion now.",
         "pause": "Freeze the rollout: traffic split kept, no automatic decisions.",
         "resume": "Let a paused rollout go on.",
     }[name]
     return command
 
 
-promote, rollback, pause, resume = (_command(n) for n in ("promote", "rollback", "pause", "resume"))
+promote, pause, resume = (_command(n) for n in ("promote", "pause", "resume"))
+
+
+def rollback(
+    endpoint: str,
+    reason: Annotated[str, typer.Option(help="Why, kept in the audit trail.")] = "",
+    data_dir: DataDir = Path(".driftgate"),
+    db: DbUrl = None,
+) -> None:
+    """Send all traffic back to the champion now. After a blue-green promotion: back to the previous
+    version at once while servers still hold it (keep_previous_s), else through a new rollout to it."""
+    import asyncio
+
+    from driftgate.rollout.rollback import roll_back
+    from driftgate.services.serving import Offline
+
+    controller = _controller(data_dir, db)
+    try:
+        # The route's code; the candidate of a new rollout is warmed here, as `rollout` warms one.
+        done = asyncio.run(roll_back(controller, endpoint, "cli", reason, Offline(controller.store).warm))
+    except DriftgateError as exc:
+        _fail(exc)
+        return
+    _show(done.row)
+    console.print(f"rolled back: {done.how.replace('_', ' ')}")

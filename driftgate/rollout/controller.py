@@ -19,7 +19,8 @@ from driftgate.errors import BadRequest, Conflict, NotFound
 from driftgate.registry.registry import check_version
 from driftgate.rollout.analysis import Gate, VersionSample, agreement, evaluate_gates, summary
 from driftgate.rollout.decision import Decision, decide
-from driftgate.rollout.spec import ACTIVE_STATES, RolloutSpec
+from driftgate.rollout.spec import ACTIVE_STATES, KEEP_PREVIOUS_S, RolloutSpec
+from driftgate.rollout.standby import How, kept_until, late_rollback
 from driftgate.store import Store
 from driftgate.validation import parse
 
@@ -107,6 +108,8 @@ class RolloutController:
         candidate = VersionRef(model, number)
         if candidate == champion:
             raise BadRequest(f"{candidate} already serves endpoint {endpoint!r}; name another version", field="version")
+        if spec.rollback_of is not None:
+            raise BadRequest("rollback_of is set by driftgate when a rollback starts a rollout", field="rollback_of")
         return spec, champion, candidate
 
     def start(
@@ -143,7 +146,68 @@ class RolloutController:
         return self._finish(self._active(endpoint), "promoted", actor, reason or "promoted by hand")
 
     def rollback(self, endpoint: str, actor: str, reason: str = "") -> dict[str, Any]:
-        return self._finish(self._active(endpoint), "rolled_back", actor, reason or "rolled back by hand")
+        """Roll back what can be rolled back at once: the running rollout, or a blue-green one promoted
+        within its `keep_previous_s`. A later rollback loads a version: `rollout.rollback.roll_back`."""
+        row, how = self.rollback_target(endpoint, time.time())
+        if how == "new_rollout":
+            previous, window = ref_of(row["baseline"]), row["spec"].get("keep_previous_s", KEEP_PREVIOUS_S)
+            raise Conflict(
+                f"endpoint {endpoint!r} has no rollout running; rollout {row['id']} was promoted more than "
+                f"keep_previous_s={window} s ago, so {previous} is no longer loaded: a rollback is now a new "
+                "rollout to it (POST .../rollouts/current/rollback, or `driftgate rollback`)",
+                endpoint=endpoint,
+            )
+        return self.rollback_now(row, actor, reason)
+
+    def rollback_target(self, endpoint: str, now: float) -> tuple[dict[str, Any], How]:
+        """The rollout a rollback acts on and how: the running one (instant), else the last one if it is
+        a promoted blue-green rollout still serving (`standby.late_rollback`); Conflict otherwise."""
+        config, _ = self.store.endpoints.get(endpoint)  # 404 for an unknown endpoint
+        row = self.store.rollouts.active(endpoint)
+        if row is not None:
+            return row, "instant"
+        row = self.store.rollouts.latest(endpoint)
+        plan = late_rollback(endpoint, row, VersionRef(config["model"], int(config["version"])), now)
+        if plan.how is None or row is None:
+            raise Conflict(plan.refusal, endpoint=endpoint)
+        return row, plan.how
+
+    def rollback_now(self, row: dict[str, Any], actor: str, reason: str) -> dict[str, Any]:
+        """Traffic back on the rollout's baseline, which is loaded: running, or kept after promotion."""
+        if row["state"] in ACTIVE_STATES:
+            return self._finish(row, "rolled_back", actor, reason or "rolled back by hand")
+        config, _ = self.store.endpoints.get(row["endpoint"])
+        back = {**config, "model": row["baseline"]["model"], "version": row["baseline"]["version"]}
+        age = time.time() - float(row["finished_at"])
+        previous = ref_of(row["baseline"])
+        why = f"{reason or 'rolled back by hand'} ({age:.0f} s after promotion: instant, {previous} was loaded)"
+        log.warning("rollout %s on %s rolled back after promotion: %s", row["id"], row["endpoint"], why)
+        return self._move(row, "rollback", actor, why, state="rolled_back", weight=0.0, endpoint_config=back)
+
+    def rollout_back(self, promoted: dict[str, Any], actor: str, reason: str) -> dict[str, Any]:
+        """After the window: a blue-green rollout to the promoted one's baseline (warmed by the caller),
+        promoted at once. It keeps nothing loaded and cannot be rolled back in turn."""
+        endpoint = promoted["endpoint"]
+        row, how = self.rollback_target(endpoint, time.time())
+        if row["id"] != promoted["id"] or how != "new_rollout":
+            raise Conflict(
+                f"rollout {promoted['id']} on {endpoint!r} changed meanwhile; read it again", endpoint=endpoint
+            )
+        serving, previous = ref_of(promoted["candidate"]), ref_of(promoted["baseline"])
+        why = (
+            f"{reason or 'rolled back by hand'} (rollout {promoted['id']} was promoted past its keep_previous_s: "
+            f"a new rollout back to {previous})"
+        )
+        spec = RolloutSpec(
+            strategy="blue_green",
+            version=previous.version,
+            model=previous.model,
+            keep_previous_s=0.0,
+            rollback_of=int(promoted["id"]),
+            reason=why,
+        )
+        started = self.start(endpoint, spec, serving, previous, actor)
+        return self._finish(started, "promoted", actor, why)
 
     def pause(self, endpoint: str, actor: str, reason: str = "") -> dict[str, Any]:
         row = self._active(endpoint)
@@ -309,6 +373,8 @@ def describe(row: dict[str, Any]) -> dict[str, Any]:
         "step_started_at": row["step_started_at"],
         "updated_at": row["updated_at"],
         "finished_at": row["finished_at"],
+        # Blue-green: until when a rollback after promotion is instant (the previous version is loaded).
+        "keep_previous_until": kept_until(row),
         "spec": spec,
     }
     return out

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from driftgate.core.refs import VersionRef
+from driftgate.rollout.standby import Standby
 
 BUCKETS = 10_000
 
@@ -159,15 +160,53 @@ class BlueGreen:
         return ()
 
 
+@dataclass(frozen=True, slots=True)
+class KeptWarm:
+    """All traffic to one version; the one a blue-green promotion replaced stays loaded for a while, so
+    a rollback is instant. The kept version answers nobody.
+
+    >>> p = KeptWarm(VersionRef("m", 2), VersionRef("m", 1))
+    >>> (p.route(None).primary.version, [v.version for v in p.versions], [v.version for v in answering(p)])
+    (2, [2, 1], [2])
+    """
+
+    serving: VersionRef
+    previous: VersionRef
+    until: float = float("inf")
+    """When `previous` is to be unloaded (epoch seconds)."""
+
+    def route(self, key: str | None) -> Route:
+        return Route(self.serving)
+
+    @property
+    def baseline(self) -> VersionRef:
+        return self.serving
+
+    @property
+    def versions(self) -> tuple[VersionRef, ...]:
+        return (self.serving, self.previous)
+
+    @property
+    def shadowed(self) -> tuple[VersionRef, ...]:
+        return ()
+
+
+def answering(policy: TrafficPolicy) -> tuple[VersionRef, ...]:
+    """The versions that may answer a caller (a version kept only for a rollback is not one)."""
+    return (policy.serving,) if isinstance(policy, KeptWarm) else policy.versions
+
+
 def policy_for(
     champion: VersionRef,
     strategy: str | None = None,
     candidate: VersionRef | None = None,
     weight: float = 0.0,
+    standby: Standby | None = None,
 ) -> TrafficPolicy:
-    """The policy an endpoint serves with: its config's version, and its active rollout if any."""
+    """The policy an endpoint serves with: its config's version, and its active rollout if any; without
+    one, `standby` is the version a blue-green promotion replaced, kept loaded for a rollback."""
     if strategy is None or candidate is None:
-        return SingleVersion(champion)
+        return SingleVersion(champion) if standby is None else KeptWarm(champion, standby.previous, standby.until)
     if strategy == "shadow":
         return Shadowed(champion, candidate)
     if strategy == "blue_green":

@@ -12,6 +12,8 @@ Strategy = Literal["shadow", "canary", "blue_green", "ab"]
 # "superseded": a shadow ended because a canary, blue-green or A/B rollout of the same candidate began.
 STATES = ("running", "paused", "promoted", "rolled_back", "superseded")
 ACTIVE_STATES = ACTIVE_ROLLOUT_STATES
+# Blue-green: how long the previous version stays loaded after promotion, for an instant rollback.
+KEEP_PREVIOUS_S = 600.0
 
 
 class Analysis(BaseModel):
@@ -64,6 +66,15 @@ class RolloutSpec(BaseModel):
     analysis: Analysis = Field(default_factory=Analysis)
     auto: bool = Field(True, description="Canary: advance, promote and roll back on the gates' verdict.")
     sticky_key: str | None = Field(None, description="Input field whose value keeps a caller on one version.")
+    keep_previous_s: float = Field(
+        KEEP_PREVIOUS_S,
+        ge=0,
+        description="Blue-green: seconds the previous version stays loaded after promotion; a rollback within "
+        "them returns traffic to it at once, a later one is a new rollout to it. 0: unloaded at promotion.",
+    )
+    rollback_of: int | None = Field(
+        None, description="Set by driftgate on the rollout a late rollback starts: the promoted rollout it undoes."
+    )
     reason: str = Field("", max_length=2000, description="Why, kept in the audit trail.")
 
     @model_validator(mode="after")

@@ -26,7 +26,8 @@ from driftgate.errors import (
 from driftgate.monitoring.guards import OutputLimits, check_outputs
 from driftgate.records.recorder import LogBatch, PredictionLog
 from driftgate.registry.schema import Columns, InputSchema, frame_of
-from driftgate.rollout.policy import Route, TrafficPolicy, VersionRef, policy_for
+from driftgate.rollout.policy import KeptWarm, Route, TrafficPolicy, VersionRef, policy_for
+from driftgate.rollout.standby import standby
 from driftgate.serving.automation import decide
 from driftgate.serving.batching import MAX_STALLED, Jammed, MicroBatcher
 from driftgate.serving.checks import check_fits
@@ -183,6 +184,9 @@ class DataPlane:
         if rollout is not None:
             candidate = VersionRef(rollout["candidate"]["model"], int(rollout["candidate"]["version"]))
             policy = policy_for(champion, rollout["strategy"], candidate, float(rollout["weight"]))
+        else:  # a blue-green promotion keeps the version it replaced loaded a while: rollback is instant
+            latest = await loop.run_in_executor(self.executor, self.store.rollouts.latest, name)
+            policy = policy_for(champion, standby=standby(latest, champion, time.time()))
         versions = {ref: await loop.run_in_executor(self.executor, self.cache.get, ref) for ref in policy.versions}
         calls: dict[VersionRef, _Calls] = {}
         try:
@@ -347,6 +351,12 @@ class DataPlane:
                     await self.apply(name, config, revision)
                 except DriftgateError as exc:
                     log.error("endpoint %s revision %d cannot be applied: %s", name, revision, exc.message)
+        for name, st in list(self._endpoints.items()):
+            if isinstance(st.policy, KeptWarm) and time.time() >= st.policy.until:
+                try:  # the previous version's time is up: unload it
+                    await self.refresh(name)
+                except DriftgateError as exc:
+                    log.error("endpoint %s cannot be refreshed: %s", name, exc.message)
 
     async def load_all(self) -> None:
         loop = asyncio.get_running_loop()

@@ -12,6 +12,7 @@ from driftgate.api import launch
 from driftgate.api.auth import require
 from driftgate.api.services import Services, services
 from driftgate.rollout.controller import describe
+from driftgate.rollout.rollback import roll_back
 
 router = APIRouter(prefix="/v1/endpoints", tags=["rollouts"])
 
@@ -76,17 +77,25 @@ def _command(name: str) -> Any:
     command.__name__ = f"{name}_rollout"
     command.__doc__ = {
         "promote": "Make the candidate the endpoint's version now and end the rollout.",
-        "rollback": "Send all traffic back to the champion now and end the rollout.",
         "pause": "Freeze the rollout where it is: traffic split kept, no automatic decisions.",
         "resume": "Let a paused rollout go on; the current step's clock restarts.",
     }[name]
     return command
 
 
+async def rollback_rollout(request: Request, endpoint: str, note: Note | None = None) -> dict[str, Any]:
+    """Send all traffic back to the champion now and end the rollout. After a blue-green promotion:
+    back to the previous version at once while it is still loaded (`keep_previous_s`), else through a
+    new rollout to it (warmed first). `rolled_back` says which: `instant` or `new_rollout`."""
+    svc = services(request)
+    done = await roll_back(svc.rollouts, endpoint, _actor(request), note.reason if note else "", svc.dataplane.warm)
+    return {**await _apply(svc, endpoint, done.row), "rolled_back": done.how}
+
+
 for _name in ("promote", "rollback", "pause", "resume"):
     router.add_api_route(
         f"/{{endpoint}}/rollouts/current/{_name}",
-        _command(_name),
+        rollback_rollout if _name == "rollback" else _command(_name),
         methods=["POST"],
         dependencies=[Depends(require("admin"))],
     )

@@ -13,6 +13,7 @@ from driftgate.api.limits import admitted, decode_request
 from driftgate.api.routes import request_body
 from driftgate.api.services import services
 from driftgate.errors import BadRequest, NotReady
+from driftgate.rollout.policy import answering
 from driftgate.serving.dataplane import EndpointState
 from driftgate.serving.protocols import v2
 from driftgate.serving.result import DecodedRequest
@@ -69,7 +70,7 @@ def _metadata(state: EndpointState) -> dict[str, Any]:
     else:
         outputs = [("predict", "FP64", [-1])]
     inputs = [(f.name, _input_datatype(f.kind)) for f in stable.schema.features]
-    versions = sorted({str(ref.version) for ref in state.policy.versions})
+    versions = sorted({str(ref.version) for ref in answering(state.policy)})
     return v2.model_metadata(state.name, versions, inputs, outputs, f"driftgate_{stable.format}")
 
 
