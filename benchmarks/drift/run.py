@@ -192,7 +192,7 @@ def main() -> None:
     # `report_files` is exactly what `driftgate drift report` runs; calling it directly leaves out the
     # import of the rest of the CLI package (server, store), which is not drift work.
     ours = (
-        "import sys, json; from driftgate.monitoring.io import report_files; "
+        "import sys, json; from driftgate.monitoring.files import report_files; "
         "print(json.dumps(report_files(sys.argv[1], sys.argv[2]).to_dict()))"
     )
     tools = [("driftgate (streaming sketches)", [sys.executable, "-c", ours, str(ref), str(cur)], None)]

@@ -14,7 +14,7 @@ import typer
 
 from driftgate.errors import DriftgateError
 from driftgate.monitoring.drift import DriftSettings
-from driftgate.monitoring.io import BATCH_ROWS, EXACT_ROWS, report_files
+from driftgate.monitoring.files import BATCH_ROWS, EXACT_ROWS, report_files
 from driftgate.monitoring.report_html import render_html
 
 app = typer.Typer(help="Data and prediction drift between a reference and a current dataset.", no_args_is_help=True)

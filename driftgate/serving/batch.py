@@ -23,7 +23,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from driftgate.errors import BadRequest, InvalidInput
-from driftgate.monitoring.io import file_schema, iter_batches
+from driftgate.monitoring.files import file_schema, iter_batches
 from driftgate.records.recorder import Admission, PredictionLog
 from driftgate.serving.dataplane import DataPlane
 from driftgate.serving.result import DecodedRequest, PredictionResult

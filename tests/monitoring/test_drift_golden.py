@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from driftgate.monitoring.drift import ReferenceProfile, compare_frames
-from driftgate.monitoring.io import profile_file, report_files, sketch_file
+from driftgate.monitoring.files import profile_file, report_files, sketch_file
 
 GOLDEN = Path(__file__).parent / "data" / "drift_golden.json"
 BATCH_ROWS = 4_096

@@ -11,7 +11,8 @@ from driftgate.monitoring.drift.binning import NumericBinning, category_counts
 from driftgate.monitoring.drift.kinds import FeatureKind, canonical, level
 from driftgate.monitoring.drift.sketches import NumericSketch
 from driftgate.monitoring.drift.statistics import _counts_at_or_below
-from driftgate.monitoring.io import RowSample, SortedSpill
+from driftgate.monitoring.files.sample import RowSample
+from driftgate.monitoring.files.spill import SortedSpill
 
 finite_or_not = hs.one_of(
     hs.floats(-1e6, 1e6),

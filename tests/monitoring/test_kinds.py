@@ -18,7 +18,7 @@ import pytest
 from driftgate.errors import InvalidInput
 from driftgate.monitoring.drift import ReferenceProfile, compare_frames
 from driftgate.monitoring.drift.kinds import FeatureKind, canonical, kind_of, level, level_counts
-from driftgate.monitoring.io import report_files
+from driftgate.monitoring.files import report_files
 
 
 def frame(rows: int, seed: int) -> pd.DataFrame:

@@ -107,7 +107,7 @@ def compare_frames(
     reference-quantile bins. Columns present only on one side are ignored. `feature_types` gives
     columns their kind ("numeric", "integer", "boolean", "categorical"; else inferred from the
     dtype), and both sides are read in that kind's one representation (`drift.kinds`). The
-    multivariate tests see `sample_rows` rows per side, drawn as `io.report_files` draws them.
+    multivariate tests see `sample_rows` rows per side, drawn as `files.report_files` draws them.
     """
     reference_columns, current_columns = column_arrays(reference), column_arrays(current)
     shared = [name for name in reference_columns if name in current_columns]

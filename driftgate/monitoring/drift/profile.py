@@ -118,7 +118,7 @@ class ReferenceProfile:
 
         `feature_types` overrides the inferred kind ("numeric", "integer", "boolean" or "categorical")
         per column. Numeric bin edges are the quantiles of `edge_sample_rows` rows, and the row sample
-        of the multivariate tests holds `sample_rows` rows: both drawn as `io.profile_file` draws them
+        of the multivariate tests holds `sample_rows` rows: both drawn as `files.profile_file` draws them
         from a file (`kinds.sample_rows`), so a file and the same rows in memory give the same profile.
         """
         arrays = column_arrays(columns)

@@ -75,7 +75,7 @@ class NumericSketch:
         """Everything a sketch needs but the bins: the finite values sorted, and (missing, mean, M2).
 
         Split from `from_summary` so that a reference can be summarised before its bin edges are
-        known (the sorted values wait on disk, see `driftgate.monitoring.io`).
+        known (the sorted values wait on disk, see `driftgate.monitoring.files.spill`).
         """
         values = np.asarray(values, dtype=np.float64)
         is_finite = np.isfinite(values)
