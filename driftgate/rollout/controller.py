@@ -43,51 +43,71 @@ def samples(
     rows: list[dict[str, Any]], champion: VersionRef, candidate: VersionRef, classification: bool
 ) -> tuple[VersionSample, VersionSample, list[tuple[Any, Any]]]:
     """Per-version samples and (candidate, champion) output pairs on the same inputs."""
+    candidate_rows, champion_rows = _by_version(rows, champion, candidate)
+    return (
+        _version_sample(candidate_rows, classification),
+        _version_sample(champion_rows, classification),
+        _pairs(rows, champion, candidate),
+    )
+
+
+def _by_version(
+    rows: list[dict[str, Any]], champion: VersionRef, candidate: VersionRef
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The candidate's rows and the champion's primary rows (not its shadow copies)."""
+    candidate_rows: list[dict[str, Any]] = []
+    champion_rows: list[dict[str, Any]] = []
+    for r in rows:
+        ref = ref_of(r)
+        if ref == candidate:
+            candidate_rows.append(r)
+        elif ref == champion and r["role"] == "primary":
+            champion_rows.append(r)
+    return candidate_rows, champion_rows
+
+
+def _pairs(rows: list[dict[str, Any]], champion: VersionRef, candidate: VersionRef) -> list[tuple[Any, Any]]:
+    """(candidate, champion) outputs of a row and its parent (shadow and primary), both answered."""
     by_id = {r["id"]: r for r in rows}
-    groups: dict[str, list[dict[str, Any]]] = {"candidate": [], "champion": []}
     pairs: list[tuple[Any, Any]] = []
     for r in rows:
-        ref = VersionRef(r["model"], int(r["version"]))
-        if ref == candidate:
-            groups["candidate"].append(r)
-        elif ref == champion and r["role"] == "primary":
-            groups["champion"].append(r)
         parent = by_id.get(r["parent_id"]) if r["parent_id"] else None
         if parent is None or _is_error(r["status"]) or _is_error(parent["status"]):
             continue
-        pref = VersionRef(parent["model"], int(parent["version"]))
+        ref, pref = ref_of(r), ref_of(parent)
         if ref == candidate and pref == champion:
             pairs.append((r["output"], parent["output"]))
         elif ref == champion and pref == candidate:
             pairs.append((parent["output"], r["output"]))
-    out = []
-    for name in ("candidate", "champion"):
-        group = groups[name]
-        ok = [r for r in group if not _is_error(r["status"])]
-        probs = [max(r["probabilities"]) for r in ok if r["probabilities"]]
-        scores = []
-        for r in ok:
-            if r["label"] is None or r["output"] is None:
-                continue
-            if classification:
-                scores.append(float(r["output"] == r["label"] or str(r["output"]) == str(r["label"])))
-            else:
-                try:
-                    scores.append(abs(float(r["output"]) - float(r["label"])))
-                except (TypeError, ValueError):
-                    continue
-        out.append(
-            VersionSample(
-                rows=len(group),
-                errors=len(group) - len(ok),
-                latencies_ms=np.asarray([r["latency_ms"] for r in ok], dtype=float),
-                outputs=[r["output"] for r in ok if r["output"] is not None],
-                confidences=np.asarray(probs, dtype=float) if probs else None,
-                label_scores=np.asarray(scores, dtype=float),
-                classification=classification,
-            )
-        )
-    return out[0], out[1], pairs
+    return pairs
+
+
+def _version_sample(group: list[dict[str, Any]], classification: bool) -> VersionSample:
+    ok = [r for r in group if not _is_error(r["status"])]
+    probs = [max(r["probabilities"]) for r in ok if r["probabilities"]]
+    scores = [score for score in (_label_score(r, classification) for r in ok) if score is not None]
+    return VersionSample(
+        rows=len(group),
+        errors=len(group) - len(ok),
+        latencies_ms=np.asarray([r["latency_ms"] for r in ok], dtype=float),
+        outputs=[r["output"] for r in ok if r["output"] is not None],
+        confidences=np.asarray(probs, dtype=float) if probs else None,
+        label_scores=np.asarray(scores, dtype=float),
+        classification=classification,
+    )
+
+
+def _label_score(row: dict[str, Any], classification: bool) -> float | None:
+    """1.0 / 0.0 for a right / wrong class, else the absolute error; None without a label, or for an
+    output or label that is not a number."""
+    if row["label"] is None or row["output"] is None:
+        return None
+    if classification:
+        return float(row["output"] == row["label"] or str(row["output"]) == str(row["label"]))
+    try:
+        return abs(float(row["output"]) - float(row["label"]))
+    except (TypeError, ValueError):
+        return None
 
 
 class RolloutController:
