@@ -17,7 +17,9 @@ class Settings:
     db: str | None = None
     """SQLAlchemy URL of the store, e.g. postgresql+psycopg://user@host/db; SQLite under data_dir if unset."""
     host: str = "127.0.0.1"
+    """Address to bind; a non-loopback one needs an API token (or `insecure`)."""
     port: int = 8080
+    """Port of the HTTP API."""
     grpc_port: int = 0
     """Port of the Open Inference Protocol's gRPC service (api/grpc_server.py) on `host`; 0: no gRPC.
     `driftgate serve` defaults to 8081 (SPEC 12); servers built from `Settings()` directly have none."""
@@ -28,6 +30,7 @@ class Settings:
     webhook_allow: list[str] = field(default_factory=list)
     """Hosts or CIDRs webhooks may reach although they are loopback, link-local or private."""
     durable_log: bool = False
+    """Acknowledge a prediction only once its log rows are fsynced to the spool: a crash loses none."""
     insecure: bool = False
     """Allow serving on a non-loopback address without any token."""
     trust_pickle: bool = False
@@ -48,6 +51,8 @@ class Settings:
     this much); `log_batch_rows` waiting rows start one sooner. Encoding happens in the child, so a long
     interval costs no burst here, and it spreads each hand-over's fixed cost over more requests."""
     log_batch_rows: int = 5000
+    """Rows per prediction log write; this many waiting rows start a flush (or a hand-over to the writer
+    process) before its interval ends."""
     log_process: bool = True
     """Encode and write the prediction log in a child process (off: a thread of the server). Ignored
     with `durable_log`, whose acknowledgements wait for an fsync in the server itself."""

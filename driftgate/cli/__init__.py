@@ -25,7 +25,9 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
+from driftgate.cli.serve_options import settings_options
 from driftgate.errors import DriftgateError
+from driftgate.settings import ENV_VAR, Settings
 
 # name -> (module, attribute): a typer.Typer (a command group) or a command function. The module is
 # imported when the command runs, never for `driftgate --help` or for the other commands.
@@ -138,84 +140,29 @@ def is_loopback(host: str) -> bool:
 
 
 @app.command()
-def serve(
-    data_dir: DataDir = Path(".driftgate"),
-    db: DbUrl = None,
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to bind.")] = 8080,
-    grpc_port: Annotated[
-        int, typer.Option(help="Port of the Open Inference Protocol's gRPC service (0: none).", min=0, max=65535)
-    ] = 8081,
-    workers: Annotated[int, typer.Option(help="Worker processes (replicas sharing the store).")] = 1,
-    monitor_interval: Annotated[float, typer.Option(help="Seconds between monitor runs.")] = 60.0,
-    webhook_allow: Annotated[list[str] | None, typer.Option(help="Private host/CIDR webhooks may reach.")] = None,
-    durable_log: Annotated[bool, typer.Option(help="Lose no acknowledged prediction on a crash.")] = False,
-    insecure: Annotated[bool, typer.Option(help="Serve a non-loopback address without tokens.")] = False,
-    trust_pickle: Annotated[bool, typer.Option(help="Load pickle artifacts registered without trust.")] = False,
-    shadow_in_process: Annotated[
-        bool, typer.Option(help="Score shadow copies in threads of the server, not an idle-priority process.")
-    ] = False,
-    log_in_process: Annotated[
-        bool, typer.Option(help="Write the prediction log from a thread of the server, not a child process.")
-    ] = False,
-    pipeline_module: Annotated[
-        list[str] | None,
-        typer.Option(help="Package whose functions endpoint pipeline steps may name (repeatable)."),
-    ] = None,
-    train_module: Annotated[
-        list[str] | None,
-        typer.Option(help="Package whose functions retraining runs may call to train (repeatable)."),
-    ] = None,
-    retention_days: Annotated[
-        float | None, typer.Option(help="Delete prediction log rows older than this many days (hourly).", min=0)
-    ] = None,
-    monitoring_retention_days: Annotated[
-        float | None, typer.Option(help="Delete monitoring points and reports older than this many days.", min=0)
-    ] = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
-    mlflow_endpoint: Annotated[
-        str | None, typer.Option(help="Endpoint that answers MLflow's root routes (/invocations, /ping).")
-    ] = None,
-) -> None:
+@settings_options
+def serve(settings: Settings, log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning") -> None:
     """Run the HTTP server."""
     import uvicorn
 
     from driftgate.serving.metrics import MULTIPROC_ENV
-    from driftgate.settings import ENV_VAR, Settings
 
-    settings = Settings(
-        data_dir=data_dir,
-        db=db,
-        host=host,
-        port=port,
-        grpc_port=grpc_port,
-        workers=workers,
-        monitor_interval=monitor_interval,
-        webhook_allow=list(webhook_allow or []),
-        durable_log=durable_log,
-        insecure=insecure,
-        trust_pickle=trust_pickle,
-        shadow_process=not shadow_in_process,
-        log_process=not log_in_process,
-        pipeline_modules=list(pipeline_module or []),
-        train_modules=list(train_module or []),
-        retention_days=retention_days,
-        monitoring_retention_days=monitoring_retention_days,
-        mlflow_endpoint=mlflow_endpoint,
-    )
-    store = _store(data_dir, db)
+    host, port, workers = settings.host, settings.port, settings.workers
+    store = _store(settings.data_dir, settings.db)
     has_tokens = bool(store.tokens.scopes_by_digest())
     store.close()
-    if not is_loopback(host) and not has_tokens and not insecure:
+    if not is_loopback(host) and not has_tokens and not settings.insecure:
         console.print(
             f"[red]refusing to serve {host} without an API token[/red]: run `driftgate token create --scope admin` "
             "first, or pass --insecure"
         )
         raise typer.Exit(2)
     os.environ[ENV_VAR] = settings.to_env()
-    console.print(f"driftgate serving on http://{host}:{port} (store: {db or data_dir}, workers: {workers})")
-    if grpc_port:
-        console.print(f"gRPC (Open Inference Protocol) on {host}:{grpc_port}")
+    console.print(
+        f"driftgate serving on http://{host}:{port} (store: {settings.db or settings.data_dir}, workers: {workers})"
+    )
+    if settings.grpc_port:
+        console.print(f"gRPC (Open Inference Protocol) on {host}:{settings.grpc_port}")
     # Several workers share their Prometheus metrics through files in a directory of this server's
     # own, created before the workers start and removed when the server exits; one worker keeps
     # them in its own registry. Either way `serve` owns the variable: an inherited one is ignored.
