@@ -22,7 +22,7 @@ from driftgate.monitoring.drift.evaluate import DriftSettings, apply_correction,
 from driftgate.monitoring.drift.kinds import as_float
 from driftgate.monitoring.drift.multivariate import multivariate_drift
 from driftgate.monitoring.drift.profile import CURRENT_SAMPLE_SEED, ReferenceProfile, sample_rows_of
-from driftgate.monitoring.drift.report import DatasetDrift, DriftReport, FeatureDrift, Subtest
+from driftgate.monitoring.drift.report import DatasetDrift, DriftReport, FeatureDrift, MultivariateDrift, Subtest
 from driftgate.monitoring.drift.sketches import WindowSketch
 from driftgate.monitoring.performance import performance_report
 
@@ -45,38 +45,78 @@ def compare(
     raw: finite (reference, current) values per numeric feature for exact KS/Wasserstein.
     """
     settings = settings or DriftSettings()
+    _check_counted_against(profile, sketch)
+    raw = raw or {}
+    set_aside = {name for name in (prediction, target) if name}
+    features = _feature_drifts(profile, sketch, settings, raw, set_aside)
+    multivariate = _multivariate(profile, current_sample, set_aside)
+    family: list[Subtest] = [t for feature in features for t in feature.subtests]
+    family += multivariate.subtests if multivariate else []
+    apply_correction(family, settings)
+    prediction_drift = _prediction_drift(profile, sketch, settings, prediction, raw)
+    dataset = _dataset_drift(features, multivariate, settings)
+    return DriftReport(features, dataset, multivariate, prediction_drift, dict(performance or {}))
+
+
+def _check_counted_against(profile: ReferenceProfile, sketch: WindowSketch) -> None:
     if sketch.profile_id != profile.profile_id:
         raise InvalidInput(
             f"The window sketch was counted against profile {sketch.profile_id!r}, not {profile.profile_id!r}: "
             "build it with this profile's `sketch`."
         )
-    set_aside = {name for name in (prediction, target) if name}
-    features = [
-        evaluate_feature(spec, profile.reference.features[name], sketch.features[name], settings, (raw or {}).get(name))
+
+
+def _feature_drifts(
+    profile: ReferenceProfile,
+    sketch: WindowSketch,
+    settings: DriftSettings,
+    raw: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    set_aside: set[str],
+) -> list[FeatureDrift]:
+    """Each input feature both sides counted, uncorrected (the correction spans all tests at once)."""
+    return [
+        evaluate_feature(spec, profile.reference.features[name], sketch.features[name], settings, raw.get(name))
         for name, spec in profile.specs.items()
         if name not in set_aside and name in sketch.features and name in profile.reference.features
     ]
-    multivariate = None
-    if current_sample is not None and profile.sample:
-        inputs = {name: values for name, values in current_sample.items() if name not in set_aside}
-        multivariate = multivariate_drift(_without(profile, set_aside), inputs)
-    family: list[Subtest] = [t for feature in features for t in feature.subtests]
-    family += multivariate.subtests if multivariate else []
-    apply_correction(family, settings)
 
-    prediction_drift = None
-    if prediction and prediction in sketch.features and prediction in profile.reference.features:
-        prediction_drift = evaluate_feature(
-            profile.specs[prediction],
-            profile.reference.features[prediction],
-            sketch.features[prediction],
-            settings,
-            (raw or {}).get(prediction),
-        )
-        apply_correction(prediction_drift.subtests, settings)
 
+def _multivariate(
+    profile: ReferenceProfile, current_sample: Mapping[str, np.ndarray] | None, set_aside: set[str]
+) -> MultivariateDrift | None:
+    """The multivariate tests on the input features, when both sides have sample rows."""
+    if current_sample is None or not profile.sample:
+        return None
+    inputs = {name: values for name, values in current_sample.items() if name not in set_aside}
+    return multivariate_drift(_without(profile, set_aside), inputs)
+
+
+def _prediction_drift(
+    profile: ReferenceProfile,
+    sketch: WindowSketch,
+    settings: DriftSettings,
+    prediction: str | None,
+    raw: Mapping[str, tuple[np.ndarray, np.ndarray]],
+) -> FeatureDrift | None:
+    """The prediction column's drift, corrected within its own tests (apart from the inputs')."""
+    if not (prediction and prediction in sketch.features and prediction in profile.reference.features):
+        return None
+    drift = evaluate_feature(
+        profile.specs[prediction],
+        profile.reference.features[prediction],
+        sketch.features[prediction],
+        settings,
+        raw.get(prediction),
+    )
+    apply_correction(drift.subtests, settings)
+    return drift
+
+
+def _dataset_drift(
+    features: list[FeatureDrift], multivariate: MultivariateDrift | None, settings: DriftSettings
+) -> DatasetDrift:
     n_drifted = sum(feature.drifted for feature in features)
-    dataset = DatasetDrift(
+    return DatasetDrift(
         drifted=n_drifted > 0 or bool(multivariate and multivariate.drifted),
         share_drifted=n_drifted / len(features) if features else 0.0,
         n_drifted=n_drifted,
@@ -87,7 +127,6 @@ def compare(
         "the multivariate tests) and effect size >= threshold; dataset drifted if any feature or the "
         "multivariate test drifted",
     )
-    return DriftReport(features, dataset, multivariate, prediction_drift, dict(performance or {}))
 
 
 def compare_frames(
