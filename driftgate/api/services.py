@@ -16,6 +16,7 @@ from driftgate.records.recorder import PredictionLog
 from driftgate.retraining.service import Retrainer
 from driftgate.rollout.controller import RolloutController
 from driftgate.services.endpoints import EndpointService
+from driftgate.services.outcomes import OutcomeService
 from driftgate.serving.dataplane import DataPlane
 from driftgate.serving.metrics import ServingMetrics
 from driftgate.settings import Settings
@@ -37,6 +38,7 @@ class Services:
     alerts: AlertEngine
     retraining: Retrainer
     endpoints: EndpointService
+    outcomes: OutcomeService
     ready: bool = False
     drift_worker: DriftWorker | None = None
     """Runs big drift windows in a child process (see monitoring/worker.py); None: all in-thread."""

@@ -22,6 +22,7 @@ from driftgate.records.recorder import LogBatch, PredictionLog, Recorder
 from driftgate.retraining.service import Retrainer
 from driftgate.rollout.controller import RolloutController
 from driftgate.services.endpoints import EndpointService
+from driftgate.services.outcomes import OutcomeService
 from driftgate.serving.dataplane import DataPlane
 from driftgate.serving.metrics import ServingMetrics
 from driftgate.serving.runtime import ModelCache
@@ -133,6 +134,7 @@ def build_services(settings: Settings) -> Services:
         alerts_engine,
         retrainer,
         EndpointService(store, plane, retrainer.check),
+        OutcomeService(store, recorder),
         drift_worker=worker,
     )
 

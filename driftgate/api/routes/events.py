@@ -7,14 +7,12 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
-from starlette.concurrency import run_in_threadpool
 
 from driftgate.api.auth import require
 from driftgate.api.routes import request_body
 from driftgate.api.services import services
-from driftgate.core.events import MAX_EVENTS, NAME_RULE, OutcomeEvent, parse_events
+from driftgate.core.events import MAX_EVENTS, NAME_RULE, parse_events
 from driftgate.errors import BadRequest
-from driftgate.store.health import StoreUnavailable
 
 router = APIRouter(prefix="/v1/endpoints", tags=["predict"], dependencies=[Depends(require("predict"))])
 
@@ -51,24 +49,4 @@ async def events(request: Request, endpoint: str) -> dict[str, Any]:
         doc = orjson.loads(await request.body())
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
-    # One per (prediction, name), the first of a request's repeats, as the store keeps them.
-    first: dict[tuple[str, str], OutcomeEvent] = {}
-    for event in parse_events(doc, now=time.time()):
-        first.setdefault((event.prediction_id, event.name), event)
-    unique = list(first.values())
-    ids = list(dict.fromkeys(e.prediction_id for e in unique))
-    if not ids:
-        return {"accepted": 0, "unknown_ids": []}
-    targets = await run_in_threadpool(svc.store.events.targets, endpoint, ids)
-    if len(targets) < len(ids):
-        # Rows may still sit in this process's log queue: write them, then look again.
-        await run_in_threadpool(svc.recorder.flush)
-        targets = await run_in_threadpool(svc.store.events.targets, endpoint, ids)
-        if len(targets) < len(ids) and (not svc.recorder.store_available or svc.recorder.backlog_files):
-            # As for feedback: ids whose log rows wait in the spool are unconfirmed, not unknown.
-            raise StoreUnavailable("the prediction log cannot confirm these ids until the store takes its rows; retry")
-    await run_in_threadpool(svc.store.events.add, endpoint, unique, targets)
-    return {
-        "accepted": sum(1 for e in unique if e.prediction_id in targets),
-        "unknown_ids": [pid for pid in ids if pid not in targets],
-    }
+    return (await svc.outcomes.record_events(endpoint, parse_events(doc, now=time.time()))).to_dict()

@@ -6,7 +6,6 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from driftgate.api.auth import require
 from driftgate.api.limits import admitted, decode_request
@@ -16,7 +15,6 @@ from driftgate.errors import BadRequest, PayloadTooLarge
 from driftgate.serving.protocols.mlflow import decode_mlflow, encode_mlflow
 from driftgate.serving.protocols.native import decode_native, encode_native
 from driftgate.serving.result import DecodedRequest
-from driftgate.store.health import StoreUnavailable
 
 router = APIRouter(prefix="/v1/endpoints", tags=["predict"], dependencies=[Depends(require("predict"))])
 
@@ -116,20 +114,4 @@ def parse_labels(body: bytes, max_label_bytes: int = MAX_LABEL_BYTES) -> list[tu
 async def feedback(request: Request, endpoint: str) -> dict[str, Any]:
     svc = services(request)
     labels = parse_labels(await request.body(), svc.settings.max_label_bytes)
-    if not labels:
-        return {"accepted": 0, "unknown_ids": []}
-    # Last write wins within one request too.
-    latest = dict(labels)
-    ids = list(latest)
-    known = await run_in_threadpool(svc.store.predictions.known_ids, endpoint, ids)
-    if len(known) < len(ids):
-        # Rows may still sit in this process's log queue: write them, then look again.
-        await run_in_threadpool(svc.recorder.flush)
-        known = await run_in_threadpool(svc.store.predictions.known_ids, endpoint, ids)
-        if len(known) < len(ids) and (not svc.recorder.store_available or svc.recorder.backlog_files):
-            # Rows the store refused wait in the spool and may hold these ids: "unknown" would make a
-            # client drop the labels of acknowledged predictions. Unconfirmed is a retry, not a no.
-            raise StoreUnavailable("the prediction log cannot confirm these ids until the store takes its rows; retry")
-    accepted = [(pid, latest[pid]) for pid in ids if pid in known]
-    await run_in_threadpool(svc.store.predictions.add_labels, endpoint, accepted, "feedback")
-    return {"accepted": len(accepted), "unknown_ids": [pid for pid in ids if pid not in known]}
+    return (await svc.outcomes.label(endpoint, labels)).to_dict()
