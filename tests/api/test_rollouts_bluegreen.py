@@ -12,8 +12,8 @@ import pytest
 from driftgate.client import Client, ServerError
 from driftgate.core.refs import VersionRef
 from driftgate.errors import Conflict
-from tests.api.test_rollouts import rows, server, two_versions, until  # noqa: F401 (fixtures)
-from tests.conftest import LiveServer
+from tests.api.test_rollouts import FAST, rows, server, two_versions, until  # noqa: F401 (fixtures)
+from tests.conftest import LiveServer, make_server
 from tests.test_cli import run
 
 V1, V2 = VersionRef("clf", 1), VersionRef("clf", 2)
@@ -112,3 +112,22 @@ def test_the_cli_rolls_back_a_promoted_blue_green_like_the_route(
     assert last["action"] == "rollout.rollback" and last["actor"] == "cli" and "pager" in str(last["detail"])
     code, output = run("rollback", "clf", "--data-dir", str(data_dir))
     assert code == 2 and "no rollout running" in output
+
+
+def test_a_restart_within_the_window_keeps_the_previous_version_loaded(
+    tmp_path: Path,
+    two_versions: Client,  # noqa: F811
+    server: LiveServer,  # noqa: F811
+) -> None:
+    two_versions.start_rollout("clf", "blue_green", 2)
+    two_versions.rollout_command("clf", "promote")
+    server.stop()
+    again = make_server(tmp_path, None, **FAST)  # the same data dir
+    try:
+        assert loaded(again) == {V1, V2}  # loaded at start-up, from the last rollout and the clock
+        with Client(again.url) as client:
+            assert client.predict("clf", rows(1, 0))["version"] == 2
+            assert client.rollout_command("clf", "rollback")["rolled_back"] == "instant"
+            assert client.predict("clf", rows(1, 0))["version"] == 1
+    finally:
+        again.stop()
