@@ -12,6 +12,7 @@ import pytest
 from driftgate.client import Client, ServerError
 from driftgate.core.refs import VersionRef
 from driftgate.errors import Conflict
+from driftgate.rollout.controller import RolloutController
 from tests.api.test_rollouts import FAST, rows, server, two_versions, until  # noqa: F401 (fixtures)
 from tests.conftest import LiveServer, make_server
 from tests.test_cli import run
@@ -69,9 +70,9 @@ def test_after_the_window_a_rollback_is_a_new_rollout_to_the_previous_version(
     first = client.start_rollout("clf", "blue_green", 2, keep_previous_s=0.5)
     client.rollout_command("clf", "promote")
     until(lambda: loaded(server) == {V2}, 30)  # the window ended: v1 was unloaded
-    # The alert action only rolls back what is loaded; it says what a person can do instead.
+    # The controller's own rollback (an alert's) only rolls back what is loaded; it says what a person can do.
     with pytest.raises(Conflict) as refused:
-        server.app.state.services.rollouts.rollback("clf", "alert", "error rate")
+        RolloutController(server.app.state.services.store).rollback("clf", "alert", "error rate")
     assert "new rollout" in refused.value.message
 
     answer = client.rollout_command("clf", "rollback", reason="conversion dropped")
