@@ -32,6 +32,7 @@ from driftgate.monitoring.estimation.classification import (
 from driftgate.monitoring.estimation.labels import label_keys, sort_classes
 from driftgate.monitoring.estimation.regression import METRICS as REGRESSION_METRICS
 from driftgate.monitoring.estimation.regression import RegressionEstimator
+from driftgate.monitoring.estimation.sections import estimated_section, labelled_check, performance_drift
 
 Estimator = ClassificationEstimator | RegressionEstimator
 
@@ -248,18 +249,10 @@ def performance_report(
     (`fit_estimator`), reused across windows; `task` the one it was fitted for (else read from
     the values, see `task_of`).
     """
-    if reference_prediction is None or reference_target is None:
+    reference = _labelled_reference(reference_target, reference_prediction, reference_scores, reference_features)
+    if reference is None:
         return {}
-    ref_target, ref_pred = np.asarray(reference_target), np.asarray(reference_prediction)
-    known = _present(ref_target)
-    ref_target = np.asarray(ref_target[known].tolist())  # without None: its own dtype again
-    ref_pred = ref_pred[known]
-    ref_scores = None if reference_scores is None else np.asarray(reference_scores, dtype=np.float64)[known]
-    ref_features = (
-        None if reference_features is None else {k: np.asarray(v)[known] for k, v in reference_features.items()}
-    )
-    if not len(ref_target):
-        return {}
+    ref_target, ref_pred, ref_scores, ref_features = reference
     task = task or task_of(ref_target, ref_pred, ref_scores)
     cut = 0.5 if threshold is None else float(threshold)
     report: dict[str, Any] = {"task": task}
@@ -276,37 +269,92 @@ def performance_report(
             reference_features=ref_features,
         )
     report["reference"] = _realised(task, estimator, ref_target, ref_pred, ref_scores, cut)
-    if current_prediction is None:
-        return report
-    cur_pred = np.asarray(current_prediction)
-    cur_scores = None if current_scores is None else np.asarray(current_scores, dtype=np.float64)
-    labelled = np.zeros(len(cur_pred), dtype=bool)
-    if current_target is not None and len(current_target) == len(cur_pred):
-        labelled = _present(current_target)
-    if labelled.any():
-        assert current_target is not None
-        cur_target = np.asarray(np.asarray(current_target)[labelled].tolist())
-        part = None if cur_scores is None else cur_scores[labelled]
-        current = _realised(task, estimator, cur_target, cur_pred[labelled], part, cut)
-        report.update(compare_metrics(report["reference"], current))
-        report["performance_drift"] = _performance_drift(estimator, report["reference"], current)
-    if estimator is None or not len(cur_pred):
-        return report
-    features = current_features or {}
-    if isinstance(estimator, RegressionEstimator):
-        estimates = estimator.estimate(features, cur_pred)
-    elif task == "probability":
-        estimates = estimator.estimate(cur_pred)
-    elif cur_scores is not None:
-        estimates = estimator.estimate(cur_scores, cur_pred)
-    else:
-        return report
-    report["estimated"] = _estimated_section(estimates, len(cur_pred))
-    if labelled.any():
-        report["labelled_check"] = _labelled_check(
-            task, estimator, current_target, cur_pred, cur_scores, labelled, features
+    if current_prediction is not None:
+        report.update(
+            _current(
+                task,
+                estimator,
+                report["reference"],
+                current_target,
+                current_prediction,
+                current_scores,
+                cut,
+                current_features or {},
+            )
         )
     return report
+
+
+def _labelled_reference(
+    target: np.ndarray | None,
+    prediction: np.ndarray | None,
+    scores: np.ndarray | None,
+    features: Mapping[str, np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, np.ndarray] | None] | None:
+    """The reference's labelled rows (target, prediction, scores, features); None without any."""
+    if prediction is None or target is None:
+        return None
+    known = _present(np.asarray(target))
+    labelled = (
+        np.asarray(np.asarray(target)[known].tolist()),  # without None: its own dtype again
+        np.asarray(prediction)[known],
+        None if scores is None else np.asarray(scores, dtype=np.float64)[known],
+        None if features is None else {k: np.asarray(v)[known] for k, v in features.items()},
+    )
+    return labelled if len(labelled[0]) else None
+
+
+def _current(
+    task: str,
+    estimator: Estimator | None,
+    reference: dict[str, float],
+    target: np.ndarray | None,
+    prediction: np.ndarray,
+    scores: np.ndarray | None,
+    cut: float,
+    features: Mapping[str, np.ndarray],
+) -> dict[str, Any]:
+    """The current window's part: realised metrics on its labelled rows, estimates on all of them."""
+    section: dict[str, Any] = {}
+    pred = np.asarray(prediction)
+    cur_scores = None if scores is None else np.asarray(scores, dtype=np.float64)
+    labelled = np.zeros(len(pred), dtype=bool)
+    if target is not None and len(target) == len(pred):
+        labelled = _present(target)
+    if labelled.any():
+        assert target is not None
+        part = None if cur_scores is None else cur_scores[labelled]
+        current = _realised(
+            task, estimator, np.asarray(np.asarray(target)[labelled].tolist()), pred[labelled], part, cut
+        )
+        section.update(compare_metrics(reference, current))
+        section["performance_drift"] = performance_drift(estimator, reference, current)
+    estimates = _estimates(task, estimator, pred, cur_scores, features)
+    if estimator is None or estimates is None:
+        return section
+    section["estimated"] = estimated_section(estimates, len(pred))
+    if labelled.any():
+        section["labelled_check"] = labelled_check(task, estimator, target, pred, cur_scores, labelled, features)
+    return section
+
+
+def _estimates(
+    task: str,
+    estimator: Estimator | None,
+    prediction: np.ndarray,
+    scores: np.ndarray | None,
+    features: Mapping[str, np.ndarray],
+) -> dict[str, Any] | None:
+    """The estimator's metrics on every current row (None: no estimator, no rows, or no scores)."""
+    if estimator is None or not len(prediction):
+        return None
+    if isinstance(estimator, RegressionEstimator):
+        return estimator.estimate(features, prediction)
+    if task == "probability":
+        return estimator.estimate(prediction)
+    if scores is not None:
+        return estimator.estimate(scores, prediction)
+    return None
 
 
 def _realised(
@@ -327,69 +375,6 @@ def _realised(
     if task == "probability":
         return classification_metrics(target, scores=prediction.astype(np.float64), threshold=cut)
     return classification_metrics(target, prediction)
-
-
-def _performance_drift(
-    estimator: Estimator | None, reference: Mapping[str, float], current: Mapping[str, float]
-) -> dict[str, Any]:
-    """Whether the realised metric on the labelled rows fell past the alert threshold (the reference
-    value minus 3 standard errors at this many rows, from the spread over reference chunks)."""
-    if estimator is None or estimator.spread is None:
-        return {}
-    loss = isinstance(estimator, RegressionEstimator)
-    name = "mae" if loss else "accuracy"
-    n, value, ref = int(current.get("n", 0)), current.get(name, math.nan), reference.get(name, math.nan)
-    se = estimator.spread.at(name, n)
-    if se is None or not (math.isfinite(value) and math.isfinite(ref)):
-        return {}
-    threshold = ref + 3 * se if loss else ref - 3 * se
-    fired = value > threshold if loss else value < threshold
-    return {"metric": name, "realised": value, "reference": ref, "threshold": threshold, "n": n, "fired": bool(fired)}
-
-
-def _estimated_section(estimates: Mapping[str, Any], n: int) -> dict[str, Any]:
-    """`estimated_<metric>` values, each with its band under `bands`; `standard_error` and `n` as before."""
-    section: dict[str, Any] = {"n": float(n)}
-    for name, estimate in estimates.items():
-        section[f"estimated_{name}"] = estimate.to_dict()["value"]
-    first = "accuracy" if "accuracy" in estimates else "mae"
-    section["standard_error"] = estimates[first].to_dict()["sampling_error"]
-    section["bands"] = {f"estimated_{name}": estimate.to_dict() for name, estimate in estimates.items()}
-    section["alerts"] = sorted(f"estimated_{name}" for name, estimate in estimates.items() if estimate.alert)
-    return section
-
-
-def _labelled_check(
-    task: str,
-    estimator: Estimator,
-    target: Any,
-    prediction: np.ndarray,
-    scores: np.ndarray | None,
-    labelled: np.ndarray,
-    features: Mapping[str, np.ndarray],
-) -> dict[str, Any]:
-    """What the estimator expects on exactly the labelled rows, beside what they show: the evidence
-    of `concept.estimate_gap` (labelled rows are rarely a random sample: a labelling queue picks
-    the doubtful ones, so they are compared with their own expectation, not the window's)."""
-    from driftgate.monitoring.concept import estimate_gap
-
-    rows = np.flatnonzero(labelled)
-    truth = np.asarray(target, dtype=object)[rows]
-    if isinstance(estimator, RegressionEstimator):
-        part = {name: np.asarray(values)[rows] for name, values in features.items()}
-        expected = estimator.expected_absolute_errors(part, prediction[rows])
-        observed = np.abs(np.asarray([float(v) for v in truth]) - prediction[rows].astype(np.float64))
-        return estimate_gap("regression", observed, expected).to_dict()
-    row_scores = (
-        prediction[rows].astype(np.float64) if task == "probability" else (scores[rows] if scores is not None else None)
-    )
-    if row_scores is None:
-        return {}
-    decisions = None if task == "probability" else prediction[rows]
-    expected = estimator.expected_correct(row_scores, decisions)
-    decided = np.asarray(estimator.classes, dtype=object)[estimator.decided(row_scores, decisions)]
-    observed = (label_keys(truth) == decided).astype(np.float64)
-    return estimate_gap("classification", observed, expected).to_dict()
 
 
 ESTIMATED_METRICS = tuple(f"estimated_{m}" for m in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS))
