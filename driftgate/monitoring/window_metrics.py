@@ -211,26 +211,38 @@ def output_metrics(window: Window, kind: str, classes: Sequence[Any] | None = No
     prediction_std. Over the rows the model scored (`ok` and `review`)."""
     answered = np.isin(np.asarray(window.status, dtype=object), ANSWERED)
     outputs = [o for o, a in zip(window.outputs, answered, strict=True) if a]
-    n = len(outputs)
     nulls = [_is_null(o) for o in outputs]
-    out = [Measure("null_output_rate", _rate(sum(nulls), n))]
     present = [o for o, null in zip(outputs, nulls, strict=True) if not null]
+    out = [Measure("null_output_rate", _rate(sum(nulls), len(outputs)))]
     if kind == "classification":
-        counts = pd.Series(present, dtype=object).value_counts() if present else pd.Series(dtype=float)
-        levels = list(classes) if classes else []
-        levels += [c for c in counts.index if c not in levels]
-        for level in levels:
-            out.append(Measure("class_share", _rate(int(counts.get(level, 0)), len(present)), {"class": level}))
-        probabilities = [p for p, a in zip(window.probabilities, answered, strict=True) if a and p]
-        confidence = [max(p) for p in probabilities if all(v is not None for v in p)]
-        out.append(
-            Measure("mean_confidence", float(np.mean(confidence)) if confidence else None, {"rows": len(confidence)})
-        )
-        return out
+        return [*out, *_class_shares(present, classes), _mean_confidence(window, answered)]
+    return [*out, *_prediction_moments(present)]
+
+
+def _class_shares(present: list[Any], classes: Sequence[Any] | None) -> list[Measure]:
+    """The share of each class among the non-null outputs: the model's classes first (0 when
+    absent), then any other output seen."""
+    counts = pd.Series(present, dtype=object).value_counts() if present else pd.Series(dtype=float)
+    levels = list(classes) if classes else []
+    levels += [c for c in counts.index if c not in levels]
+    return [
+        Measure("class_share", _rate(int(counts.get(level, 0)), len(present)), {"class": level}) for level in levels
+    ]
+
+
+def _mean_confidence(window: Window, answered: np.ndarray) -> Measure:
+    """The mean largest class probability over the answered rows that logged complete probabilities."""
+    probabilities = [p for p, a in zip(window.probabilities, answered, strict=True) if a and p]
+    confidence = [max(p) for p in probabilities if all(v is not None for v in p)]
+    return Measure("mean_confidence", float(np.mean(confidence)) if confidence else None, {"rows": len(confidence)})
+
+
+def _prediction_moments(present: list[Any]) -> list[Measure]:
     values = np.asarray([o for o in present if isinstance(o, int | float)], dtype=np.float64)
-    out.append(Measure("prediction_mean", float(values.mean()) if values.size else None))
-    out.append(Measure("prediction_std", float(values.std(ddof=1)) if values.size > 1 else None))
-    return out
+    return [
+        Measure("prediction_mean", float(values.mean()) if values.size else None),
+        Measure("prediction_std", float(values.std(ddof=1)) if values.size > 1 else None),
+    ]
 
 
 def guard_metrics(window: Window, limits: OutputLimits) -> list[Measure]:
