@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import socket
 import time
@@ -23,10 +22,17 @@ import numpy as np
 
 from driftgate.core.points import MetricPoint
 from driftgate.errors import BadRequest, DriftgateError
-from driftgate.monitoring.concept import ConceptDrift, detect_concept_drift, error_stream, verdicts
+from driftgate.monitoring.concept import ConceptDrift, detect_concept_drift, error_stream
 from driftgate.monitoring.guards import OutputLimits
 from driftgate.monitoring.live import DEFAULT_WINDOW, LiveDrift
-from driftgate.monitoring.performance import ESTIMATED_METRICS
+from driftgate.monitoring.measures import (
+    EVENT_METRIC,
+    concept_measures,
+    concept_section,
+    drift_measures,
+    finite,
+    summary,
+)
 from driftgate.monitoring.scoring import ScoringVersion
 from driftgate.monitoring.window_metrics import (
     ANSWERED,
@@ -51,9 +57,6 @@ Baseline = Literal["reference", "window"]
 MAX_ROWS = 1_000_000
 CONCEPT_HISTORY = 5000  # labelled rows before the window that the error-stream detectors see
 RUN_METRIC = "monitor_run"  # one point per scheduled run; replicas read it to skip a run just done
-EVENT_METRIC = "event_rate"
-# Per-class, per-feature and per-event metrics: several points per run, told apart by `detail`.
-BREAKDOWN = {"class_share": "class", "feature_drift": "feature", EVENT_METRIC: "event"}
 
 
 def check_window(
@@ -213,51 +216,61 @@ class Monitor:
         now = time.time()
         rows = self.store.predictions.window(endpoint, last=last, since=since, until=until)
         rows = [r for r in rows if r["model"] == version.ref.model and r["version"] == version.ref.version]
-        window = Window.from_rows(rows)
         span = ((until if until is not None else now) - since) if since is not None else None
         kind = str(version.output.get("kind", "regression"))
-        measures = [
-            *software_metrics(window, span),
-            *input_metrics(window, version.schema, skip=redacted),
-            *output_metrics(window, kind, version.classes),
-            *(guard_metrics(window, guard) if guard is not None else ()),
-            *event_metrics(self._event_counts(endpoint, version, rows), len(rows), self._event_names(endpoint)),
-        ]
-        report: dict[str, Any] = {}
-        notes: list[str] = []
-        if rows:
-            try:
-                report = self.drift.compare(endpoint, version, rows, baseline_rows=baseline_rows)
-            except DriftgateError as exc:  # too few rows, no reference data: the other metrics still count
-                notes.append(exc.message)
-            measures += _drift_measures(report)
-        else:
-            notes.append(f"no logged predictions of {version.ref} in the window")
+        measures = self._window_measures(endpoint, version, rows, span, kind, redacted, guard)
+        report, notes = self._drift_report(endpoint, version, rows, baseline_rows)
+        measures += drift_measures(report)
         start = since if since is not None else (rows[0]["ts"] if rows else now)
-        stream = self._concept(endpoint, version, kind, start, until, len(rows))
-        concept = _verdicts(report, stream)
-        if concept is not None:
-            measures.append(Measure("concept_drift", 1.0 if concept["fired"] else 0.0, concept))
-            if concept["performance_drift"].get("metric"):
-                performance_drift = concept["performance_drift"]
-                measures.append(
-                    Measure("performance_drift", 1.0 if performance_drift["fired"] else 0.0, performance_drift)
-                )
-        points = [MetricPoint(endpoint, m.name, _finite(m.value), now, version.ref.version, m.detail) for m in measures]
+        concept = concept_section(report, self._concept(endpoint, version, kind, start, until, len(rows)))
+        measures += concept_measures(concept)
+        points = [MetricPoint(endpoint, m.name, finite(m.value), now, version.ref.version, m.detail) for m in measures]
         report.setdefault(
             "window",
             {"endpoint": endpoint, "model": version.ref.model, "version": version.ref.version, "rows": len(rows)},
         )
         report["window"].update(since=since, until=until, last=last)
         report["run"] = {"ts": now, "trigger": trigger, "baseline": baseline, "replica": self.replica}
-        report["metrics"] = {p.metric: p.value for p in points if p.metric not in BREAKDOWN}
-        report["breakdown"] = {
-            name: {str(p.detail[key]): p.value for p in points if p.metric == name} for name, key in BREAKDOWN.items()
-        }
+        report.update(summary(points))
         report["concept_drift"] = concept
         if notes:
             report["notes"] = notes
         return report, points
+
+    def _window_measures(
+        self,
+        endpoint: str,
+        version: ScoringVersion,
+        rows: list[dict[str, Any]],
+        span: float | None,
+        kind: str,
+        redacted: Collection[str],
+        guard: OutputLimits | None,
+    ) -> list[Measure]:
+        """The software, input, output, output-guard and event metrics of the window's rows."""
+        window = Window.from_rows(rows)
+        return [
+            *software_metrics(window, span),
+            *input_metrics(window, version.schema, skip=redacted),
+            *output_metrics(window, kind, version.classes),
+            *(guard_metrics(window, guard) if guard is not None else ()),
+            *event_metrics(self._event_counts(endpoint, version, rows), len(rows), self._event_names(endpoint)),
+        ]
+
+    def _drift_report(
+        self,
+        endpoint: str,
+        version: ScoringVersion,
+        rows: list[dict[str, Any]],
+        baseline_rows: list[dict[str, Any]] | None,
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The drift engine's report of the window, and notes on why there is none."""
+        if not rows:
+            return {}, [f"no logged predictions of {version.ref} in the window"]
+        try:
+            return self.drift.compare(endpoint, version, rows, baseline_rows=baseline_rows), []
+        except DriftgateError as exc:  # too few rows, no reference data: the other metrics still count
+            return {}, [exc.message]
 
     def _baseline_rows(
         self, endpoint: str, version: ScoringVersion, baseline: str, since: float | None, until: float | None
@@ -312,81 +325,3 @@ class Monitor:
         label_ts = np.asarray([r["label_ts"] for r in history], dtype=np.float64)
         in_window = (ts >= start) | (label_ts >= start)
         return detect_concept_drift(errors, ts, task=task, in_window=in_window)
-
-
-def _verdicts(report: dict[str, Any], stream: ConceptDrift | None) -> dict[str, Any] | None:
-    """The `concept_drift` section: the error-stream detectors' result (`fired`, `detector`, ...) with
-    `fired` now the concept-drift verdict, its `test` and `evidence`, and the data and performance drift
-    verdicts beside it (`concept.verdicts`). None when nothing is labelled."""
-    performance = report.get("performance") or {}
-    if stream is None and not performance.get("labelled_check"):
-        return None
-    dataset = report.get("dataset")
-    judged = verdicts(data_drift=bool(dataset["drifted"]) if dataset else None, performance=performance, stream=stream)
-    base = stream.to_dict() if stream is not None else ConceptDrift(False).to_dict()
-    concept = judged["concept_drift"]
-    base.update(
-        fired=concept["fired"],
-        stream_fired=bool(stream and stream.fired),
-        test=concept["test"],
-        evidence=concept["evidence"],
-        ambiguous=concept["ambiguous"],
-        data_drift=judged["data_drift"],
-        performance_drift=judged["performance_drift"],
-    )
-    if "explained" in concept:
-        base["explained"] = concept["explained"]
-    return base
-
-
-def _finite(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
-def _drift_measures(report: dict[str, Any]) -> list[Measure]:
-    """data_drift_share, feature_drift per feature, prediction_drift, multivariate_drift (flags: the drift
-    engine's verdict, p-value and effect size together), accuracy and the other realised performance
-    metrics, the label-free estimates (`estimated_accuracy`, ... `estimated_mae`, with their bands)."""
-    if not report:
-        return []
-    dataset = report["dataset"]
-    out = [
-        Measure(
-            "data_drift_share",
-            dataset["share_drifted"],
-            {"drifted": dataset["drifted"], "n_drifted": dataset["n_drifted"]},
-        )
-    ]
-    for feature in report["features"]:
-        out.append(Measure("feature_drift", 1.0 if feature["drifted"] else 0.0, _drift_detail(feature)))
-    if report.get("prediction"):
-        prediction = report["prediction"]
-        out.append(Measure("prediction_drift", 1.0 if prediction["drifted"] else 0.0, _drift_detail(prediction)))
-    if report.get("multivariate"):
-        out.append(Measure("multivariate_drift", 1.0 if report["multivariate"]["drifted"] else 0.0))
-    performance = report.get("performance") or {}
-    current = performance.get("current") or {}
-    for name in ("accuracy", "f1", "roc_auc", "mae", "rmse"):
-        if name in current:
-            out.append(Measure(name, current[name], {"labelled": current.get("n")}))
-    for name in ("precision", "recall"):
-        if name in current:
-            out.append(Measure(name, current[name], {"labelled": current.get("n")}))
-    estimated = performance.get("estimated") or {}
-    bands = estimated.get("bands") or {}
-    for name in ESTIMATED_METRICS:  # SPEC 12: estimated_accuracy, estimated_roc_auc, ... each with its band
-        if name in estimated:
-            band = bands.get(name) or {}
-            out.append(Measure(name, estimated[name], {**band, "standard_error": band.get("sampling_error")}))
-    return out
-
-
-def _drift_detail(feature: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "feature": feature["name"],
-        "test": feature.get("test"),
-        "statistic": feature.get("statistic"),
-        "threshold": feature.get("threshold"),
-        "p_value_adjusted": feature.get("p_value_adjusted"),
-        "drifted": feature["drifted"],
-    }
