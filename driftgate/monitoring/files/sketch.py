@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from driftgate.monitoring.drift.binning import NumericBinning
+from driftgate.monitoring.drift.kinds import FeatureKind
 from driftgate.monitoring.drift.profile import CURRENT_SAMPLE_SEED, ReferenceProfile
 from driftgate.monitoring.drift.sketches import CategoricalSketch, FeatureSketch, NumericSketch, WindowSketch
 from driftgate.monitoring.files.columns import as_floats, canonical_values, category_counts, type_kind
@@ -76,10 +77,8 @@ def sketch_file_spilled(
     schema = file_schema(path)
     sketch = WindowSketch(profile.profile_id, 0, {})
     sample = RowSample(max(sample_rows, 1), seed=CURRENT_SAMPLE_SEED)
-    kept: dict[str, list[np.ndarray]] = {name: [] for name in keep_columns if name in schema.names}
-    kept_kinds = {
-        name: profile.specs[name].kind if name in profile.specs else type_kind(schema.field(name).type) for name in kept
-    }
+    kept_kinds = _kept_kinds(profile, schema, keep_columns)
+    kept: dict[str, list[np.ndarray]] = {name: [] for name in kept_kinds}
     segments: dict[str, list[int]] = {}
     for batch in iter_batches(path, batch_rows, schema, columns):
         sketch = sketch.merge(sketch_batch(profile, batch, spill, segments))
@@ -88,8 +87,22 @@ def sketch_file_spilled(
         for name, parts in kept.items():
             parts.append(canonical_values(batch.column(name), kept_kinds[name]))
     kept_columns = {name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in kept.items()}
-    current_sample = {
-        name: profile.specs[name].values(values) if name in profile.specs else values
-        for name, values in (sample.columns if sample_rows else {}).items()
-    }
+    current_sample = _sample_values(profile, sample) if sample_rows else {}
     return sketch, current_sample, kept_columns, segments if sketch.rows <= exact_rows else {}
+
+
+def _kept_kinds(profile: ReferenceProfile, schema: pa.Schema, keep_columns: Sequence[str]) -> dict[str, FeatureKind]:
+    """The kind each kept column (of those the file has) is read in: the profile's, else its file type's."""
+    return {
+        name: profile.specs[name].kind if name in profile.specs else type_kind(schema.field(name).type)
+        for name in keep_columns
+        if name in schema.names
+    }
+
+
+def _sample_values(profile: ReferenceProfile, sample: RowSample) -> dict[str, np.ndarray]:
+    """The sampled rows, each profiled column in its spec's values."""
+    return {
+        name: profile.specs[name].values(values) if name in profile.specs else values
+        for name, values in sample.columns.items()
+    }
