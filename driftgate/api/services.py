@@ -14,9 +14,9 @@ from driftgate.monitoring.monitor import Monitor
 from driftgate.monitoring.worker import DriftWorker
 from driftgate.records.recorder import PredictionLog
 from driftgate.retraining.service import Retrainer
-from driftgate.rollout.controller import RolloutController
 from driftgate.services.endpoints import EndpointService
 from driftgate.services.outcomes import OutcomeService
+from driftgate.services.rollouts import RolloutService
 from driftgate.serving.dataplane import DataPlane
 from driftgate.serving.metrics import ServingMetrics
 from driftgate.settings import Settings
@@ -33,7 +33,7 @@ class Services:
     tokens: TokenCache
     executor: ThreadPoolExecutor
     drift: LiveDrift
-    rollouts: RolloutController
+    rollouts: RolloutService
     monitor: Monitor
     alerts: AlertEngine
     retraining: Retrainer

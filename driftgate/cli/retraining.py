@@ -59,9 +59,10 @@ def retrain(
     db: DbUrl = None,
 ) -> None:
     """Retrain an endpoint's model on its labelled predictions now, and roll a better one out."""
-    from driftgate.cli.rollouts import start
     from driftgate.retraining.service import Retrainer
     from driftgate.rollout.controller import RolloutController
+    from driftgate.services.rollouts import RolloutService
+    from driftgate.services.serving import Offline
 
     store = _store(data_dir, db)
     try:
@@ -77,12 +78,8 @@ def retrain(
             overrides["rollout"] = None if rollout == "none" else json.loads(rollout)
         if reason:
             overrides["reason"] = reason
-        controller = RolloutController(store)
-
-        async def start_rollout(name: str, body: dict[str, Any], actor: str) -> dict[str, Any]:
-            return start(controller, name, body, actor)
-
-        retrainer = Retrainer(store, data_dir=data_dir, db=db, allowed_modules=None, start_rollout=start_rollout)
+        rollouts = RolloutService(RolloutController(store), Offline(store))
+        retrainer = Retrainer(store, data_dir=data_dir, db=db, allowed_modules=None, start_rollout=rollouts.start)
         with console.status(f"retraining {endpoint}: reading labelled predictions, training, comparing"):
             run = asyncio.run(retrainer.run_now(endpoint, overrides, trigger="manual", actor="cli"))
         _show(run)

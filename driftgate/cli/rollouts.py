@@ -16,20 +16,15 @@ from driftgate.cli import DataDir, DbUrl, _fail, _store, console
 from driftgate.errors import DriftgateError
 
 
-def _controller(data_dir: Path, db: str | None) -> Any:
+def _service(data_dir: Path, db: str | None) -> Any:
+    """The rollouts use case over the store: the routes' code, with this process only checking and
+    warming (running servers follow within a poll)."""
     from driftgate.rollout.controller import RolloutController
+    from driftgate.services.rollouts import RolloutService
+    from driftgate.services.serving import Offline
 
-    return RolloutController(_store(data_dir, db))
-
-
-def start(controller: Any, endpoint: str, body: dict[str, Any], actor: str = "cli") -> dict[str, Any]:
-    """Validate, score the candidate on reference rows (one that cannot serve never gets traffic),
-    record the rollout; running servers follow within a poll."""
-    from driftgate.serving.runtime import ModelCache, score_reference_rows
-
-    spec, champion, candidate = controller.prepare(endpoint, body)
-    score_reference_rows(controller.store, ModelCache(controller.store).get(candidate))
-    return controller.start(endpoint, spec, champion, candidate, actor)
+    store = _store(data_dir, db)
+    return RolloutService(RolloutController(store), Offline(store))
 
 
 def _show(row: dict[str, Any]) -> None:
@@ -80,10 +75,12 @@ def rollout(
     db: DbUrl = None,
 ) -> None:
     """Start a rollout of another version on an endpoint, or show the current one."""
-    controller = _controller(data_dir, db)
+    import asyncio
+
+    service = _service(data_dir, db)
     try:
         if strategy is None:
-            _show(controller.current(endpoint))
+            _show(service.current(endpoint))
             return
         if version is None:
             console.print("[red]error:[/red] --version is needed to start a rollout")
@@ -101,7 +98,7 @@ def rollout(
             body["steps"] = [float(s) for s in steps.split(",") if s.strip()]
         if analysis:
             body["analysis"] = json.loads(analysis)
-        _show(start(controller, endpoint, body))
+        _show(asyncio.run(service.start(endpoint, body, "cli")))
     except (ValueError, json.JSONDecodeError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -116,8 +113,10 @@ def _command(name: str) -> Any:
         data_dir: DataDir = Path(".driftgate"),
         db: DbUrl = None,
     ) -> None:
+        import asyncio
+
         try:
-            _show(getattr(_controller(data_dir, db), name)(endpoint, "cli", reason))
+            _show(asyncio.run(_service(data_dir, db).steer(name, endpoint, "cli", reason)))
         except DriftgateError as exc:
             _fail(exc)
 
@@ -143,13 +142,9 @@ def rollback(
     version at once while servers still hold it (keep_previous_s), else through a new rollout to it."""
     import asyncio
 
-    from driftgate.rollout.rollback import roll_back
-    from driftgate.services.serving import Offline
-
-    controller = _controller(data_dir, db)
     try:
         # The route's code; the candidate of a new rollout is warmed here, as `rollout` warms one.
-        done = asyncio.run(roll_back(controller, endpoint, "cli", reason, Offline(controller.store).warm))
+        done = asyncio.run(_service(data_dir, db).rollback(endpoint, "cli", reason))
     except DriftgateError as exc:
         _fail(exc)
         return

@@ -48,7 +48,7 @@ async def drive_rollouts(svc: Services) -> None:
         await asyncio.sleep(svc.settings.rollout_interval)
         try:
             # Flushed first, so the analysis sees this replica's latest requests.
-            moved = await asyncio.to_thread(svc.rollouts.tick, svc.recorder.flush)
+            moved = await asyncio.to_thread(svc.rollouts.controller.tick, svc.recorder.flush)
             for row in moved:
                 await svc.dataplane.refresh(row["endpoint"])
         except Exception as exc:  # a store hiccup must not end the loop

@@ -4,14 +4,12 @@ same components (`driftgate batch score`, `driftgate monitor`)."""
 
 from __future__ import annotations
 
-import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from driftgate.alerts.engine import AlertEngine
 from driftgate.api.auth import TokenCache
-from driftgate.api.launch import start_rollout
 from driftgate.api.services import Services
 from driftgate.errors import DriftgateError
 from driftgate.monitoring.live import LiveDrift
@@ -23,6 +21,7 @@ from driftgate.retraining.service import Retrainer
 from driftgate.rollout.controller import RolloutController
 from driftgate.services.endpoints import EndpointService
 from driftgate.services.outcomes import OutcomeService
+from driftgate.services.rollouts import RolloutService
 from driftgate.serving.dataplane import DataPlane
 from driftgate.serving.metrics import ServingMetrics
 from driftgate.serving.runtime import ModelCache
@@ -79,26 +78,14 @@ def build_services(settings: Settings) -> Services:
         loader=f"{ModelCache.__module__}:{ModelCache.__qualname__}",  # built in the worker's child
         trust_pickle=settings.trust_pickle,
     )
-    rollouts_controller = RolloutController(store, plane)
-
-    async def rollback(endpoint: str, reason: str) -> dict[str, Any]:
-        """The alert action: end the endpoint's running rollout on the champion."""
-        try:
-            row = await asyncio.to_thread(rollouts_controller.rollback, endpoint, "alert", reason)
-        except DriftgateError as exc:  # no rollout running, or no such endpoint
-            return {"ok": False, "detail": exc.message}
-        await plane.refresh(endpoint)
-        return {"ok": True, "detail": f"rollout {row['id']} rolled back to v{row['baseline']['version']}"}
-
-    async def launch(endpoint: str, body: dict[str, Any], actor: str) -> dict[str, Any]:
-        return await start_rollout(rollouts_controller, plane, endpoint, body, actor)
+    rollouts = RolloutService(RolloutController(store, plane), plane)
 
     retrainer = Retrainer(
         store,
         data_dir=settings.data_dir,
         db=settings.db,
         allowed_modules=tuple(settings.train_modules),
-        start_rollout=launch,
+        start_rollout=rollouts.start,
         concurrency=settings.retrain_concurrency,
     )
 
@@ -113,7 +100,7 @@ def build_services(settings: Settings) -> Services:
     alerts_engine = AlertEngine(
         store,
         allow=settings.webhook_allow,
-        actions={"rollback": rollback, "retrain": retrain},
+        actions={"rollback": rollouts.rollback_on_alert, "retrain": retrain},
         registry=metrics.registry,
     )
     # Big windows are computed in the worker's child process, off the serving process's GIL.
@@ -129,7 +116,7 @@ def build_services(settings: Settings) -> Services:
         TokenCache(store),
         executor,
         drift,
-        rollouts_controller,
+        rollouts,
         monitor,
         alerts_engine,
         retrainer,

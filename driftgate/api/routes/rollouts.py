@@ -8,11 +8,10 @@ from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from driftgate.api import launch
 from driftgate.api.auth import require
-from driftgate.api.services import Services, services
+from driftgate.api.services import services
 from driftgate.rollout.controller import describe
-from driftgate.rollout.rollback import roll_back
+from driftgate.services.rollouts import Steer
 
 router = APIRouter(prefix="/v1/endpoints", tags=["rollouts"])
 
@@ -36,12 +35,6 @@ def _actor(request: Request) -> str:
     return request.headers.get("x-driftgate-actor", "api")
 
 
-async def _apply(svc: Services, endpoint: str, row: dict[str, Any]) -> dict[str, Any]:
-    # This replica switches now; the others follow the revision bump within a poll.
-    await svc.dataplane.refresh(endpoint)
-    return describe(row)
-
-
 @router.post("/{endpoint}/rollouts", status_code=201, dependencies=[Depends(require("admin"))])
 async def start_rollout(
     request: Request, endpoint: str, body: dict[str, Any] = Body(..., examples=[CANARY_EXAMPLE])
@@ -49,7 +42,7 @@ async def start_rollout(
     """Start a shadow, canary, blue-green or A/B rollout of another version on this endpoint. The
     candidate is loaded and warmed on reference rows first: one that cannot serve never gets traffic."""
     svc = services(request)
-    return describe(await launch.start_rollout(svc.rollouts, svc.dataplane, endpoint, body, _actor(request)))
+    return describe(await svc.rollouts.start(endpoint, body, _actor(request)))
 
 
 @router.get("/{endpoint}/rollouts", dependencies=[Depends(require("predict"))])
@@ -67,12 +60,10 @@ async def current_rollout(request: Request, endpoint: str) -> dict[str, Any]:
     return describe(await run_in_threadpool(services(request).rollouts.current, endpoint))
 
 
-def _command(name: str) -> Any:
+def _command(name: Steer) -> Any:
     async def command(request: Request, endpoint: str, note: Note | None = None) -> dict[str, Any]:
-        svc = services(request)
-        act = getattr(svc.rollouts, name)
-        row = await run_in_threadpool(act, endpoint, _actor(request), note.reason if note else "")
-        return await _apply(svc, endpoint, row)
+        row = await services(request).rollouts.steer(name, endpoint, _actor(request), note.reason if note else "")
+        return describe(row)
 
     command.__name__ = f"{name}_rollout"
     command.__doc__ = {
@@ -87,15 +78,17 @@ async def rollback_rollout(request: Request, endpoint: str, note: Note | None = 
     """Send all traffic back to the champion now and end the rollout. After a blue-green promotion:
     back to the previous version at once while it is still loaded (`keep_previous_s`), else through a
     new rollout to it (warmed first). `rolled_back` says which: `instant` or `new_rollout`."""
-    svc = services(request)
-    done = await roll_back(svc.rollouts, endpoint, _actor(request), note.reason if note else "", svc.dataplane.warm)
-    return {**await _apply(svc, endpoint, done.row), "rolled_back": done.how}
+    done = await services(request).rollouts.rollback(endpoint, _actor(request), note.reason if note else "")
+    return {**describe(done.row), "rolled_back": done.how}
 
 
-for _name in ("promote", "rollback", "pause", "resume"):
+_ACTIONS: dict[str, Any] = {
+    "promote": _command("promote"),
+    "rollback": rollback_rollout,
+    "pause": _command("pause"),
+    "resume": _command("resume"),
+}
+for _name, _route in _ACTIONS.items():
     router.add_api_route(
-        f"/{{endpoint}}/rollouts/current/{_name}",
-        rollback_rollout if _name == "rollback" else _command(_name),
-        methods=["POST"],
-        dependencies=[Depends(require("admin"))],
+        f"/{{endpoint}}/rollouts/current/{_name}", _route, methods=["POST"], dependencies=[Depends(require("admin"))]
     )
