@@ -115,7 +115,7 @@ def test_hung_models_do_not_starve_a_healthy_endpoint(stuck_server: LiveServer, 
         r = http.post("/v1/endpoints/slow1/predict", json=_row(3.0))
         assert r.status_code == 200 and r.json()["predictions"] == [6.0]
         # ...and once every slot of its own is held by a call past its timeout, it sheds at once.
-        statuses = []
+        statuses: list[int] = []
         while not statuses or statuses[-1] == 504:
             assert len(statuses) < 10, statuses
             statuses.append(http.post("/v1/endpoints/slow0/predict", json=_row(HANG)).status_code)
@@ -169,6 +169,7 @@ class Server:
     """`driftgate serve` in its own process (a crash in-process would take pytest down with it)."""
 
     def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
         self.url = f"http://127.0.0.1:{free_port()}"
         args = [DRIFTGATE, "serve", "--data-dir", str(data_dir), "--port", self.url.rsplit(":", 1)[1]]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -293,17 +294,28 @@ class CrashyRegressor:
         if (x1 == 666).any():
             ctypes.string_at(0)
         return np.full(len(x1), float(os.getpid()))
+
+
+class CrashesElsewhere(CrashyRegressor):
+    # Scores in the process that built it (registration checks it there); segfaults anywhere else.
+
+    home = os.getpid()
+
+    def predict(self, X):
+        if os.getpid() != self.home:
+            ctypes.string_at(0)
+        return super().predict(X)
 """
 
 
-def _trusted_pickle() -> bytes:
+def _trusted_pickle(cls: str = "CrashyRegressor") -> bytes:
     import types
 
     import cloudpickle
 
     module = types.ModuleType("crashy_estimator")  # not in sys.modules: cloudpickle takes the class by value
     exec(compile(CRASHY_ESTIMATOR, "crashy_estimator.py", "exec"), module.__dict__)
-    return bytes(cloudpickle.dumps(module.CrashyRegressor()))
+    return bytes(cloudpickle.dumps(getattr(module, cls)()))
 
 
 @pytest.fixture
@@ -349,3 +361,24 @@ def test_with_the_default_config_a_segfault_in_an_unvetted_model_costs_one_reque
         assert not _alive(first)
         second = until(worker_pid)  # a fresh worker answers
         assert second not in (first, default_site.proc.pid)
+
+
+@pytest.mark.slow
+def test_with_the_default_config_a_rollout_candidate_that_segfaults_on_its_warm_up_is_refused(
+    default_site: Server, artifacts: Artifacts
+) -> None:
+    reference = artifacts.reference[["x1", "x2"]].to_csv(index=False).encode()
+    store = Store.open(default_site.data_dir)
+    try:
+        crashing = _trusted_pickle("CrashesElsewhere")
+        register(store, Registration("pickled", crashing, "sklearn", reference, "ref.csv", trust=True))
+    finally:
+        store.close()
+    with httpx.Client(base_url=default_site.url, timeout=120) as http:
+        r = http.post("/v1/endpoints/pickled/rollouts", json={"strategy": "canary", "version": 2})
+        assert r.status_code == 400, r.text
+        message = r.json()["error"]
+        assert "reference rows" in message and "SIGSEGV" in message, message
+        assert default_site.proc.poll() is None  # the server lives
+        assert http.post("/v1/endpoints/pickled/predict", json=_row(1.0)).status_code == 200
+        assert http.get("/v1/endpoints/pickled").json()["rollout"] is None
