@@ -90,9 +90,10 @@ class Spool:
 
     >>> import tempfile
     >>> spool = Spool(Path(tempfile.mkdtemp()))
-    >>> seg = spool.append([("id1", "ep")]); spool.sync(); _ = spool.seal()
-    >>> [rows for rows in read_frames(seg.path)]
-    [[('id1', 'ep')]]
+    >>> row = ("0" * 28, 0, 1, "ep", "m", 1, "primary", 0.0, 1.0, "ok", 0, None, "{}", None, None, None)
+    >>> seg = spool.append([row]); spool.sync(); _ = spool.seal()
+    >>> [rows for rows in read_frames(seg.path)] == [[row]]
+    True
     >>> spool.close()
     """
 
