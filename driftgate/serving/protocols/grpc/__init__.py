@@ -4,6 +4,6 @@
 comment at its top for why its protobuf package is `driftgate.inference`); `grpc_predict_v2_pb2.py`
 is generated from it by grpcio-tools. `codec.py` turns messages into the data plane's
 `DecodedRequest` and results back into messages, through the same tensor functions as the REST V2
-codec (`driftgate/serving/protocols/v2.py`). The server itself (auth, limits, status codes) is
+codec (`driftgate/serving/protocols/v2/`). The server itself (auth, limits, status codes) is
 `driftgate/api/grpc_server.py`.
 """

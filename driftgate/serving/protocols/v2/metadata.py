@@ -1,0 +1,27 @@
+"""Model and server metadata answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def model_metadata(
+    name: str,
+    versions: list[str],
+    inputs: list[tuple[str, str]],
+    outputs: list[tuple[str, str, list[int]]],
+    platform: str,
+) -> dict[str, Any]:
+    """`GET /v2/models/{name}` body. Inputs are (name, datatype), each of shape [-1] (any batch)."""
+    return {
+        "name": name,
+        "versions": list(versions),
+        "platform": platform,
+        "inputs": [{"name": n, "datatype": dt, "shape": [-1]} for n, dt in inputs],
+        "outputs": [{"name": n, "datatype": dt, "shape": list(shape)} for n, dt, shape in outputs],
+    }
+
+
+def server_metadata(version: str) -> dict[str, Any]:
+    """`GET /v2` body."""
+    return {"name": "driftgate", "version": version, "extensions": ["binary_tensor_data"]}
