@@ -33,6 +33,8 @@ class Settings:
     """Acknowledge a prediction only once its log rows are fsynced to the spool: a crash loses none."""
     insecure: bool = False
     """Allow serving on a non-loopback address without any token."""
+    metrics_auth: bool = False
+    """Require a token with scope `metrics` (or `admin`) for /metrics once any token exists; open by default."""
     trust_pickle: bool = False
     """Load pickle/joblib artifacts registered without trust (not recommended)."""
     mlflow_endpoint: str | None = None

@@ -97,3 +97,10 @@ def require(scope: str) -> Callable[[Request], Coroutine[Any, Any, None]]:
             raise Forbidden(f"this token has scope {granted!r}; this call needs {scope!r}")
 
     return check
+
+
+async def require_metrics(request: Request) -> None:
+    """`/metrics`: open unless the server runs with `metrics_auth`; then a token with scope `metrics`
+    (or `admin`) is needed, as soon as any token exists."""
+    if request.app.state.services.settings.metrics_auth:
+        await require("metrics")(request)

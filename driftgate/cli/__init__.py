@@ -289,7 +289,7 @@ def deploy(
 
 @token_app.command("create")
 def token_create(
-    scope: Annotated[str, typer.Option(help="predict | admin")],
+    scope: Annotated[str, typer.Option(help="predict | admin | metrics (only /metrics, with --metrics-auth)")],
     name: Annotated[str, typer.Option(help="A label to recognise the token by.")] = "",
     data_dir: DataDir = Path(".driftgate"),
     db: DbUrl = None,

@@ -67,6 +67,7 @@ def _drift_detail(feature: dict[str, Any]) -> dict[str, Any]:
         "test": feature.get("test"),
         "statistic": feature.get("statistic"),
         "threshold": feature.get("threshold"),
+        "p_value": feature.get("p_value"),
         "p_value_adjusted": feature.get("p_value_adjusted"),
         "drifted": feature["drifted"],
     }

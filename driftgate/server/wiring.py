@@ -107,6 +107,7 @@ def build_services(settings: Settings) -> Services:
     monitor = Monitor(store, drift, worker=worker)
     # Every monitor run's metric points are judged by the alert rules.
     monitor.listeners.append(alerts_engine.evaluate)
+    metrics.watch(plane, monitor, alerts_engine)  # Prometheus: monitor gauges, series at 0
     return Services(
         settings,
         store,

@@ -30,7 +30,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from driftgate.alerts.engine import AlertEngine
+    from driftgate.monitoring.monitor import Monitor
     from driftgate.records.recorder import PredictionLog
+    from driftgate.serving.dataplane import DataPlane
+    from driftgate.serving.live_series import LiveSeries
     from driftgate.serving.pipeline import Step
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -38,6 +42,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _LIVE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")
 STEP_LABELS = ("endpoint", "stage", "step", "role")
+SHED_REASONS = ("log_full", "log_max_queued_rows", "max_rows_per_request")  # api/limits.py
 
 
 def multiprocess_dir() -> str | None:
@@ -151,6 +156,13 @@ class ServingMetrics:
             ("endpoint", "version", "guard"),
             registry=self.registry,
         )
+        # Every HTTP answer by route template (bounded: the app's routes, `unmatched` for the rest) and status.
+        self.http_requests = Counter(
+            "driftgate_http_requests",
+            "HTTP requests answered, by method, route template and status (4xx and 5xx included).",
+            ("method", "route", "status"),
+            registry=self.registry,
+        )
         self.log_queue = Gauge(
             "driftgate_log_queue_rows",
             "Prediction log rows waiting to be written.",
@@ -158,6 +170,8 @@ class ServingMetrics:
             multiprocess_mode="livesum",
         )
         self._recorder: PredictionLog | None = None
+        # Set by `watch` (server/wiring.py): live series from the data plane, monitor gauges.
+        self.live: LiveSeries | None = None
         self._mirrored = {"written": 0, "lost": 0, "spooled": 0}
         if self.multiprocess_dir is None:
             ProcessCollector(registry=self.registry)
@@ -217,8 +231,18 @@ class ServingMetrics:
 
             self.registry.register(RecorderCollector(recorder))
 
+    def watch(self, plane: DataPlane, monitor: Monitor, alerts: AlertEngine) -> None:
+        """Series for what the server serves (at 0 before their first event), the monitor's gauges
+        after every run, and the alert counters at 0 per rule (serving/live_series.py)."""
+        from driftgate.serving.live_series import LiveSeries
+
+        self.live = LiveSeries(self, plane, alerts)
+        monitor.listeners.append(self.live.gauges.observe)
+
     def refresh(self) -> None:
         """Bring gauges (and, in multiprocess mode, the mirrored counters) up to date."""
+        if self.live is not None:
+            self.live.sync()
         r = self._recorder
         if r is not None:
             self.log_queue.set(r.queued_rows)
@@ -243,17 +267,25 @@ class ServingMetrics:
             self.cpu.labels(str(os.getpid())).inc(cpu - self._cpu_seen)
             self._cpu_seen = cpu
 
-    def exposition(self) -> bytes:
-        """The text answered at `/metrics`: this process's registry, or every worker's files merged."""
+    def exposition(self, openmetrics: bool = False) -> bytes:
+        """The text answered at `/metrics`: this process's registry, or every worker's files merged; in
+        the OpenMetrics format when asked. Runs off the event loop (it may read the alert rules)."""
+        if self.live is not None:
+            self.live.sync_rules()
         self.refresh()
+        from prometheus_client.openmetrics import exposition as openmetrics_format
+
+        encode: Callable[[CollectorRegistry], bytes] = (
+            openmetrics_format.generate_latest if openmetrics else generate_latest
+        )
         if not self.multiprocess:
-            return generate_latest(self.registry)
+            return encode(self.registry)
         from prometheus_client.multiprocess import MultiProcessCollector
 
         forget_dead_workers(self.multiprocess_dir)
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=self.multiprocess_dir)
-        return generate_latest(registry)
+        return encode(registry)
 
     def step_observer(self, endpoint: str, role: str) -> Callable[[Step, float, int, str], None]:
         """What a pipeline reports after each step (from a worker thread: prometheus_client is thread-safe)."""
@@ -293,6 +325,30 @@ class ServingMetrics:
             self.step_latency.labels(*labels)
         for version, kind in guards:
             self.guard_violations.labels(endpoint, version, kind)
+
+    def init_version(self, endpoint: str, version: str, role: str) -> None:
+        """A served version's counters at 0 for every label set they will carry, so that ratios and
+        `increase()` see the first error, drop or shed request."""
+        labels = (endpoint, version, role)
+        for status in ("ok", "error", "timeout", *(("shed",) if role == "primary" else ())):
+            self.requests.labels(*labels, status)
+        self.rows.labels(*labels)
+        self.latency.labels(*labels)
+        self.log_dropped.labels(*labels)
+        if role == "shadow":
+            self.shadow_dropped.labels(endpoint, version)
+            return
+        for reason in ("stuck", "restarting"):
+            self.model_shed.labels(*labels, reason)
+        for reason in ("crash", "hang"):
+            self.worker_failures.labels(endpoint, version, reason)
+
+    def init_endpoint(self, endpoint: str) -> None:
+        """An endpoint's own counters at 0 (review, requests refused before scoring)."""
+        self.review_rows.labels(endpoint)
+        for reason in SHED_REASONS:
+            self.shed_requests.labels(endpoint, reason)
+            self.shed_rows.labels(endpoint, reason)
 
     def step_totals(self, endpoint: str, role: str = "primary") -> dict[str, dict[str, float]]:
         """Per step of `endpoint` since the server started (every worker's, in multiprocess mode):

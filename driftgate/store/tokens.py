@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 from driftgate.errors import BadRequest
 from driftgate.store import tables as t
 
-SCOPES = ("predict", "admin")
+SCOPES = ("predict", "admin", "metrics")  # metrics: only /metrics, with `--metrics-auth`
 
 
 def digest(token: str) -> str:
