@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2] / "driftgate"
 # Modules of pure computation (statistics, drift, detectors, estimates, rollout decisions, guards).
 PURE = (
     "driftgate.monitoring.drift",
+    "driftgate.monitoring.descriptors",
     "driftgate.monitoring.detectors",
     "driftgate.monitoring.estimation",
     "driftgate.monitoring.guards",
