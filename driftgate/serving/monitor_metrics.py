@@ -8,7 +8,7 @@ Set after each run (the monitor's `listeners`), so Prometheus holds what the las
   `driftgate_concept_drift`, `driftgate_performance_drift`;
 - performance: realised `driftgate_realised_accuracy`, ... and the label-free estimates under their
   SPEC 12 names, `driftgate_estimated_accuracy`, `driftgate_estimated_roc_auc`, ... with `_lower` and
-  `_upper` (the band);
+  `_upper` (the band) and `_reference` (the estimate on the reference data: a drop is `reference - value`);
 - every other value of the run: `driftgate_monitor_metric{metric=...}` (error_rate, latency_p99_ms,
   missing_rate, mean_confidence, ...), per feature `driftgate_monitor_feature_metric{metric, feature}`
   (missing, out-of-range and unseen-category rates), `driftgate_monitor_class_share{class}`,
@@ -85,6 +85,7 @@ class MonitorGauges:
                 gauge(f"driftgate_{name}", f"Label-free {name.removeprefix('estimated_')} estimate."),
                 gauge(f"driftgate_{name}_lower", f"Lower end of the {name} band."),
                 gauge(f"driftgate_{name}_upper", f"Upper end of the {name} band."),
+                gauge(f"driftgate_{name}_reference", f"The {name} of the version's reference data."),
             )
             for name in ESTIMATED_METRICS
         }
@@ -182,10 +183,11 @@ class MonitorGauges:
         elif p.metric in self.realised:
             put(self.realised[p.metric], p.value)
         elif p.metric in self.estimated:
-            value, lower, upper = self.estimated[p.metric]
+            value, lower, upper, reference = self.estimated[p.metric]
             put(value, p.value)
             put(lower, detail.get("lower"))
             put(upper, detail.get("upper"))
+            put(reference, detail.get("reference"))
 
 
 def _number(value: Any) -> float | None:

@@ -63,7 +63,7 @@ def run_points(version: int, ts: float, *, labelled: bool) -> list[MetricPoint]:
         p("feature_drift", 1.0, feature="amount", statistic=0.4, threshold=0.1, p_value=1e-9, drifted=True),
         p("feature_drift", 0.0, feature="country", statistic=0.01, threshold=0.1, p_value=0.8, drifted=False),
         p("prediction_drift", 1.0, feature="__prediction__", statistic=0.3, p_value=0.001, drifted=True),
-        p("estimated_roc_auc", 0.81, lower=0.78, upper=0.84),
+        p("estimated_roc_auc", 0.81, lower=0.78, upper=0.84, reference=0.9),
         p("concept_drift", 0.0, fired=False),
         p("event_rate", 0.05, event="user_retried"),
         p("mean_confidence", None),  # not finite: no sample
@@ -96,6 +96,7 @@ def test_gauges_follow_each_run_and_the_versions_served() -> None:
     assert value(found, "driftgate_prediction_drift_p_value", **v1) == 0.001
     assert value(found, "driftgate_estimated_roc_auc", **v1) == 0.81
     assert value(found, "driftgate_estimated_roc_auc_lower", **v1) == 0.78
+    assert value(found, "driftgate_estimated_roc_auc_reference", **v1) == 0.9
     assert value(found, "driftgate_realised_roc_auc", **v1) == 0.79
     assert value(found, "driftgate_concept_drift", **v1) == 0.0
     assert value(found, "driftgate_monitor_metric", **v1, metric="error_rate") == 0.02
