@@ -101,6 +101,11 @@ def test_soak(
         processes_max=max(s["processes"] for s in samples),
         children_rss_mb_warm=warm["children_rss_mb"],
         children_rss_mb_end=end["children_rss_mb"],
+        # The whole series: whether a child settles or keeps growing shows only over time.
+        series=[
+            {"t": round(s["t"]), "rss_mb": round(s["rss_mb"], 1), "children_rss_mb": s["children_rss_mb"]}
+            for s in samples
+        ],
         lost_after_sigterm=lost,
         left_running=len(left),
     )
