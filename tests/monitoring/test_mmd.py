@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import itertools
+import json
 import math
 
 import numpy as np
@@ -150,6 +151,23 @@ def test_a_merged_reservoir_is_a_uniform_sample_of_the_union() -> None:
         from_small += int(big.merge(small).rows.sum())
     # 200 x 50 draws, expected 1000 from the small side; hypergeometric sd per merge ~2.1, total ~30
     assert 850 < from_small < 1150
+
+
+def test_replicas_sketch_with_a_stored_reference_and_the_merged_test_equals_the_single_one() -> None:
+    rng = np.random.default_rng(8)
+    reference = MMDReference.fit(rng.normal(size=(400, 50)), standardise=True, max_rows=200)
+    stored = MMDReference.from_dict(json.loads(json.dumps(reference.to_dict())))
+    window = rng.normal(0.2, 1.0, size=(900, 50))
+    single = reference.sketch(window[:300], np.random.default_rng(1)).merge(
+        reference.sketch(window[300:], np.random.default_rng(2))
+    )
+    replicas = [
+        stored.sketch(window[:300], np.random.default_rng(1)),
+        stored.sketch(window[300:], np.random.default_rng(2)),
+    ]
+    merged = Reservoir.from_dict(json.loads(json.dumps(replicas[1].to_dict()))).merge(replicas[0])
+    assert mmd_test(stored, merged, n_permutations=99) == mmd_test(reference, single, n_permutations=99)
+    assert merged.seen == 900 and mmd_test(stored, merged, n_permutations=99).p_value == pytest.approx(0.01)
 
 
 def test_bad_inputs_are_refused() -> None:
