@@ -3,6 +3,7 @@ OpenMetrics on request, the optional `metrics` token scope (issue 21)."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -13,10 +14,11 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 
 from driftgate.api.auth import REFRESH_SECONDS
-from driftgate.client import Client
+from driftgate.client import Client, ServerError
 from driftgate.core.points import MetricPoint
 from driftgate.serving.monitor_metrics import MonitorGauges
 from driftgate.store import Store
+from tests.api.test_metrics import two_workers  # noqa: F401 (a fixture)
 from tests.api.test_monitoring import _send
 from tests.conftest import Artifacts, LiveServer, classification_data, make_server
 
@@ -251,3 +253,35 @@ def test_metrics_stay_open_by_default(server: LiveServer) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert http.get("/metrics").status_code == 200  # ...and /metrics stays open, as before
+
+
+@pytest.mark.slow
+def test_two_workers_every_scrape_shows_the_monitor_run(
+    two_workers: tuple[str, subprocess.Popen[str]],  # noqa: F811 (the fixture imported above)
+    artifacts: Artifacts,
+) -> None:
+    """With `--workers 2` the gauges are file-backed: whichever worker ran the monitor and whichever
+    answers the scrape, the run's values are there, and the counters exist at 0."""
+    url, _ = two_workers
+    with Client(url) as c:
+        c.register_model("clf", artifacts.skops, "sklearn", reference=artifacts.reference_csv, target="y")
+        c.deploy("clf", "clf", 1)
+        shifted = classification_data(600, seed=8)
+        shifted["x1"] += 1.5
+        deadline = time.monotonic() + 30
+        while True:  # until the worker that answers knows the endpoint
+            try:
+                _send(c, shifted)
+                break
+            except ServerError as exc:
+                assert exc.status_code == 404 and time.monotonic() < deadline, exc
+                time.sleep(0.2)
+        answer = c.http.post("/v1/endpoints/clf/monitor", json={"last": 600})
+        assert answer.status_code == 200, answer.text
+    share = answer.json()["metrics"]["data_drift_share"]
+    key = {"endpoint": "clf", "model": "clf", "version": "1"}
+    for _ in range(12):  # fresh connections: either worker answers
+        found = scrape(url, Connection="close")
+        assert value(found, "driftgate_data_drift_share", **key) == pytest.approx(share)
+        assert value(found, "driftgate_feature_drifted", **key, feature="x1") == 1.0
+        assert value(found, "driftgate_requests_total", endpoint="clf", version="1", status="error") == 0
