@@ -35,7 +35,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Literal
 
-Priority = Literal["nice", "idle"]
+Priority = Literal["normal", "nice", "idle"]
 NICENESS = 19
 KILL_AFTER_S = 5.0
 
@@ -183,7 +183,9 @@ def lower_priority(priority: Priority, pid: int = 0) -> None:
     """`nice`: the lowest niceness, so a busy core still gives the child a small share.
     `idle`: also Linux's SCHED_IDLE: a serving thread that wakes up preempts the child at once,
     where a nice-19 task may first finish its time slice (EEVDF), a few ms added to a request.
-    `pid` 0 is this process."""
+    `normal`: unchanged (work a client waits for, such as decoding its body). `pid` 0 is this process."""
+    if priority == "normal":
+        return
     with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, pid, NICENESS)
     if priority == "idle":

@@ -1,18 +1,26 @@
 """Liveness while big JSON bodies are parsed (issue 19, item 6).
 
-    .venv/bin/python benchmarks/overload/big_bodies.py [--mb 60] [--concurrent 3] [--max-rows N]
+    .venv/bin/python -m benchmarks.overload.big_bodies [--mb 60] [--concurrent 3] [--max-rows N] [--busy N]
+    .venv/bin/python -m benchmarks.overload.big_bodies --mb 4.5 --sequential 20 [--big-body-bytes N]
 
 Starts `driftgate serve`'s app in a child process, sends `--concurrent` native predict requests of
 about `--mb` MB each at once, and meanwhile asks `GET /v2/health/live` every 20 ms (one client,
 sequential). Prints each big request's status and time and the liveness latencies (max, p99, count).
 `--max-rows` raises `max_rows_per_request` (and `log_max_queued_rows`) so the big requests are scored
-rather than refused by the row bound after parsing.
+rather than refused by the row bound after parsing. `--busy N` runs N busy loops (Python processes at
+normal priority) while the requests are sent, to load the machine; `load_avg_1m` is read at the start.
+For comparison, liveness is first asked for `--floor-s` seconds with no big request in flight (the busy
+loops running): `floor_live_max_s` is what the machine's load alone costs a probe. `--sequential N`
+measures instead what a normal big body (1-5 MB) costs end to end, one request at a time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -25,6 +33,8 @@ import numpy as np
 
 from benchmarks.overload.common import free_port, prepare, records_body, serve, stop
 
+JSON = {"content-type": "application/json"}
+
 
 def run(
     mb: float = 60,
@@ -32,6 +42,8 @@ def run(
     max_rows: int = 0,
     cores: str | None = None,
     probe: Callable[[str], dict[str, Any]] | None = None,
+    busy: int = 0,
+    floor_s: float = 0.0,
 ) -> dict[str, Any]:
     """The scenario (the benchmark and tests/reliability/test_oversize_bodies.py): its figures as a
     dict. `probe(url)`, if given, runs against the same server afterwards; its dict goes under "probe"."""
@@ -49,7 +61,7 @@ def run(
         url = f"http://127.0.0.1:{port}"
         try:
             results: list[tuple[int, float]] = []
-            live: list[float] = []
+            probes: list[tuple[float, float]] = []  # (sent at, seconds to answer)
             done = threading.Event()
 
             def big() -> None:
@@ -67,14 +79,17 @@ def run(
                     while not done.is_set():
                         t0 = time.perf_counter()
                         c.get("/v2/health/live").raise_for_status()
-                        live.append(time.perf_counter() - t0)
+                        probes.append((t0, time.perf_counter() - t0))
                         time.sleep(0.02)
 
+            load = os.getloadavg()[0]
+            loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
             poller = threading.Thread(target=poll)
-            poller.start()
             threads = [threading.Thread(target=big) for _ in range(concurrent)]
-            t0 = time.perf_counter()
             try:
+                poller.start()
+                done.wait(floor_s)  # the floor: probes with no big request in flight
+                t0 = time.perf_counter()
                 for t in threads:
                     t.start()
                 for t in threads:
@@ -82,7 +97,12 @@ def run(
             finally:
                 done.set()
                 poller.join()
+                for loop in loops:
+                    loop.kill()
+                    loop.wait()
             wall = time.perf_counter() - t0
+            floor = [seconds for sent, seconds in probes if sent < t0]
+            live = [seconds for sent, seconds in probes if sent >= t0]
             if probe is not None:
                 probed = probe(url)
         finally:
@@ -96,10 +116,45 @@ def run(
         "live_max_s": round(float(lat.max()), 3),
         "live_p99_s": round(float(np.quantile(lat, 0.99)), 3),
         "live_count": len(live),
+        "floor_live_max_s": round(max(floor), 3) if floor else None,
+        "busy_loops": busy,
+        "load_avg_1m": round(load, 2),
     }
     if probe is not None:
         out["probe"] = probed
     return out
+
+
+def sequential(mb: float, n: int, big_body_bytes: int | None = None) -> dict[str, Any]:
+    """The cost of a normal big body: `n` native predict requests of ~`mb` MB one after another (scored:
+    keep `mb` under ~4.6, the default `max_rows_per_request`), their median and fastest seconds.
+    `big_body_bytes` moves the threshold above which a body is decoded in the decoder process."""
+    body = records_body(int(mb * 1e6 / 46))
+    settings: dict[str, object] = {"max_body_bytes": 256 * 1024 * 1024, "monitor_interval": 0}
+    if big_body_bytes is not None:
+        settings["big_body_bytes"] = big_body_bytes
+    seconds: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        prepare(data)
+        port = free_port()
+        proc = serve(data, port, settings)
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as c:
+                for _ in range(n + 1):  # the first starts the decoder process: not counted
+                    t0 = time.perf_counter()
+                    c.post("/v1/endpoints/clf/predict", content=body, headers=JSON).raise_for_status()
+                    seconds.append(time.perf_counter() - t0)
+        finally:
+            stop(proc)
+    return {
+        "body_mb": round(len(body) / 1e6, 2),
+        "first_s": round(seconds[0], 3),
+        "median_s": round(float(np.median(seconds[1:])), 3),
+        "min_s": round(min(seconds[1:]), 3),
+        "requests": n,
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
 
 
 def main() -> None:
@@ -108,8 +163,15 @@ def main() -> None:
     ap.add_argument("--concurrent", type=int, default=3)
     ap.add_argument("--max-rows", type=int, default=0)
     ap.add_argument("--cores", default=None, help="taskset cores for the server, e.g. 0")
+    ap.add_argument("--busy", type=int, default=0, help="busy loops on the machine while the requests run")
+    ap.add_argument("--floor-s", type=float, default=5.0, help="seconds of probes before the big requests")
+    ap.add_argument("--sequential", type=int, default=0, help="instead: this many --mb requests, one at a time")
+    ap.add_argument("--big-body-bytes", type=int, default=None, help="the server's big_body_bytes (--sequential)")
     args = ap.parse_args()
-    print(json.dumps(run(args.mb, args.concurrent, args.max_rows, args.cores)))
+    if args.sequential:
+        print(json.dumps(sequential(args.mb, args.sequential, args.big_body_bytes)))
+        return
+    print(json.dumps(run(args.mb, args.concurrent, args.max_rows, args.cores, busy=args.busy, floor_s=args.floor_s)))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import grpc
@@ -130,7 +131,7 @@ class GrpcService:
         schema = state.stable.schema
         numeric = [f.is_numeric for f in schema.features]
         decoded, options = await decode_request(
-            svc, endpoint, len(raw), lambda: codec.decode_infer(request, schema.names, numeric), _rows
+            svc, endpoint, len(raw), partial(codec.decode_infer, request, schema.names, numeric)
         )
         check_outputs(state, options)
         with admitted(svc, endpoint, decoded.n_rows):
@@ -143,10 +144,6 @@ def _parse_infer(raw: bytes) -> pb.ModelInferRequest:
         return pb.ModelInferRequest.FromString(raw)
     except DecodeError as exc:
         raise BadRequest(f"ModelInferRequest: expected a valid protobuf message, got a parse error: {exc}") from None
-
-
-def _rows(decoded: tuple[Any, v2.V2Options]) -> int:
-    return int(decoded[0].n_rows)
 
 
 def _check_version(state: Any, endpoint: str, version: str) -> None:

@@ -2,7 +2,8 @@
 
 - Body size, as a pure ASGI middleware: 413 before a large body is read into memory.
 - Prediction requests (native, MLflow, V2), in their routes:
-  `decode_request` decodes a body larger than `big_body_bytes` in a worker thread, one body at a time,
+  `read_body` reads a body, and `decode_request` decodes one larger than `big_body_bytes` in a
+  helper process (`body_decoder`),
   so the event loop keeps answering (liveness, small requests) while it parses, and refuses more rows
   than `max_rows_per_request` (413) before anything else is done with them;
   `admitted` holds room in the prediction log for every row before the request is scored: a request
@@ -14,14 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
 import orjson
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from driftgate.errors import DriftgateError, Overloaded, PayloadTooLarge
+from driftgate.api.body_decoder import decode_bounded, decode_in_child
+from driftgate.errors import Overloaded, PayloadTooLarge
 
 if TYPE_CHECKING:
     from driftgate.api.services import Services
@@ -29,10 +32,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 # Seconds a client is told to wait when the prediction log is full: about one of its write intervals.
 LOG_FULL_RETRY_AFTER_S = 1
-# One thread for big bodies: decoding holds the GIL anyway (two at once would not finish sooner), and
-# one at a time keeps the event loop's waits for the GIL to one decode's steps and bounds the memory
-# of parsed bodies to one.
-_big_decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftgate-decode")
 
 
 class BodyTooLarge(Exception):
@@ -104,36 +103,28 @@ def _shed(svc: Services, endpoint: str, reason: str, rows: int) -> None:
     svc.metrics.shed_rows.labels(endpoint, reason).inc(rows)
 
 
-def _decode_bounded(decode: Callable[[], T], rows_of: Callable[[T], int], limit: int) -> tuple[T | None, int]:
-    """`decode()` and its row count; None instead of a request over `limit` rows, so that its values
-    are freed here (a worker thread for big bodies) and not on the event loop."""
-    out = decode()
-    n = rows_of(out)
-    return (None, n) if n > limit else (out, n)
+async def read_body(request: Request, big_body_bytes: int) -> bytes:
+    """`request.body()`, joined in a worker thread when it is bigger than `big_body_bytes`: starlette
+    joins the chunks on the event loop, and copying 60 MB there held liveness up for 0.2-0.5 s on a
+    loaded machine. Cached on the request as starlette's `body()` caches it."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        chunks.append(chunk)
+        size += len(chunk)
+    body = await asyncio.to_thread(b"".join, chunks) if size > big_body_bytes else b"".join(chunks)
+    request._body = body
+    return body
 
 
-def _in_worker(decode: Callable[[], T], rows_of: Callable[[T], int], limit: int) -> tuple[T | None, int] | Exception:
-    """`_decode_bounded` in the decode thread. A refusal comes back as an exception without traceback
-    or context, whose frames would keep the parsed body alive until the event loop let it go."""
-    try:
-        return _decode_bounded(decode, rows_of, limit)
-    except DriftgateError as exc:
-        exc.__context__ = None
-        return exc.with_traceback(None)
-
-
-async def decode_request(
-    svc: Services, endpoint: str, body_size: int, decode: Callable[[], T], rows_of: Callable[[T], int]
-) -> T:
-    """Run a protocol decoder (off the event loop for a big body) and check the request's rows."""
+async def decode_request(svc: Services, endpoint: str, body_size: int, decode: partial[T]) -> T:
+    """Run a protocol decoder (in the decoder process for a big body) and check the request's rows.
+    `decode` is a partial of a module-level function with picklable arguments (it may be sent there)."""
     limit = svc.settings.max_rows_per_request
     if body_size > svc.settings.big_body_bytes:
-        got = await asyncio.get_running_loop().run_in_executor(_big_decoder, _in_worker, decode, rows_of, limit)
-        if isinstance(got, Exception):
-            raise got
-        out, n = got
+        out, n = await decode_in_child(decode, limit)
     else:
-        out, n = _decode_bounded(decode, rows_of, limit)
+        out, n = decode_bounded(decode, limit)
     if out is None:
         _shed(svc, endpoint, "max_rows_per_request", n)
         raise PayloadTooLarge(

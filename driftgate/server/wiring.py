@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from driftgate.alerts.engine import AlertEngine
+from driftgate.api import body_decoder
 from driftgate.api.auth import TokenCache
 from driftgate.api.services import Services
 from driftgate.errors import DriftgateError
@@ -139,4 +140,5 @@ async def close_services(svc: Services) -> None:
     svc.metrics.refresh()
     svc.metrics.close()
     svc.executor.shutdown(wait=False, cancel_futures=True)
+    body_decoder.stop()
     svc.store.close()

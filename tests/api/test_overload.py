@@ -2,13 +2,17 @@
 - no id is handed out for a row the prediction log would drop: a request the log cannot take now
   gets 503 + Retry-After, one that is too big gets 413 naming the setting, and every id that was
   acknowledged accepts feedback;
-- big bodies are decoded off the event loop: liveness answers while they parse;
+- big bodies are decoded in another process: liveness answers while they parse, and they get the
+  same answers (errors included) as small bodies decoded on the event loop;
 - a deeply nested value is a 4xx naming the field on every protocol, never a 500.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,7 @@ import httpx
 import orjson
 import pytest
 
-from driftgate.api.routes import predict as predict_routes
+from driftgate.api import body_decoder
 from driftgate.client import Client
 from tests.conftest import Artifacts, LiveServer, classification_data, make_server
 
@@ -149,46 +153,53 @@ def _v2(client: Client, n: int) -> httpx.Response:
 SENDERS: dict[str, Callable[[Client, int], httpx.Response]] = {"native": _native, "mlflow": _mlflow, "v2": _v2}
 
 
-def test_liveness_answers_while_big_bodies_are_parsed(
-    tmp_path: Path, artifacts: Artifacts, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Three big requests are in their decoder, held there until liveness has answered: with the
-    decoder on the event loop, liveness could not answer at all (and the test fails at its timeout)."""
+def _wait(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_liveness_answers_while_the_decoder_process_holds_big_bodies(tmp_path: Path, artifacts: Artifacts) -> None:
+    """Big bodies are decoded in another process (api/body_decoder.py), which shares no GIL with the
+    event loop. Here that process is stopped (SIGSTOP) with three bodies in its hands, and liveness
+    answers while all three are provably undecoded. Decoded in a thread of the server (before), a
+    60 MB body held the GIL, and liveness, for seconds; and there was no decoder process to stop."""
     srv = make_server(tmp_path, big_body_bytes=10_000)
-    gate, entered = threading.Event(), threading.Event()
-    real = predict_routes.decode_native
-
-    def held(body: bytes, names: Any) -> Any:
-        entered.set()
-        gate.wait(60)
-        return real(body, names)
-
-    monkeypatch.setattr(predict_routes, "decode_native", held)
+    client = deploy(srv, artifacts)
     body = orjson.dumps({"instances": rows(2000)})  # ~100 kB: "big" for this server
     answers: list[int] = []
 
-    def big() -> None:
+    def big() -> int:
         r = httpx.post(
             f"{srv.url}/v1/endpoints/clf/predict", content=body, headers={"content-type": "application/json"},
             timeout=120,
         )  # fmt: skip
-        answers.append(r.status_code)
+        return r.status_code
 
-    threads = [threading.Thread(target=big) for _ in range(3)]
+    threads = [threading.Thread(target=lambda: answers.append(big())) for _ in range(3)]
+    decoder = None
     try:
-        deploy(srv, artifacts).close()
+        assert big() == 200  # starts the decoder process
+        found = body_decoder.processes()
+        assert len(found) == 1 and found[0].pid != os.getpid(), f"no decoder process: {found}"
+        decoder = found[0]
+        os.kill(decoder.pid, signal.SIGSTOP)
         for t in threads:
             t.start()
-        assert entered.wait(30), "no big body reached its decoder"
+        _wait(lambda: body_decoder.in_flight() == 3, "three bodies handed to the decoder")
         live = httpx.get(f"{srv.url}/v2/health/live", timeout=20)
         assert live.status_code == 200 and live.json() == {"live": True}
-        assert not gate.is_set() and answers == []  # answered while all three were still being decoded
+        assert body_decoder.in_flight() == 3 and answers == []  # all three still undecoded
     finally:
-        gate.set()
+        if decoder is not None:
+            os.kill(decoder.pid, signal.SIGCONT)
         for t in threads:
             t.join(timeout=120)
+        client.close()
         srv.stop()
     assert answers == [200, 200, 200]
+    assert not decoder.is_alive(), "the decoder process outlived the server"
 
 
 DEEP = "[" * 1000 + "1" + "]" * 1000
@@ -217,3 +228,49 @@ def test_a_deeply_nested_value_is_a_4xx_naming_the_field(deployed: Client) -> No
         if not (400 <= r.status_code < 500 and named and len(answer["error"]) < 500):
             wrong.append((path, body[:40], r.status_code, answer))
     assert wrong == []
+
+
+def _v2_body(n: int) -> bytes:
+    frame = classification_data(n, 0)
+    inputs = [
+        {"name": "x1", "shape": [n], "datatype": "FP64", "data": frame["x1"].tolist()},
+        {"name": "x2", "shape": [n], "datatype": "FP64", "data": frame["x2"].tolist()},
+        {"name": "colour", "shape": [n], "datatype": "BYTES", "data": frame["colour"].tolist()},
+    ]
+    return orjson.dumps({"inputs": inputs})
+
+
+def test_big_bodies_get_the_answers_small_ones_get(tmp_path: Path, artifacts: Artifacts) -> None:
+    """Each body as sent (decoded on the event loop) and padded with whitespace past `big_body_bytes`
+    (decoded in the decoder process): the same status and answer, refusals and errors included."""
+    srv = make_server(tmp_path, big_body_bytes=4096, max_rows_per_request=5)
+    cases = [(path, (body % DEEP).encode()) for path, body, _field in DEEP_CASES] + [
+        (NATIVE, b'{"instances": [nope]}'),  # not JSON
+        (NATIVE, b"[1, 2]"),  # not an object
+        (NATIVE, b'{"instances": []}'),
+        (NATIVE, orjson.dumps({"instances": rows(6)})),  # over max_rows_per_request
+        (MLFLOW, orjson.dumps({"dataframe_records": rows(6)})),
+        (V2, _v2_body(6)),
+        (NATIVE, orjson.dumps({"instances": rows(3)})),
+        (MLFLOW, orjson.dumps({"dataframe_records": rows(3)})),
+        (V2, _v2_body(3)),
+    ]
+    differ = []
+    try:
+        with deploy(srv, artifacts) as client:
+            for path, body in cases:
+                assert len(body) < 4096
+                answers = []
+                for sent in (body, body + b" " * 4096):
+                    r = client.http.post(path, content=sent, headers={"content-type": "application/json"})
+                    answer = r.json()
+                    for varies in ("ids", "id", "parameters"):  # prediction ids are new for every request
+                        answer.pop(varies, None)
+                    answers.append((r.status_code, answer))
+                if answers[0] != answers[1]:
+                    differ.append((path, body[:60], answers))
+            shed = metric(srv, "driftgate_shed_rows_total", endpoint="clf", reason="max_rows_per_request")
+    finally:
+        srv.stop()
+    assert differ == []
+    assert shed == 2 * 3 * 6  # each refusal counted, whichever process decoded the body

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
 from driftgate.api.auth import require
-from driftgate.api.limits import admitted, decode_request
+from driftgate.api.limits import admitted, decode_request, read_body
 from driftgate.api.routes import JSON, request_body
 from driftgate.api.services import services
 from driftgate.errors import BadRequest, PayloadTooLarge
 from driftgate.serving.protocols.mlflow import decode_mlflow, encode_mlflow
 from driftgate.serving.protocols.native import decode_native, encode_native
-from driftgate.serving.result import DecodedRequest
 
 router = APIRouter(prefix="/v1/endpoints", tags=["predict"], dependencies=[Depends(require("predict"))])
 
@@ -38,17 +38,13 @@ MLFLOW_BODY = request_body(
 )
 
 
-def _rows(decoded: DecodedRequest) -> int:
-    return decoded.n_rows
-
-
 @router.post("/{endpoint}/predict", openapi_extra=PREDICT_BODY)
 async def predict(request: Request, endpoint: str) -> Response:
     svc = services(request)
     plane = svc.dataplane
     names = plane.state(endpoint).stable.schema.names
-    body = await request.body()
-    decoded = await decode_request(svc, endpoint, len(body), lambda: decode_native(body, names), _rows)
+    body = await read_body(request, svc.settings.big_body_bytes)
+    decoded = await decode_request(svc, endpoint, len(body), partial(decode_native, body, names))
     with admitted(svc, endpoint, decoded.n_rows):
         result = await plane.predict(endpoint, decoded)
     return Response(encode_native(result), media_type=JSON)
@@ -59,8 +55,8 @@ async def invocations(request: Request, endpoint: str) -> Response:
     svc = services(request)
     plane = svc.dataplane
     names = plane.state(endpoint).stable.schema.names
-    body, content_type = await request.body(), request.headers.get("content-type")
-    decoded = await decode_request(svc, endpoint, len(body), lambda: decode_mlflow(body, content_type, names), _rows)
+    body, content_type = await read_body(request, svc.settings.big_body_bytes), request.headers.get("content-type")
+    decoded = await decode_request(svc, endpoint, len(body), partial(decode_mlflow, body, content_type, names))
     with admitted(svc, endpoint, decoded.n_rows):
         result = await plane.predict(endpoint, decoded)
     return Response(encode_mlflow(result), media_type=JSON)

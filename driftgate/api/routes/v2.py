@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -9,14 +10,13 @@ from fastapi.responses import JSONResponse
 
 from driftgate import __version__
 from driftgate.api.auth import require
-from driftgate.api.limits import admitted, decode_request
+from driftgate.api.limits import admitted, decode_request, read_body
 from driftgate.api.routes import request_body
 from driftgate.api.services import services
 from driftgate.errors import BadRequest, NotReady
 from driftgate.rollout.policy import answering
 from driftgate.serving.dataplane import EndpointState
 from driftgate.serving.protocols import v2
-from driftgate.serving.result import DecodedRequest
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 scored = APIRouter(prefix="/v2", tags=["open inference protocol"], dependencies=[Depends(require("predict"))])
@@ -117,20 +117,16 @@ async def _infer(request: Request, endpoint: str) -> Response:
     plane = svc.dataplane
     state = plane.state(endpoint)
     schema = state.stable.schema
-    body, length = await request.body(), _header_length(request)
+    body, length = await read_body(request, svc.settings.big_body_bytes), _header_length(request)
     numeric = [f.is_numeric for f in schema.features]
     decoded, options = await decode_request(
-        svc, endpoint, len(body), lambda: v2.decode_infer(body, length, schema.names, numeric), _rows
+        svc, endpoint, len(body), partial(v2.decode_infer, body, length, schema.names, numeric)
     )
     check_outputs(state, options)
     with admitted(svc, endpoint, decoded.n_rows):
         result = await plane.predict(endpoint, decoded)
     body, headers = v2.encode_infer(result, endpoint, options)
     return Response(body, headers=headers)
-
-
-def _rows(decoded: tuple[DecodedRequest, v2.V2Options]) -> int:
-    return decoded[0].n_rows
 
 
 @scored.post("/models/{endpoint}/infer", openapi_extra=INFER_BODY)
