@@ -88,9 +88,11 @@ class LiveSeries:
                 primary = set(answering(st.policy))
                 shadowed = set(st.policy.shadowed)
                 for ref in st.versions:
-                    role = "shadow" if ref in shadowed else "primary" if ref in primary else "standby"
-                    self.metrics.init_version(st.name, str(ref.version), role)
-                    served.add((st.name, ref.model, str(ref.version), role))
+                    # A canary candidate answers and is mirrored too; a kept-warm version does neither.
+                    roles = [r for r, on in (("primary", ref in primary), ("shadow", ref in shadowed)) if on]
+                    for role in roles:
+                        self.metrics.init_version(st.name, str(ref.version), role)
+                    served |= {(st.name, ref.model, str(ref.version), role) for role in roles or ["standby"]}
             for labels in self._served - served:
                 remove_series(self.served, labels)
             for labels in served - self._served:

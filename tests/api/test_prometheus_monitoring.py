@@ -285,3 +285,17 @@ def test_two_workers_every_scrape_shows_the_monitor_run(
         assert value(found, "driftgate_data_drift_share", **key) == pytest.approx(share)
         assert value(found, "driftgate_feature_drifted", **key, feature="x1") == 1.0
         assert value(found, "driftgate_requests_total", endpoint="clf", version="1", status="error") == 0
+
+
+def test_a_shadow_rollout_has_its_series_at_0(deployed: Client, server: LiveServer, artifacts: Artifacts) -> None:
+    deployed.register_model("clf", artifacts.skops, "sklearn", reference=artifacts.reference_csv, target="y")
+    deployed.start_rollout("clf", "shadow", 2)
+    found = scrape(server.url)
+    assert value(found, "driftgate_served_version", endpoint="clf", version="1", role="primary") == 1
+    assert value(found, "driftgate_served_version", endpoint="clf", version="2", role="shadow") == 1
+    shadow = {"endpoint": "clf", "version": "2", "role": "shadow"}
+    assert value(found, "driftgate_requests_total", **shadow, status="error") == 0
+    assert value(found, "driftgate_requests_total", **shadow, status="shed") is None  # shadows are never shed
+    assert value(found, "driftgate_shadow_dropped_rows_total", endpoint="clf", version="2") == 0
+    # No series for a role nothing is counted under.
+    assert not [k for k in found if k[0] == "driftgate_requests_total" and ("role", "standby") in k[1]]
