@@ -23,16 +23,16 @@ from typing import Any, TypeVar
 
 import grpc
 from fastapi import FastAPI, Request
-from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 from sqlalchemy.exc import DBAPIError
 
 from driftgate import __version__
 from driftgate.api.auth import require
+from driftgate.api.grpc_decode import decode_infer_raw, model_of, parse_infer
 from driftgate.api.limits import admitted, decode_request
 from driftgate.api.routes.v2 import _metadata, check_outputs
 from driftgate.api.services import Services
-from driftgate.errors import BadRequest, DriftgateError, NotFound, NotReady, Overloaded
+from driftgate.errors import DriftgateError, NotFound, NotReady, Overloaded
 from driftgate.rollout.policy import answering
 from driftgate.serving.protocols import v2
 from driftgate.serving.protocols.grpc import codec
@@ -120,30 +120,30 @@ class GrpcService:
     async def model_infer(self, raw: bytes, context: grpc.aio.ServicerContext) -> ProtoMessage:
         await self.authorize(context)
         svc = self.svc
-        # Parsed here, not by grpc on the event loop: a big message is parsed in a thread, as REST
-        # decodes a big body off the loop.
-        parse = _parse_infer
-        request = parse(raw) if len(raw) <= svc.settings.big_body_bytes else await asyncio.to_thread(parse, raw)
-        endpoint = request.model_name
+        # Parsed here, not by grpc on the event loop. A big message is parsed and decoded in the decoder
+        # process, as a big REST body is (api/grpc_decode.py): only its model name is read here.
+        big = len(raw) > svc.settings.big_body_bytes
+        request: pb.ModelInferRequest | None = None
+        model = model_of(raw) if big else None
+        if model is None:  # small, or not well formed (the parse says how, as before)
+            request = await asyncio.to_thread(parse_infer, raw) if big else parse_infer(raw)
+            model = (request.model_name, request.model_version)
+        endpoint, version = model
         plane = svc.dataplane
         state = plane.state(endpoint)
-        _check_version(state, endpoint, request.model_version)
+        _check_version(state, endpoint, version)
         schema = state.stable.schema
         numeric = [f.is_numeric for f in schema.features]
-        decoded, options = await decode_request(
-            svc, endpoint, len(raw), partial(codec.decode_infer, request, schema.names, numeric)
+        decode = (
+            partial(decode_infer_raw, raw, schema.names, numeric)
+            if request is None
+            else partial(codec.decode_infer, request, schema.names, numeric)
         )
+        decoded, options = await decode_request(svc, endpoint, len(raw), decode)
         check_outputs(state, options)
         with admitted(svc, endpoint, decoded.n_rows):
             result = await plane.predict(endpoint, decoded)
         return codec.encode_infer(result, endpoint, options)
-
-
-def _parse_infer(raw: bytes) -> pb.ModelInferRequest:
-    try:
-        return pb.ModelInferRequest.FromString(raw)
-    except DecodeError as exc:
-        raise BadRequest(f"ModelInferRequest: expected a valid protobuf message, got a parse error: {exc}") from None
 
 
 def _check_version(state: Any, endpoint: str, version: str) -> None:
