@@ -216,7 +216,10 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def client(server: LiveServer) -> Iterator[Client]:
-    with Client(server.url) as c:
+    # Not the client's 30 s: a call that starts a model worker process (isolation "auto" for a trusted
+    # or ONNX model, rollout warm-up included) waits for its imports, which a loaded 2-core machine
+    # stretched past 30 s (seen at load 15).
+    with Client(server.url, timeout=180) as c:
         yield c
 
 

@@ -183,9 +183,11 @@ def test_a_failing_or_slow_shadow_never_reaches_the_caller(
 
     shadow_rows = logged_rows = until(logged)
     primary = {r["id"]: r for r in store.predictions.window("clf") if r["version"] == 1}
-    # Each caller was answered in the primary's own time, not the shadow's.
+    # Each caller was answered in the primary's own time, not the shadow's. The shadow's copies are
+    # scored (0.5 s each), or, on a machine whose cores are saturated, time out in the idle-priority
+    # shadow child (by design it gets no CPU serving needs): either way logged, never the caller's wait.
     for row in shadow_rows:
-        assert row["status"] == "ok", row["error"]
+        assert row["status"] == "ok" or (row["status"] == "timeout" and "over" in row["error"]), row["error"]
         assert primary[row["parent_id"]]["latency_ms"] < row["latency_ms"]
     assert len(logged_rows) == 5
 
