@@ -15,7 +15,7 @@ import orjson
 import pandas as pd
 
 from driftgate.core.ids import new_ids
-from driftgate.core.rows import COLUMNS, LogBatch, encode, merge
+from driftgate.core.rows import COLUMNS, LogBatch, as_dicts, encode, merge
 from driftgate.store import Store
 
 KEY = "0123456789abcdef0123456789ab"
@@ -120,3 +120,26 @@ def test_new_rows_have_one_form_whatever_their_size() -> None:
             assert inputs["x"]["columns"] == ["x", "y"] and inputs["y"] == {"in": "x"}
             assert inputs["k"]["columns"] == ["k"] and isinstance(inputs["kind"], list)
             assert orjson.loads(row[COLUMNS.index("probabilities")])["shape"] == [row[2], 2]
+
+
+def test_a_small_frame_keeps_every_value_through_its_packed_columns() -> None:
+    """A small DataFrame is converted in one call to objects; columns of one number type get a dtype
+    back (packed), anything else (mixed, missing, text) stays a JSON list, as it was."""
+    frame = pd.DataFrame(
+        {
+            "f": [0.5, float("nan")],
+            "i": [1, 2],
+            "b": [True, False],
+            "mixed": pd.Series([1, 2.5], dtype=object),
+            "missing": [None, 3.0],
+            "s": ["a", 'q"uote'],
+        }
+    )
+    batch = LogBatch("ep", "m", 1, "primary", 1.0, new_ids(2), frame, [0, 1], None, 1.0, "ok")
+    (row,) = encode(batch)
+    inputs = orjson.loads(row[COLUMNS.index("inputs")])
+    assert [inputs[c]["dtype"] for c in ("f", "i", "b")] == ["<f8", "<i8", "|b1"]
+    assert [r["inputs"] for r in as_dicts([row])] == [
+        {"f": 0.5, "i": 1, "b": True, "mixed": 1, "missing": None, "s": "a"},
+        {"f": None, "i": 2, "b": False, "mixed": 2.5, "missing": 3.0, "s": 'q"uote'},
+    ]
