@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,9 @@ from driftgate.server.app import create_app
 from driftgate.settings import Settings
 from driftgate.store import Store
 from tests import procs
+
+if TYPE_CHECKING:  # tests/pg_cluster.py imports this module
+    from tests.pg_cluster import PgCluster
 
 PG_ROOT = os.environ.get("DRIFTGATE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -229,3 +233,16 @@ def deployed(client: Client, artifacts: Artifacts) -> Client:
     client.register_model("clf", artifacts.skops, "sklearn", reference=artifacts.reference_csv, target="y")
     client.deploy("clf", "clf", 1)
     return client
+
+
+@pytest.fixture
+def cluster() -> Iterator[PgCluster]:
+    """A started PostgreSQL cluster of the test's own (tests/pg_cluster.py), removed afterwards."""
+    from tests.pg_cluster import PgCluster  # at run time: that module imports this one
+
+    c = PgCluster()
+    try:
+        c.start()
+        yield c
+    finally:
+        c.close()

@@ -26,16 +26,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def cluster() -> Iterator[PgCluster]:
-    c = PgCluster()
-    try:
-        c.start()
-        yield c
-    finally:
-        c.close()
-
-
 @pytest.fixture(params=[False, True], ids=["no-tokens", "tokens"])
 def served(request: pytest.FixtureRequest, cluster: PgCluster, tmp_path: Path) -> Iterator[Served]:
     """`driftgate serve` on the cluster, its output in a file; with or without API tokens."""

@@ -12,7 +12,6 @@ acknowledged row, in every phase, is in the store.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +26,6 @@ pytestmark = [
     pytest.mark.postgres,
     pytest.mark.skipif(not cluster_available(), reason="needs initdb/pg_ctl to run a PostgreSQL cluster of our own"),
 ]
-
-
-@pytest.fixture
-def cluster() -> Iterator[PgCluster]:
-    c = PgCluster()
-    try:
-        c.start()
-        yield c
-    finally:
-        c.close()
 
 
 def test_postgres_restarted_under_load(
