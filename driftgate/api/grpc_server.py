@@ -30,10 +30,9 @@ from driftgate import __version__
 from driftgate.api.auth import require
 from driftgate.api.grpc_decode import decode_infer_raw, model_of, parse_infer
 from driftgate.api.limits import admitted, decode_request
-from driftgate.api.routes.v2 import _metadata, check_outputs
+from driftgate.api.routes.v2 import _metadata, check_outputs, served_version
 from driftgate.api.services import Services
-from driftgate.errors import DriftgateError, NotFound, NotReady, Overloaded
-from driftgate.rollout.policy import answering
+from driftgate.errors import DriftgateError, Overloaded
 from driftgate.serving.protocols import v2
 from driftgate.serving.protocols.grpc import codec
 from driftgate.serving.protocols.grpc import grpc_predict_v2_pb2 as pb
@@ -106,14 +105,13 @@ class GrpcService:
         # Open like the server's own readiness: probes carry no token. An unknown endpoint or version
         # is NOT_FOUND; a known one with no loaded version is simply not ready.
         state = self.svc.dataplane.state(request.name)
-        _check_version(state, request.name, request.version)
+        served_version(state, request.version)
         return pb.ModelReadyResponse(ready=bool(state.versions))
 
     async def model_metadata(self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext) -> ProtoMessage:
         await self.authorize(context)
         state = self.svc.dataplane.state(request.name)
-        _check_version(state, request.name, request.version)
-        return codec.model_metadata(_metadata(state))
+        return codec.model_metadata(_metadata(state, served_version(state, request.version)))
 
     # ---- inference ------------------------------------------------------------------------------
 
@@ -131,8 +129,9 @@ class GrpcService:
         endpoint, version = model
         plane = svc.dataplane
         state = plane.state(endpoint)
-        _check_version(state, endpoint, version)
-        schema = state.stable.schema
+        # A named version answers every row itself (REST's /versions/{v}/infer); unknown ones are NOT_FOUND.
+        ref = served_version(state, version)
+        schema = (state.stable if ref is None else state.versions[ref]).schema
         numeric = [f.is_numeric for f in schema.features]
         decode = (
             partial(decode_infer_raw, raw, schema.names, numeric)
@@ -142,24 +141,8 @@ class GrpcService:
         decoded, options = await decode_request(svc, endpoint, len(raw), decode)
         check_outputs(state, options)
         with admitted(svc, endpoint, decoded.n_rows):
-            result = await plane.predict(endpoint, decoded)
+            result = await plane.predict(endpoint, decoded, ref)
         return codec.encode_infer(result, endpoint, options)
-
-
-def _check_version(state: Any, endpoint: str, version: str) -> None:
-    """An explicit version must be one the endpoint serves now (SPEC 12: that version or 404)."""
-    if not version:
-        return
-    served = sorted({str(ref.version) for ref in answering(state.policy)})
-    if version not in served:
-        raise NotFound(f"endpoint {endpoint!r} has no version {version!r}; it serves {served}", field="model_version")
-    if len(served) > 1:
-        # The data plane routes a request by the endpoint's traffic policy; answering from a chosen
-        # version while a rollout splits traffic needs its support, not a guess here.
-        raise NotReady(
-            f"endpoint {endpoint!r} is splitting traffic over versions {served}; leave model_version empty",
-            field="model_version",
-        )
 
 
 def _handler(

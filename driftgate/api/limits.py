@@ -1,6 +1,8 @@
 """Request limits.
 
-- Body size, as a pure ASGI middleware: 413 before a large body is read into memory.
+- Body size, as a pure ASGI middleware: 413 before a large body is read into memory. A body sent
+  with `Content-Encoding: gzip` or `deflate` is decoded there as it arrives (`content_encoding`):
+  its decoded size counts against the same limit (a zip bomb gets 413 early); other codings get 415.
 - Prediction requests (native, MLflow, V2), in their routes:
   `read_body` reads a body, and `decode_request` decodes one larger than `big_body_bytes` in a
   helper process (`body_decoder`),
@@ -24,6 +26,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from driftgate.api.body_decoder import decode_bounded, decode_in_child
+from driftgate.api.content_encoding import Inflating, Unsupported, coding_of
+from driftgate.api.errors import error_response
 from driftgate.errors import Overloaded, PayloadTooLarge
 
 if TYPE_CHECKING:
@@ -58,6 +62,11 @@ class BodyLimit:
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 await _reject(send, limit)
                 return
+        try:
+            coding = coding_of(scope.get("headers", []))
+        except Unsupported as exc:
+            await _reply(scope, send, 415, str(exc))
+            return
         seen = 0
         started = False
 
@@ -76,11 +85,24 @@ class BodyLimit:
                 started = True
             await send(message)
 
+        app_receive: Receive = counting_receive
+        if coding is not None:
+            # The app sees a plain body: no coding, and no length (the decoded one is not known yet).
+            drop = (b"content-encoding", b"content-length")
+            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k not in drop]}
+            app_receive = Inflating(counting_receive, coding, limit)
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, app_receive, tracking_send)
         except BodyTooLarge:
             if not started:
                 await _reject(send, limit)
+
+
+async def _reply(scope: Scope, send: Send, status: int, message: str) -> None:
+    """An error answered here, before the app: in the app's error shape (MLflow's on its routes)."""
+    response = error_response(Request(scope), {"error": message}, status)
+    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
 
 
 async def _reject(send: Send, limit: int) -> None:

@@ -368,15 +368,21 @@ class DataPlane:
 
     # ---- scoring --------------------------------------------------------------------------------
 
-    async def predict(self, endpoint: str, request: DecodedRequest) -> PredictionResult:
+    async def predict(
+        self, endpoint: str, request: DecodedRequest, version: VersionRef | None = None
+    ) -> PredictionResult:
+        """Score by the endpoint's traffic policy; `version` (one of its answering versions, V2's
+        `/versions/{v}/infer`) answers every row itself instead, with no shadow copies."""
         st = self.state(endpoint)
         started, ts = time.perf_counter(), time.time()
         # One budget for the whole pipeline: pre steps, the model, post steps.
         deadline = started + st.config.timeout_ms / 1000
         # Sticky keys are read from the request as sent: a pre step may drop the key column.
-        keys = _sticky_keys(st, request)
+        keys = None if version is not None else _sticky_keys(st, request)
         groups: dict[Route, list[int]] = {}
-        if keys is None:
+        if version is not None:
+            groups[Route(version)] = []
+        elif keys is None:
             groups[st.policy.route(None)] = []
         else:
             # With a sticky key each row is routed by its own key, so one caller always meets one version.

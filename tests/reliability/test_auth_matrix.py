@@ -22,6 +22,8 @@ PUBLIC = {
     ("GET", "/version"),
     ("GET", "/health"),
     ("GET", "/ping"),
+    ("GET", "/v2/models/{endpoint}/ready"),
+    ("GET", "/v2/models/{endpoint}/versions/{version}/ready"),
 }
 # A predict-scope token may call these (scoring, feedback, reading what serving does).
 PREDICT = {
@@ -42,7 +44,9 @@ PREDICT = {
     ("GET", "/v1/retraining-runs"),
     ("GET", "/v2/models/{endpoint}"),
     ("GET", "/v2/models/{endpoint}/versions/{version}"),
-    ("GET", "/v2/models/{endpoint}/ready"),
+    ("GET", "/v2/models/stats"),
+    ("GET", "/v2/models/{endpoint}/stats"),
+    ("GET", "/v2/models/{endpoint}/versions/{version}/stats"),
     ("POST", "/v2/models/{endpoint}/infer"),
     ("POST", "/v2/models/{endpoint}/versions/{version}/infer"),
     ("POST", "/invocations"),
