@@ -65,8 +65,8 @@ class Settings:
     """Most rows one prediction request may carry (native, MLflow, V2); more get 413 naming this setting.
     Bounds the time and memory one request takes; `driftgate batch score` streams bigger inputs in chunks."""
     big_body_bytes: int = 1024 * 1024
-    """Prediction bodies larger than this are decoded in a worker thread, one at a time, so the event loop
-    (and liveness) keeps answering while they parse."""
+    """Prediction bodies (and gRPC ModelInfer messages) larger than this are decoded in a helper process,
+    one at a time (api/body_decoder.py), so the event loop (and liveness) keeps answering while they parse."""
     shadow_process: bool = True
     """Score shadow copies in a separate idle-priority process (off: in threads of the server)."""
     model_threads: int = 4
