@@ -97,14 +97,33 @@ def _share(decode: partial[T]) -> tuple[partial[T], list[SharedMemory]]:
             if not isinstance(arg, bytes) or len(arg) < SHARED_MIN_BYTES:
                 args.append(arg)
                 continue
-            segment = SharedMemory(create=True, size=len(arg))
-            segments.append(segment)
-            _write(segment, memoryview(arg))
-            args.append(_Shared(segment.name, len(arg)))
+            shared = _shared_copy(arg)
+            if shared is None:  # no room in /dev/shm (a container's is 64 MB by default): pickled with the call
+                args.append(arg)
+                continue
+            segments.append(shared)
+            args.append(_Shared(shared.name, len(arg)))
     except BaseException:
         _release(segments)
         raise
     return partial(decode.func, *args, **decode.keywords), segments
+
+
+def _shared_copy(data: bytes) -> SharedMemory | None:
+    """A shared memory segment holding `data`, or None if the system has no room for it."""
+    try:
+        segment = SharedMemory(create=True, size=len(data))
+    except OSError:
+        return None
+    try:
+        _write(segment, memoryview(data))
+    except OSError:
+        _release([segment])
+        return None
+    except BaseException:
+        _release([segment])
+        raise
+    return segment
 
 
 def _write(segment: SharedMemory, data: memoryview) -> None:
