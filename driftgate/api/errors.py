@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from driftgate.api.allow import allowed_methods
 from driftgate.errors import DriftgateError
 
 log = logging.getLogger("driftgate.api")
@@ -49,7 +50,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(request, {"error": str(exc.detail)}, exc.status_code, exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405 and (allow := allowed_methods(request)):
+            headers = {**(headers or {}), "Allow": allow}
+        return error_response(request, {"error": str(exc.detail)}, exc.status_code, headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

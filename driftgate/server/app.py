@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from driftgate import __version__
-from driftgate.api import errors, store_errors
+from driftgate.api import errors, openapi, store_errors
 from driftgate.api.head import HeadAsGet
 from driftgate.api.http_metrics import HttpMetrics
 from driftgate.api.limits import BodyLimit
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(v2.scored)
     app.include_router(mlflow_server.router)
+    openapi.install(app, settings)  # every status, the error schema, bearer auth, limits; offline /docs
     app.add_middleware(HeadAsGet)  # HEAD on any GET route (probes), without the body
     app.add_middleware(BodyLimit, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
     app.add_middleware(HttpMetrics)  # outermost: counts the body limit's 413s too

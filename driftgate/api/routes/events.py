@@ -11,11 +11,13 @@ from fastapi import APIRouter, Depends, Request
 from driftgate.api.auth import require
 from driftgate.api.routes import request_body
 from driftgate.api.services import services
-from driftgate.core.events import MAX_EVENTS, NAME_RULE, parse_events
+from driftgate.core.events import MAX_EVENTS, MAX_NAME, NAME_RULE, parse_events
 from driftgate.errors import BadRequest
 
 router = APIRouter(prefix="/v1/endpoints", tags=["predict"], dependencies=[Depends(require("predict"))])
 
+# `core.events.is_event_name`'s rule, for the document (the schemathesis test holds them together).
+NAME_PATTERN = rf"[A-Za-z][A-Za-z0-9_.\-]{{0,{MAX_NAME - 1}}}"
 EVENTS_BODY = request_body(
     {
         "type": "object",
@@ -27,10 +29,19 @@ EVENTS_BODY = request_body(
                 "items": {
                     "type": "object",
                     "required": ["id", "name"],
+                    "additionalProperties": False,
                     "properties": {
-                        "id": {"type": "string", "description": "The prediction id the predict answer gave."},
-                        "name": {"type": "string", "description": NAME_RULE, "maxLength": 64},
-                        "ts": {"type": "number", "description": "When it happened, epoch seconds; default now."},
+                        "id": {
+                            "type": "string",
+                            "minLength": 1,
+                            "description": "The prediction id the predict answer gave.",
+                        },
+                        "name": {"type": "string", "description": NAME_RULE, "pattern": f"^{NAME_PATTERN}$"},
+                        "ts": {
+                            "type": "number",
+                            "minimum": 0,
+                            "description": "When it happened, epoch seconds; default now.",
+                        },
                     },
                 },
             }

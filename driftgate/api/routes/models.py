@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from driftgate.api.auth import require
@@ -74,6 +74,13 @@ async def get_version(request: Request, name: str, version: str) -> dict[str, An
 
 class AliasBody(BaseModel):
     version: int = Field(ge=1, le=MAX_VERSION)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _a_number(cls, value: Any) -> Any:
+        if isinstance(value, bool | str):  # lax mode read `true` as 1 and "3" as 3
+            raise ValueError("must be a version number")
+        return value
 
 
 @router.put("/{name}/aliases/{alias}")

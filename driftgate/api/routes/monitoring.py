@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from driftgate.api.auth import require
@@ -41,6 +41,13 @@ class MonitorRequest(BaseModel):
     baseline: Literal["reference", "window"] = "reference"
     baseline_since: float | None = None
     baseline_until: float | None = None
+
+    @field_validator("last", "since", "until", "baseline_since", "baseline_until", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any) -> Any:
+        if isinstance(value, bool | str):  # lax mode read `false` as 0 and "5" as 5
+            raise ValueError("must be a number")
+        return value
 
 
 @router.get("/{endpoint}/drift")

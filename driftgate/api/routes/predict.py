@@ -73,7 +73,11 @@ FEEDBACK_BODY = request_body(
                 "items": {
                     "type": "object",
                     "required": ["id", "label"],
-                    "properties": {"id": {"type": "string"}, "label": {}},
+                    "properties": {
+                        "id": {"type": "string"},
+                        # As `parse_labels` takes them: any scalar; objects and arrays are refused.
+                        "label": {"type": ["number", "string", "boolean", "null"]},
+                    },
                 },
             }
         },
