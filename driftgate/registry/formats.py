@@ -14,7 +14,7 @@ import tempfile
 import types
 import weakref
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 import numpy as np
@@ -50,16 +50,52 @@ def detect_kind(data: bytes, fmt: str) -> str:
     return "onnx"
 
 
+def vetted(data: bytes, kind: str, trust: bool) -> bool:
+    """Whether `load` reads this artifact only through driftgate's own checks: a skops file without
+    trust (type allow-list, tree bounds checks), also as the one model of an MLflow archive, and
+    python models (the operator's own code). Everything else runs native code nobody here vetted
+    (onnxruntime on a crafted graph, an MLflow pyfunc flavor, anything trusted), so loading or
+    scoring it may crash the process: registration and serving keep it out of the server."""
+    if trust:
+        return False
+    if kind in ("skops", "python"):
+        return True
+    return kind == "mlflow" and _mlflow_skops_only(data)
+
+
+def _mlflow_skops_only(data: bytes) -> bool:
+    """True when the archive's only MLmodel file has a scikit-learn flavor saved with skops (read from
+    the zip's directory without extracting anything; anything odd counts as not vetted)."""
+    import yaml
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        found = [n for n in archive.namelist() if PurePosixPath(n).name == "MLmodel"]
+        if len(found) != 1 or archive.getinfo(found[0]).file_size > 1 << 20:
+            return False
+        parsed = yaml.safe_load(archive.read(found[0]).decode("utf-8"))
+    except Exception:  # a bad zip or YAML: the loader refuses it, in a worker
+        return False
+    flavors = parsed.get("flavors") if isinstance(parsed, dict) else None
+    sklearn = flavors.get("sklearn") if isinstance(flavors, dict) else None
+    return isinstance(sklearn, dict) and sklearn.get("serialization_format") == "skops"
+
+
+def refuse_unloadable(kind: str, trust: bool) -> None:
+    """The refusals that need nothing loaded (so no worker process is started to hear them)."""
+    if kind == "pickle" and not trust:
+        raise UntrustedArtifact(
+            "this sklearn artifact is a pickle/joblib file, and loading one runs arbitrary code; save it "
+            "with skops (skops.io.dump) or pass trust=True / --trust-pickle if you trust its origin",
+            field="file",
+        )
+
+
 def load(data: bytes, kind: str, *, trust: bool = False) -> ModelAdapter:
+    refuse_unloadable(kind, trust)
     if kind == "skops":
         return SklearnModel(_load_skops(data, trust))
     if kind == "pickle":
-        if not trust:
-            raise UntrustedArtifact(
-                "this sklearn artifact is a pickle/joblib file, and loading one runs arbitrary code; save it "
-                "with skops (skops.io.dump) or pass trust=True / --trust-pickle if you trust its origin",
-                field="file",
-            )
         import joblib
 
         return SklearnModel(joblib.load(io.BytesIO(data)))
@@ -332,4 +368,13 @@ def zip_directory(path: Path) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["FORMATS", "ModelAdapter", "detect_kind", "load", "python_artifact", "zip_directory"]
+__all__ = [
+    "FORMATS",
+    "ModelAdapter",
+    "detect_kind",
+    "load",
+    "python_artifact",
+    "refuse_unloadable",
+    "vetted",
+    "zip_directory",
+]

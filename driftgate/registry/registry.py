@@ -13,6 +13,7 @@ from driftgate.errors import BadRequest, DriftgateError
 from driftgate.registry import formats
 from driftgate.registry.reference import read_table, to_parquet
 from driftgate.registry.schema import InputSchema
+from driftgate.serving.one_shot import run_once
 from driftgate.store import Store, VersionRecord
 
 # Rows of the reference data the new model must score before it is accepted.
@@ -76,25 +77,33 @@ def check_version(version: int | str, field: str = "version") -> int | str:
 
 
 def register(store: Store, reg: Registration) -> VersionRecord:
+    """Check and store a version. An artifact driftgate did not vet (`formats.vetted`: ONNX, MLflow
+    pyfunc flavors, anything trusted) is loaded and checked in a throwaway process, never here: a
+    file that crashes its native library on load or predict fails its registration (400 naming the
+    crash), nothing is stored, and the server goes on."""
     validate_name(reg.name)
     kind = formats.detect_kind(reg.artifact, reg.format)
-    model = formats.load(reg.artifact, kind, trust=reg.trust)
+    formats.refuse_unloadable(kind, reg.trust)
+    in_process = formats.vetted(reg.artifact, kind, reg.trust)
+    model = formats.load(reg.artifact, kind, trust=reg.trust) if in_process else None
     reference = read_table(reg.reference, reg.reference_filename) if reg.reference is not None else None
     if reference is not None and reg.target and reg.target not in reference.columns:
         raise BadRequest(
             f"target {reg.target!r} is not a column of the reference data (columns: {list(reference.columns)})",
             field="target",
         )
-    schema = _schema(model, reference, reg.target)
-    if reference is not None:
-        _sanity_check(model, schema, reference)
+    if model is not None:
+        schema, output = _inspect_loaded(model, reference, reg.target)
+    else:
+        what = f"loaded and checked the artifact of model {reg.name!r}"
+        schema, output = run_once(inspect, (reg.artifact, kind, reg.trust, reference, reg.target), what=what)
     record = {
         "name": reg.name,
         "format": reg.format,
         "artifact_kind": kind,
         "artifact_sha256": hashlib.sha256(reg.artifact).hexdigest(),
-        "input_schema": schema.to_dict(),
-        "output": output_spec(model, reference, reg.target),
+        "input_schema": schema,
+        "output": output,
         "target": reg.target,
         "reference_rows": 0 if reference is None else len(reference),
         "lineage": {"trusted": reg.trust, **reg.lineage},
@@ -103,6 +112,23 @@ def register(store: Store, reg: Registration) -> VersionRecord:
     }
     blob = to_parquet(reference) if reference is not None else None
     return store.models.add_version(record, reg.artifact, blob)
+
+
+def inspect(
+    artifact: bytes, kind: str, trust: bool, reference: pd.DataFrame | None, target: str | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Load the artifact, infer its input schema, score the first reference rows, describe its
+    output: (schema, output) as stored. In a throwaway process for an artifact not vetted."""
+    return _inspect_loaded(formats.load(artifact, kind, trust=trust), reference, target)
+
+
+def _inspect_loaded(
+    model: formats.ModelAdapter, reference: pd.DataFrame | None, target: str | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    schema = _schema(model, reference, target)
+    if reference is not None:
+        _sanity_check(model, schema, reference)
+    return schema.to_dict(), output_spec(model, reference, target)
 
 
 def _schema(model: formats.ModelAdapter, reference: pd.DataFrame | None, target: str | None) -> InputSchema:

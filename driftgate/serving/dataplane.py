@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +16,7 @@ import pandas as pd
 from driftgate.core.ids import new_ids
 from driftgate.core.redaction import scrub_text
 from driftgate.errors import (
+    BadRequest,
     DriftgateError,
     EndpointNotFound,
     InvalidInput,
@@ -37,6 +38,7 @@ from driftgate.serving.isolation import (
     Lane,
     ModelUnavailable,
     ProcessPool,
+    ProcessWorker,
     Scores,
     Spawner,
     WorkerCrashed,
@@ -57,6 +59,8 @@ log = logging.getLogger("driftgate.serving")
 MAX_SHADOW_ROWS = 10_000
 # Shadow calls merge everything queued (one pickle and one round trip to the shadow process).
 MAX_SHADOW_BATCH_ROWS = 4096
+# How long a worker that `check` started waits for the `apply` that adopts it.
+PROBE_KEPT_S = 60.0
 
 
 @dataclass
@@ -146,6 +150,8 @@ class DataPlane:
         # Each endpoint version's model calls (see `_Calls`); worker processes start from one thread.
         self._calls: dict[tuple[str, VersionRef], _Calls] = {}
         self._spawner = Spawner()
+        # Workers `check` started to load a version (see `_probe`), until `apply` adopts them.
+        self._probes: dict[VersionRef, tuple[ProcessWorker, float]] = {}
         self._apply_lock = asyncio.Lock()
 
     # ---- endpoint state -------------------------------------------------------------------------
@@ -163,11 +169,38 @@ class DataPlane:
 
     async def check(self, cfg: EndpointConfig, ref: VersionRef) -> None:
         """Refuse, before anything is stored, a config that could not be applied: a version that does
-        not load, a pipeline step that does not import, a guard that cannot judge this model."""
+        not load, a pipeline step that does not import, a guard that cannot judge this model.
+
+        A version that runs in worker processes is loaded in one (never here): a model that crashes
+        on load is refused (400 naming the crash); the worker that loaded it is kept for `apply`."""
         loop = asyncio.get_running_loop()
-        version = await loop.run_in_executor(self.executor, self.cache.get, ref)
+        version = await loop.run_in_executor(self.executor, self.cache.serving, ref, cfg.isolation)
         await loop.run_in_executor(self.executor, compile_pipeline, cfg.pipeline, self.pipeline_modules)
         check_fits(cfg, version, ref)
+        running = any(r == ref and c.pool is not None and c.pool.pids() for (_, r), c in self._calls.items())
+        if version.model is None and not running:
+            await self._probe(ref, cfg)
+
+    async def _probe(self, ref: VersionRef, cfg: EndpointConfig) -> None:
+        loop = asyncio.get_running_loop()
+        spec = await loop.run_in_executor(self.executor, self.cache.worker_spec, ref)
+        worker = ProcessWorker(spec, self._spawner, hang_after_s=cfg.timeout_ms / 1000)
+        try:
+            await loop.run_in_executor(self.executor, worker.ensure_started)
+        except ModelUnavailable as exc:
+            worker.close(now=True)
+            raise BadRequest(f"model {ref} cannot serve: {exc.message}", model=ref.model, version=ref.version) from None
+        except BaseException:
+            worker.close(now=True)
+            raise
+        self._close_probes(lambda r, _: r == ref)
+        self._probes[ref] = (worker, time.monotonic())
+
+    def _close_probes(self, which: Callable[[VersionRef, float], bool]) -> None:
+        for ref, (worker, started) in list(self._probes.items()):
+            if which(ref, started):
+                del self._probes[ref]
+                worker.close(now=True)
 
     async def apply(self, name: str, config: dict[str, Any], revision: int) -> EndpointState:
         """Load what the config needs (off the loop), then swap the endpoint's state atomically."""
@@ -187,11 +220,18 @@ class DataPlane:
         else:  # a blue-green promotion keeps the version it replaced loaded a while: rollback is instant
             latest = await loop.run_in_executor(self.executor, self.store.rollouts.latest, name)
             policy = policy_for(champion, standby=standby(latest, champion, time.time()))
-        versions = {ref: await loop.run_in_executor(self.executor, self.cache.get, ref) for ref in policy.versions}
+        versions = {
+            ref: await loop.run_in_executor(self.executor, self.cache.serving, ref, cfg.isolation)
+            for ref in policy.versions
+        }
         calls: dict[VersionRef, _Calls] = {}
         try:
             for ref, v in versions.items():
                 calls[ref] = await self._calls_for(name, ref, v, cfg)
+                pool = calls[ref].pool
+                if v.model is None and pool is not None:  # shadows and drift reports score in its workers
+                    versions[ref] = v.scored_by(pool.score, cfg.batching.max_batch_size)
+            self._close_probes(lambda r, _: r in calls)  # not adopted: the endpoint kept its workers
             return await self._swap(name, cfg, revision, pipeline, rollout, policy, versions, calls)
         except BaseException:
             for ref, c in calls.items():
@@ -279,12 +319,14 @@ class DataPlane:
         if process:
             spec = await loop.run_in_executor(self.executor, self.cache.worker_spec, ref)
             failures = self.metrics.worker_failures
+            probed = self._probes.pop(ref, None)  # the worker `check` started loads this very version
             pool = ProcessPool(
                 spec,
                 self._spawner,
                 n,
                 hang_after_s=cfg.timeout_ms / 1000,
                 on_failure=lambda reason: failures.labels(name, str(ref.version), reason).inc(),
+                first=None if probed is None else probed[0],
             )
             try:
                 await loop.run_in_executor(self.executor, pool.start)
@@ -315,8 +357,8 @@ class DataPlane:
         A version that `isolation: "auto"` runs in a worker process is scored in a worker of its
         own here too: a model that crashes on its own rows refuses the rollout, not end the server."""
         loop = asyncio.get_running_loop()
-        version = await loop.run_in_executor(self.executor, self.cache.get, ref)
-        if version.auto_isolation == "thread":
+        version = await loop.run_in_executor(self.executor, self.cache.serving, ref, "auto")
+        if version.model is not None:
             await loop.run_in_executor(self.executor, score_reference_rows, self.store, version, rows)
             return version
         spec = await loop.run_in_executor(self.executor, self.cache.worker_spec, ref)
@@ -351,6 +393,8 @@ class DataPlane:
                     await self.apply(name, config, revision)
                 except DriftgateError as exc:
                     log.error("endpoint %s revision %d cannot be applied: %s", name, revision, exc.message)
+        # A version `check` loaded in a worker that no `apply` took (its deploy was refused later on).
+        self._close_probes(lambda _, started: time.monotonic() - started > PROBE_KEPT_S)
         for name, st in list(self._endpoints.items()):
             if isinstance(st.policy, KeptWarm) and time.time() >= st.policy.until:
                 try:  # the previous version's time is up: unload it
@@ -574,6 +618,7 @@ class DataPlane:
 
     def close(self) -> None:
         self._spawner.close()  # first: no worker process is started from here on
+        self._close_probes(lambda *_: True)
         for calls in self._calls.values():
             calls.close(now=True)
         self.shadow_executor.shutdown(wait=False, cancel_futures=True)

@@ -34,8 +34,11 @@ imports the model, plus a thread that checks the parent is still there; and noth
 the data plane is closing. The cost: a process start (paid when the endpoint is applied), the
 model's memory once more per worker, and ~0.4 ms plus a copy of the columns per call (above).
 A rollout candidate that runs in processes is also warmed (its reference rows) in a worker of its
-own. Still in the server: loading each version once (for its schema), and shadow copies scored in
-threads when the server runs without its shadow process.
+own. The server itself never loads such a version (`ModelCache.describe`): its schema and output
+come from what registration stored, and registration loads and checks it in a throwaway process
+(serving/one_shot.py), so a file that crashes on load fails its upload, not the server. A deploy
+loads it in a worker first (the one the endpoint then keeps): one that crashes on load is refused.
+Shadow copies (without the shadow process) and drift reports score it through its workers too.
 """
 
 from __future__ import annotations
@@ -162,7 +165,8 @@ class WorkerSpec:
     """What a worker needs to load its model: the artifact itself, so it never opens the store."""
 
     label: str  # "model vN", for messages
-    artifact: bytes
+    # Or how to read it (from the store) at each start: the server then holds no copy between starts.
+    artifact: bytes | Callable[[], bytes]
     kind: str
     trust: bool
     classes: list[Any] | None
@@ -340,9 +344,10 @@ class ProcessWorker:
         ctx = multiprocessing.get_context("spawn")
         ours, theirs = ctx.Pipe()
         spec = self.spec
+        artifact = spec.artifact() if callable(spec.artifact) else spec.artifact
         process = ctx.Process(
             target=_worker_main,
-            args=(theirs, os.getpid(), spec.artifact, spec.kind, spec.trust, spec.classes),
+            args=(theirs, os.getpid(), artifact, spec.kind, spec.trust, spec.classes),
             name=f"driftgate-worker {spec.label}",
             daemon=True,
         )
@@ -408,12 +413,17 @@ class ProcessPool:
         size: int,
         hang_after_s: float,
         on_failure: Callable[[str], None] | None = None,
+        first: ProcessWorker | None = None,
     ) -> None:
         """`on_failure("crash" | "hang")`: told of every worker lost while scoring (metrics), in the
-        calling thread; a hang is found after its callers have had their 504."""
+        calling thread; a hang is found after its callers have had their 504. `first`: a worker
+        already started for this spec (the one that proved the model loads), adopted as the first."""
         self.spec = spec
         self.on_failure = on_failure
-        self.workers = [ProcessWorker(spec, spawner, hang_after_s) for _ in range(size)]
+        self.workers = [ProcessWorker(spec, spawner, hang_after_s) for _ in range(size - (first is not None))]
+        if first is not None:
+            first.hang_after_s = hang_after_s
+            self.workers.insert(0, first)
         self._idle: queue.LifoQueue[ProcessWorker] = queue.LifoQueue()
         for worker in reversed(self.workers):
             self._idle.put(worker)
