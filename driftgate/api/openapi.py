@@ -26,13 +26,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from driftgate.alerts.service import MAX_HISTORY
 from driftgate.api import auth
+from driftgate.api.allow import route_contexts
 from driftgate.api.routes import monitoring, predict, v2
 from driftgate.registry.registry import MAX_VERSION
 from driftgate.serving.protocols.v2 import HEADER_LENGTH
@@ -163,8 +164,8 @@ def describe(doc: Doc, app: FastAPI, settings: Settings) -> Doc:
     }
     doc["info"]["description"] = _info(settings)
     # Routes of included routers, with their router's dependencies (the token scopes) merged in.
-    for route in iter_route_contexts(app.routes):
-        if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
+    for route in route_contexts(app.routes):
+        if not isinstance(getattr(route, "original_route", route), APIRoute) or not route.include_in_schema:
             continue
         for method in route.methods or ():
             operation = doc["paths"].get(route.path_format, {}).get(method.lower())
