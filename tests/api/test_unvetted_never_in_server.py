@@ -12,9 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 
+from driftgate.core.refs import VersionRef
 from driftgate.registry.registry import Registration, register
+from driftgate.registry.schema import Columns, InputSchema
+from driftgate.serving.isolation import Scores
+from driftgate.serving.runtime import LoadedVersion
 from driftgate.store import Store
 from tests.api.test_model_isolation import Server, _row, _trusted_pickle, store_unchecked, until
 from tests.conftest import Artifacts
@@ -149,3 +155,21 @@ def test_an_unvetted_model_is_loaded_only_in_worker_processes(recorded_site: tup
     loaders = _loaders(loads) - registered
     assert worker in loaders
     assert server.proc.pid not in loaders  # never loaded in the server
+
+
+def test_a_version_without_its_model_scores_through_its_workers_in_calls_of_a_batch_at_most() -> None:
+    calls: list[int] = []
+
+    def score(columns: Columns) -> Scores:  # what a worker pool's `score` takes and answers
+        calls.append(len(columns["x1"]))
+        x = np.asarray(columns["x1"], dtype=float)
+        return 2 * x, np.stack([x, 1 - x], axis=1)
+
+    described = LoadedVersion(VersionRef("m", 1), InputSchema.from_names(["x1"]), {"kind": "regression"}, None, "onnx")
+    frame = pd.DataFrame({"x1": np.arange(7.0)})
+    with pytest.raises(RuntimeError, match="not loaded in this process"):
+        described.score(frame)
+    preds, proba = described.scored_by(score, max_rows=3).score(frame)
+    assert calls == [3, 3, 1]  # a drift report's reference sample must not run past the endpoint's timeout
+    assert preds.tolist() == [2.0 * i for i in range(7)]
+    assert proba is not None and proba[:, 0].tolist() == list(np.arange(7.0))
