@@ -155,6 +155,8 @@ def test_an_unvetted_model_is_loaded_only_in_worker_processes(recorded_site: tup
     loaders = _loaders(loads) - registered
     assert worker in loaders
     assert server.proc.pid not in loaders  # never loaded in the server
+    # The worker the PUT loaded it in (to refuse a model that crashes on load) is the one that serves.
+    assert [int(pid) for pid in loads.read_text().split()][1] == worker
 
 
 def test_a_version_without_its_model_scores_through_its_workers_in_calls_of_a_batch_at_most() -> None:
