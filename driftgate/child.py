@@ -309,3 +309,15 @@ class ChildProcess:
             self._closed = True
             self._respawn = False
         self.reset()
+
+
+def describe_exit(code: int | None) -> str:
+    """A process's exit code in words: `killed by SIGSEGV`, `exit status 1`, `still running`."""
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"

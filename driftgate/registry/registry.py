@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 
 from driftgate.errors import BadRequest, DriftgateError
+from driftgate.one_shot import run_once
 from driftgate.registry import formats
 from driftgate.registry.reference import read_table, to_parquet
 from driftgate.registry.schema import InputSchema
-from driftgate.serving.one_shot import run_once
 from driftgate.store import Store, VersionRecord
 
 # Rows of the reference data the new model must score before it is accepted.

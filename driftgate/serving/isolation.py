@@ -36,7 +36,7 @@ model's memory once more per worker, and ~0.4 ms plus a copy of the columns per 
 A rollout candidate that runs in processes is also warmed (its reference rows) in a worker of its
 own. The server itself never loads such a version (`ModelCache.describe`): its schema and output
 come from what registration stored, and registration loads and checks it in a throwaway process
-(serving/one_shot.py), so a file that crashes on load fails its upload, not the server. A deploy
+(driftgate/one_shot.py), so a file that crashes on load fails its upload, not the server. A deploy
 loads it in a worker first (the one the endpoint then keeps): one that crashes on load is refused.
 Shadow copies (without the shadow process) and drift reports score it through its workers too.
 """
@@ -61,7 +61,7 @@ from typing import Any
 
 import numpy as np
 
-from driftgate.child import die_with_parent
+from driftgate.child import describe_exit, die_with_parent
 from driftgate.errors import DriftgateError
 from driftgate.registry.schema import Columns, frame_of
 
@@ -373,7 +373,7 @@ class ProcessWorker:
         if process.is_alive():
             process.kill()
         process.join(timeout=5)
-        described = _describe_exit(process.exitcode)
+        described = describe_exit(process.exitcode)
         with contextlib.suppress(ValueError):
             process.close()
         return described
@@ -383,7 +383,7 @@ class ProcessWorker:
         if process is None:
             return "no process"
         process.join(timeout=5)
-        return _describe_exit(process.exitcode)
+        return describe_exit(process.exitcode)
 
     def close(self, *, now: bool) -> None:
         """`now`: kill even a call in flight (shutdown); otherwise after the call in flight ends."""
@@ -451,17 +451,6 @@ class ProcessPool:
     def close(self, *, now: bool) -> None:
         for worker in self.workers:
             worker.close(now=now)
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "still running"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit status {code}"
 
 
 def _remote_error(name: str, text: str) -> Exception:

@@ -1,4 +1,4 @@
-"""One call in a throwaway process (serving/one_shot.py): its answer, its error, its crash or hang
+"""One call in a throwaway process (driftgate/one_shot.py): its answer, its error, its crash or hang
 answered here as an error, and nothing left running."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from driftgate.errors import BadRequest, UntrustedArtifact
+from driftgate.one_shot import WorkerCrashed, WorkerHung, _rebuild, run_once
 from driftgate.registry.registry import Registration, register
-from driftgate.serving.one_shot import WorkerCrashed, WorkerHung, _rebuild, run_once
 from driftgate.store import Store
 from tests.api.test_unvetted_never_in_server import LOADS_INTO_SEGFAULT
 from tests.conftest import Artifacts

@@ -19,9 +19,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from driftgate import errors
-from driftgate.child import die_with_parent
+from driftgate.child import describe_exit, die_with_parent
 from driftgate.errors import BadRequest, DriftgateError
-from driftgate.serving.isolation import _describe_exit
 
 TIMEOUT_S = 120.0
 # The most a reply may hold (a schema and an output description are a few KB).
@@ -58,7 +57,7 @@ def run_once(fn: Callable[..., Any], args: tuple[Any, ...], *, what: str, timeou
             raw = ours.recv_bytes(MAX_REPLY_BYTES)
         except (EOFError, OSError):
             process.join(timeout=5)
-            died = _describe_exit(process.exitcode)
+            died = describe_exit(process.exitcode)
             raise WorkerCrashed(
                 f"WorkerCrashed: the worker process that {what} was {died}"
                 if died.startswith("killed")
