@@ -62,6 +62,11 @@ MAX_BACKOFF_S = 5.0
 # flush() waits this long for the child, then writes what it holds in-process: on a saturated core
 # the idle-priority child gets no CPU, and a caller (feedback for a just-made prediction) must not wait.
 FLUSH_PATIENCE_S = 1.0
+# A call to the child running longer than this means the child is starved (an idle-priority process on a
+# saturated machine): new batches, and those waiting behind the call, go to the in-process recorder. The
+# rows a `kill -9` of the server can lose are those waiting here, so this bounds their age (with a stalled
+# child they used to wait for seconds: rows acked 3.6 s before a kill were lost at load 15).
+STALLED_CALL_S = 1.0
 # close() waits this long for the sender thread's last hand-over.
 CLOSE_TIMEOUT_S = 60.0
 
@@ -163,6 +168,7 @@ class ProcessRecorder:
         self._flush_wanted = False
         self._generation = 0  # moves when a flush takes over what the child holds
         self._wake = threading.Event()
+        self._call_started: float | None = None  # when the call in flight to the child began
         self._stop = False
         self._retry_at = 0.0
         self._backoff = 0.5
@@ -210,6 +216,11 @@ class ProcessRecorder:
         """Hand a batch over without waiting. False when it was dropped (queue full)."""
         n = len(batch)
         with self._lock:
+            started = self._call_started
+            if started is not None and time.monotonic() - started > STALLED_CALL_S:
+                if self._outbox:
+                    self._take_over()  # what waits behind the stalled call is written in-process too
+                return self._to_overflow(batch)
             if not self._stop and self._behind_rows + n <= self.max_behind_rows:
                 self._outbox.append(batch)
                 self._behind_rows += n
@@ -328,6 +339,7 @@ class ProcessRecorder:
     def _send(self, batches: list[LogBatch], upto: int, generation: int) -> None:
         """Give the batches to the child; if it cannot take them (it cannot start, or died twice), they
         go to the in-process recorder and the child gets a rest before the next try."""
+        self._call_started = time.monotonic()
         try:
             stats = self._child.call(_write, merge(batches))
         except Exception as exc:
@@ -337,6 +349,8 @@ class ProcessRecorder:
             stats = None
         else:
             self._backoff = 0.5
+        finally:
+            self._call_started = None
         with self._lock:
             if generation != self._generation:  # a flush took these over meanwhile
                 if stats is not None:

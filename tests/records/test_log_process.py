@@ -13,7 +13,7 @@ import pytest
 
 from driftgate.core.ids import new_ids
 from driftgate.core.rows import as_dicts, encode
-from driftgate.records.log_process import FLUSH_PATIENCE_S, ProcessRecorder
+from driftgate.records.log_process import FLUSH_PATIENCE_S, STALLED_CALL_S, ProcessRecorder
 from driftgate.records.recorder import LogBatch, Recorder
 from driftgate.store import Store
 
@@ -26,11 +26,20 @@ def batch(n: int = 3, **kw: object) -> LogBatch:
 
 
 def recorder(
-    tmp_path: Path, db_url: str, *, max_rows: int = 100_000, child_db: str | None = None, **kw: Any
+    tmp_path: Path,
+    db_url: str,
+    *,
+    max_rows: int = 100_000,
+    child_db: str | None = None,
+    overflow_interval: float = 30,
+    **kw: Any,
 ) -> ProcessRecorder:
     """A process recorder over the store at `db_url`, with its in-process recorder as the servers have it."""
     overflow = Recorder(
-        Store.open(db=db_url).predictions.write_rows, flush_interval=30, max_rows=max_rows, spool=tmp_path / "spool"
+        Store.open(db=db_url).predictions.write_rows,
+        flush_interval=overflow_interval,
+        max_rows=max_rows,
+        spool=tmp_path / "spool",
     )
     return ProcessRecorder(overflow, data_dir=tmp_path, db=child_db or db_url, spool=tmp_path / "spool", **kw)
 
@@ -225,3 +234,32 @@ def test_flush_does_not_wait_for_a_starved_child(tmp_path: Path, store: Store, d
     finally:
         rec.close()
     assert store.predictions.count("ep") == 19 and rec.written_rows == 19
+
+
+def test_rows_behind_a_stalled_call_are_written_in_process_without_a_flush(
+    tmp_path: Path, store: Store, db_url: str
+) -> None:
+    """A `kill -9` of the server loses what waits here for the child, so it must not wait long: once a
+    call to the child has run past `STALLED_CALL_S` (a starved idle-priority child), what waits behind it
+    and what comes next are written by the in-process recorder on its own schedule, no flush needed."""
+    rec = recorder(tmp_path, db_url, flush_interval=0.02, overflow_interval=0.02)
+    try:
+        rec.record(batch(2))
+        rec.flush()
+        [child] = rec.processes()
+        os.kill(child.pid, signal.SIGSTOP)
+        try:
+            rec.record(batch(4))  # the sender hands it to the stopped child: a call that does not end
+            deadline = time.monotonic() + 30
+            while rec._call_started is None or time.monotonic() - rec._call_started <= STALLED_CALL_S:
+                assert time.monotonic() < deadline, "the sender never called the child"
+                time.sleep(0.02)
+            rec.record(batch(3))
+            while store.predictions.count("ep") < 9:  # no flush: the in-process recorder writes them
+                assert time.monotonic() < deadline, f"{store.predictions.count('ep')} of 9 rows written"
+                time.sleep(0.05)
+        finally:
+            os.kill(child.pid, signal.SIGCONT)
+    finally:
+        rec.close()
+    assert store.predictions.count("ep") == 9
