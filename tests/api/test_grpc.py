@@ -372,9 +372,12 @@ def _kserve_python() -> str:
     if importlib.util.find_spec("kserve") is not None:
         return sys.executable
     other = os.environ.get("KSERVE_PYTHON")
+    installed = Path(__file__).parents[2] / ".venvs" / "kserve" / "bin" / "python"  # scripts/kserve
+    if not other and installed.exists():
+        other = str(installed)
     if not other:
         pytest.skip(
-            "KServe's SDK is not installed (pip install kserve, or set KSERVE_PYTHON to an interpreter with it)"
+            "KServe's SDK is not installed (scripts/kserve, or set KSERVE_PYTHON to an interpreter with it)"
         )
     return other
 
