@@ -4,6 +4,7 @@ Prometheus scrapes a live driftgate server, evaluates the rules and answers quer
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -169,3 +170,51 @@ def test_real_prometheus_scrapes_monitoring_and_requests(
     rules = httpx.get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
     broken = [r for g in rules for r in g["rules"] if r.get("health") == "err"]
     assert not broken, broken
+
+
+GRAFANA = Path(__file__).parents[1] / "examples" / "grafana" / "driftgate-dashboard.json"
+
+
+def _grafana_exprs() -> dict[str, list[str]]:
+    """Each panel's queries, with the dashboard's variables as Grafana would fill them for "All"."""
+    import json
+
+    filled = {"$job": ".*", "$endpoint": ".*", "$version": ".*", "$__rate_interval": "30s"}
+    panels: dict[str, list[str]] = {}
+    for panel in json.loads(GRAFANA.read_text())["panels"]:
+        exprs = [t["expr"] for t in panel.get("targets", []) if t.get("expr")]
+        for key, value in filled.items():
+            exprs = [e.replace(key, value) for e in exprs]
+        if exprs:
+            panels[panel["title"]] = exprs
+    return panels
+
+
+@pytest.mark.slow
+def test_every_grafana_panel_shows_data_on_a_healthy_server(
+    deployed: Client, server: LiveServer, prometheus: str, tmp_path: Path
+) -> None:
+    """The issue's "No data" panels: on a healthy server with traffic and one monitor run, a real
+    Prometheus answers at least one query of every panel of examples/grafana with data."""
+    log = tmp_path / "prometheus.log"
+    panels = _grafana_exprs()
+    assert len(panels) >= 19  # every panel of the dashboard that queries something
+    # A healthy server that is watched: one alert rule (its counter exists at 0 before it ever fires).
+    rule = {"name": "drift", "endpoint": "clf", "metric": "data_drift_share", "op": ">", "threshold": 0.9}
+    assert deployed.http.post("/v1/alert-rules", json={**rule, "notify": [{"log": True}]}).status_code == 201
+    calm = classification_data(600, seed=3)
+    _send(deployed, calm)
+    answer = deployed.http.post("/v1/endpoints/clf/monitor", json={"last": 600})
+    assert answer.status_code == 200, answer.text
+
+    def empty_panels() -> list[str]:
+        _send(deployed, calm.head(100))  # traffic goes on, so rates have two samples
+        return [title for title, exprs in panels.items() if not any(query(prometheus, e) for e in exprs)]
+
+    deadline = time.monotonic() + WAIT_S
+    missing = list(panels)
+    while missing and time.monotonic() < deadline:
+        with contextlib.suppress(httpx.TransportError):  # Prometheus still starting
+            missing = empty_panels()
+        time.sleep(1)
+    assert not missing, f"panels with no data: {missing}; Prometheus log:\n{log.read_text()[-2000:]}"
