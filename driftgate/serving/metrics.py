@@ -20,12 +20,19 @@ Two modes, chosen when the app is built:
 
 from __future__ import annotations
 
-import glob
 import os
-import re
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+
+# The multiprocess helpers live in metrics_process.py; importable from here as before.
+from driftgate.serving.metrics_process import (
+    MULTIPROC_ENV,
+    _rss_bytes,
+    forget_dead_workers,
+    multiprocess_dir,
+    refresh_every,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -39,15 +46,10 @@ if TYPE_CHECKING:
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-_LIVE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")
 STEP_LABELS = ("endpoint", "stage", "step", "role")
 SHED_REASONS = ("log_full", "log_max_queued_rows", "max_rows_per_request")  # api/limits.py
 
-
-def multiprocess_dir() -> str | None:
-    """The directory shared by the workers of one server, or None in single-process mode."""
-    return os.environ.get(MULTIPROC_ENV) or None
+__all__ = ["MULTIPROC_ENV", "ServingMetrics", "forget_dead_workers", "multiprocess_dir", "refresh_every"]
 
 
 class ServingMetrics:
@@ -391,61 +393,3 @@ class ServingMetrics:
             from prometheus_client.multiprocess import mark_process_dead
 
             mark_process_dead(os.getpid(), self.multiprocess_dir)
-
-
-def forget_dead_workers(path: str | None) -> list[int]:
-    """`mark_process_dead` for every worker whose live-gauge files remain but whose process is gone
-    (a worker killed without a clean shutdown; uvicorn starts a new one). Returns those pids."""
-    from prometheus_client.multiprocess import mark_process_dead
-
-    dead = set()
-    for name in glob.glob(os.path.join(path or "", "gauge_live*_*.db")):
-        match = _LIVE_FILE.search(name)
-        if match and not _alive(int(match.group(1))):
-            dead.add(int(match.group(1)))
-    for pid in dead:
-        mark_process_dead(pid, path)
-    return sorted(dead)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped by uvicorn's supervisor) is dead for us
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return True
-
-
-def _rss_bytes() -> float:
-    try:
-        with open("/proc/self/statm", "rb") as fh:
-            return float(int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
-    except (OSError, ValueError, IndexError):  # not Linux: peak RSS is the best stdlib offers
-        import resource
-        import sys
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return float(peak if sys.platform == "darwin" else peak * 1024)
-
-
-def refresh_every(metrics: ServingMetrics, seconds: float = 1.0):  # pragma: no cover - trivial loop
-    """An asyncio task body: `refresh()` every `seconds` (multiprocess mode: other workers' scrapes
-    read what this one wrote last)."""
-    import asyncio
-    import logging
-
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(seconds)
-            try:
-                metrics.refresh()
-            except Exception:
-                logging.getLogger("driftgate").exception("metrics refresh failed")
-
-    return loop()
