@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, and_, delete, func, or_, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
@@ -33,22 +33,27 @@ from driftgate.core.rows import (
 from driftgate.store import tables as t
 from driftgate.store.health import StoreUnavailable, is_unavailable
 
+# Look-ups live in prediction_lookup.py; importable from here as before.
+from driftgate.store.prediction_lookup import (
+    CHUNK,
+    LABEL_OF_BATCH,
+    NO_INPUTS,
+    first_rows,
+    labels_of,
+    labels_where,
+    locate,
+    newest_rows,
+    rows_after,
+)
+
+__all__ = ["CHUNK", "NO_INPUTS", "PredictionRepo", "labels_of", "locate", "newest_rows", "store_unavailable"]
+
 F = TypeVar("F", bound=Callable[..., Any])
 _COLUMN_LIST = ", ".join(COLUMNS)
 _SQLITE_INSERT = f"INSERT OR IGNORE INTO prediction_batches ({_COLUMN_LIST}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 _PG_STAGE = "_driftgate_batches_in"
-CHUNK = 500  # ids or keys per IN (...) look-up, well under SQLite's bound-parameter limit
 _B = t.prediction_batches
 _L = t.labels
-# Every column but the inputs: readers that only count, compare or score skip decoding them.
-NO_INPUTS = [c for c in _B.c if c.name != "inputs"]
-# A stored row's labels: ids that start with its key. Hex ids sort below key + "g"; a key that is a
-# whole id (`ids.WHOLE`) matches only itself.
-_LABEL_OF_BATCH = and_(
-    _L.c.prediction_id >= _B.c.batch_key,
-    _L.c.prediction_id < _B.c.batch_key + "g",
-    or_(_B.c.first_row != WHOLE, _L.c.prediction_id == _B.c.batch_key),
-)
 
 
 def store_unavailable(method: F) -> F:
@@ -156,7 +161,7 @@ class PredictionRepo:
             rows = [p for row in stored for p in expand(row._asdict())]
             if last is not None:
                 rows = rows[-last:]
-            labels = _labels_where(conn, [*where, _B.c.ts >= rows[0]["ts"]])
+            labels = labels_where(conn, [*where, _B.c.ts >= rows[0]["ts"]])
         for p in rows:
             p["label"] = labels.get(p["id"], (None, None))[0]
         return rows
@@ -185,7 +190,7 @@ class PredictionRepo:
                 _L.c.label,
                 _L.c.ts.label("label_ts"),
             )
-            .select_from(_B.join(_L, _LABEL_OF_BATCH))
+            .select_from(_B.join(_L, LABEL_OF_BATCH))
             .where(*self._filters(endpoint, None, until, version, role), _B.c.model == model)
             .order_by(_B.c.ts.desc(), _L.c.prediction_id.desc())
             .limit(limit)
@@ -230,7 +235,7 @@ class PredictionRepo:
         after: tuple[float, str] | None = None
         with self.engine.connect() as conn:
             while len(out) < limit:
-                query = base if after is None else base.where(_after(after))
+                query = base if after is None else base.where(rows_after(after))
                 stored = conn.execute(query).all()
                 if not stored:
                     break
@@ -304,13 +309,13 @@ class PredictionRepo:
         base = select(_B).where(*where).order_by(_B.c.ts, _B.c.batch_key)
         after: tuple[float, str] | None = None
         while True:
-            query = base if after is None else base.where(_after(after))
+            query = base if after is None else base.where(rows_after(after))
             with self.engine.connect() as conn:
-                stored = _first_rows(conn, query, chunk_rows)
+                stored = first_rows(conn, query, chunk_rows)
                 if not stored:
                     return
                 chunk = [p for row in stored for p in expand(row._asdict())]
-                labels = _labels_where(conn, [*where, _B.c.ts >= stored[0].ts, _B.c.ts <= stored[-1].ts])
+                labels = labels_where(conn, [*where, _B.c.ts >= stored[0].ts, _B.c.ts <= stored[-1].ts])
             for p in chunk:
                 p["label"], p["label_ts"] = labels.get(p["id"], (None, None))
             yield chunk
@@ -345,71 +350,6 @@ class PredictionRepo:
 
 _KEY_COLUMNS = frozenset({"batch_key", "first_row", "n_rows"})
 _REVIEW_COLUMNS = ("id", "endpoint", "model", "version", "ts", "inputs", "output", "probabilities", "status")
-
-
-def locate(
-    conn: Connection, ids: Sequence[str], *columns: Any, where: Iterable[Any] = ()
-) -> dict[str, tuple[Any, int]]:
-    """{id: (its stored row, with `columns`; its index there)} for those of `ids` that are stored and
-    match `where`."""
-    by_key: dict[str, list[tuple[str, int]]] = {}
-    for pid in ids:
-        key, number = split_id(pid)
-        by_key.setdefault(key, []).append((pid, number))
-    keys = list(by_key)
-    found: dict[str, tuple[Any, int]] = {}
-    for start in range(0, len(keys), CHUNK):
-        query = select(_B.c.batch_key, _B.c.first_row, _B.c.n_rows, *columns).where(
-            _B.c.batch_key.in_(keys[start : start + CHUNK]), *where
-        )
-        for row in conn.execute(query):
-            for pid, number in by_key[row.batch_key]:
-                index = number - row.first_row if row.first_row != WHOLE else 0
-                if 0 <= index < row.n_rows and (number == WHOLE) == (row.first_row == WHOLE):
-                    found[pid] = (row, index)
-    return found
-
-
-def _after(after: tuple[float, str]) -> Any:
-    """Keyset pagination: rows after (ts, key) in the log's order."""
-    return or_(_B.c.ts > after[0], and_(_B.c.ts == after[0], _B.c.batch_key > after[1]))
-
-
-def newest_rows(conn: Connection, query: Any, rows: int | None) -> list[Any]:
-    """Stored rows from `query` (newest first) until they hold `rows` predictions, oldest first."""
-    stored = list(conn.execute(query).all()) if rows is None else _first_rows(conn, query, rows)
-    stored.reverse()
-    return stored
-
-
-def _first_rows(conn: Connection, query: Any, rows: int) -> list[Any]:
-    """Stored rows from `query`, in its order, until they hold at least `rows` predictions."""
-    out: list[Any] = []
-    held = 0
-    result = conn.execution_options(stream_results=True, yield_per=1000).execute(query.limit(rows))
-    for row in result:
-        out.append(row)
-        held += row.n_rows
-        if held >= rows:
-            break
-    result.close()
-    return out
-
-
-def _labels_where(conn: Connection, where: Sequence[Any]) -> dict[str, tuple[Any, float]]:
-    """{prediction id: (label, when it arrived)} for the stored rows matching `where`."""
-    query = select(_L.c.prediction_id, _L.c.label, _L.c.ts).select_from(_B.join(_L, _LABEL_OF_BATCH)).where(*where)
-    return {row.prediction_id: (row.label, row.ts) for row in conn.execute(query)}
-
-
-def labels_of(conn: Connection, ids: Sequence[str]) -> dict[str, tuple[Any, float]]:
-    """{prediction id: (label, when it arrived)} for those of `ids` that have one."""
-    out: dict[str, tuple[Any, float]] = {}
-    for start in range(0, len(ids), CHUNK):
-        part = ids[start : start + CHUNK]
-        query = select(_L.c.prediction_id, _L.c.label, _L.c.ts).where(_L.c.prediction_id.in_(part))
-        out.update((row.prediction_id, (row.label, row.ts)) for row in conn.execute(query))
-    return out
 
 
 def _copy_rows(cursor: Any, table: str, rows: Sequence[Row]) -> None:
