@@ -84,42 +84,67 @@ def merge(batches: list[LogBatch]) -> list[LogBatch]:
 
 
 def _merged(run: list[LogBatch]) -> LogBatch:
+    """One batch holding the rows of `run` in order (a run of one is returned as it is)."""
     if len(run) == 1:
         return run[0]
     first = run[0]
-
-    def per_row(values: list[Any]) -> list[Any]:
-        return [
-            v
-            for b, value in zip(run, values, strict=True)
-            for v in (value if isinstance(value, list) else [value] * len(b))
-        ]
-
-    # _merge_key gave every batch of the run the same shape: all or none of them hold each part, so the
-    # `is not None` filters below drop nothing; they only tell the type checker.
-    columns = None
-    if first.frame is not None:
-        assert isinstance(first.frame, dict)
-        frames = [b.frame for b in run if b.frame is not None]
-        columns = {name: np.concatenate([frame[name] for frame in frames]) for name in first.frame}
     return LogBatch(
         first.endpoint,
         first.model,
         first.version,
         first.role,
-        per_row([b.ts for b in run]),
-        [i for b in run for i in b.ids],
-        columns,
-        None if first.predictions is None else [p for b in run if b.predictions is not None for p in b.predictions],
-        None
-        if first.probabilities is None
-        else np.concatenate([b.probabilities for b in run if b.probabilities is not None]),
-        per_row([b.latency_ms for b in run]),
-        per_row([b.status for b in run]),
+        _per_row(run, [b.ts for b in run]),
+        _ids(run),
+        _joined_columns(run),
+        _joined_lists([b.predictions for b in run]),
+        _joined_probabilities(run),
+        _per_row(run, [b.latency_ms for b in run]),
+        _per_row(run, [b.status for b in run]),
         error=first.error,
         redact=first.redact,
-        parent_ids=None
-        if first.parent_ids is None
-        else [p for b in run if b.parent_ids is not None for p in b.parent_ids],
-        sizes=[size for b in run for size in (b.sizes or [len(b)])],
+        parent_ids=_joined_lists([b.parent_ids for b in run]),
+        sizes=_sizes(run),
     )
+
+
+# `_merge_key` gave every batch of a run the same shape: all or none of them hold each part, so the
+# `is not None` filters below drop nothing; they only tell the type checker.
+
+
+def _per_row(run: list[LogBatch], values: list[Any]) -> list[Any]:
+    """One value per row: a batch's list as it is, a batch's single value once per row."""
+    return [
+        v
+        for b, value in zip(run, values, strict=True)
+        for v in (value if isinstance(value, list) else [value] * len(b))
+    ]
+
+
+def _joined_columns(run: list[LogBatch]) -> dict[str, np.ndarray] | None:
+    first = run[0].frame
+    if first is None:
+        return None
+    assert isinstance(first, dict)
+    frames = [b.frame for b in run if b.frame is not None]
+    return {name: np.concatenate([frame[name] for frame in frames]) for name in first}
+
+
+def _joined_lists(parts: list[list[Any] | None]) -> list[Any] | None:
+    if parts[0] is None:
+        return None
+    return [item for part in parts if part is not None for item in part]
+
+
+def _joined_probabilities(run: list[LogBatch]) -> np.ndarray | None:
+    if run[0].probabilities is None:
+        return None
+    return np.concatenate([b.probabilities for b in run if b.probabilities is not None])
+
+
+def _ids(run: list[LogBatch]) -> list[str]:
+    return [i for b in run for i in b.ids]
+
+
+def _sizes(run: list[LogBatch]) -> list[int]:
+    """Rows per request: a merged batch's own sizes, or its length (one request)."""
+    return [size for b in run for size in (b.sizes or [len(b)])]
