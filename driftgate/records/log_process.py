@@ -145,6 +145,7 @@ class ProcessRecorder:
         flush_interval: float = 0.5,
         batch_rows: int = 5000,
         max_behind_rows: int | None = None,
+        stalled_call_s: float = STALLED_CALL_S,
     ) -> None:
         """`max_behind_rows` (default `10 * batch_rows`): rows waiting for the child past which new batches
         go to `overflow` instead. `overflow` also adopts and replays what a crashed server left in the
@@ -169,6 +170,7 @@ class ProcessRecorder:
         self._generation = 0  # moves when a flush takes over what the child holds
         self._wake = threading.Event()
         self._call_started: float | None = None  # when the call in flight to the child began
+        self.stalled_call_s = stalled_call_s
         self._stop = False
         self._retry_at = 0.0
         self._backoff = 0.5
@@ -217,7 +219,7 @@ class ProcessRecorder:
         n = len(batch)
         with self._lock:
             started = self._call_started
-            if started is not None and time.monotonic() - started > STALLED_CALL_S:
+            if started is not None and time.monotonic() - started > self.stalled_call_s:
                 if self._outbox:
                     self._take_over()  # what waits behind the stalled call is written in-process too
                 return self._to_overflow(batch)

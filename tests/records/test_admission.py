@@ -59,7 +59,11 @@ def test_rows_taken_back_from_a_starved_child_are_not_dropped(tmp_path: Path, st
         Store.open(db=db_url).predictions.write_rows, flush_interval=3600, batch_rows=10**6, max_rows=10,
         spool=tmp_path / "spool",
     )  # fmt: skip
-    rec = ProcessRecorder(overflow, data_dir=tmp_path, db=db_url, spool=tmp_path / "spool", flush_interval=0.02)
+    # The stalled-call bound is pinned out of the way: this is about what a flush takes over from the
+    # child, so the stopped child must keep holding its rows however slowly this test runs.
+    rec = ProcessRecorder(
+        overflow, data_dir=tmp_path, db=db_url, spool=tmp_path / "spool", flush_interval=0.02, stalled_call_s=3600
+    )
     try:
         rec.record(batch(2))
         rec.flush()  # the child is up
