@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from driftgate.errors import BadRequest, InvalidInput
 from driftgate.monitoring.files import file_schema, iter_batches
 from driftgate.records.recorder import Admission, PredictionLog
+from driftgate.registry.schema import InputSchema
 from driftgate.serving.dataplane import DataPlane
 from driftgate.serving.result import DecodedRequest, PredictionResult
 
@@ -64,9 +65,30 @@ async def score_file(
     chunk_rows: int = 10_000,
     on_chunk: Callable[[int], None] | None = None,
 ) -> BatchSummary:
-    kind = output_format(target)
+    output = _Output(target, output_format(target))
     state = plane.state(endpoint)
-    schema = state.stable.schema
+    _check_paths(source, target)
+    pinned, text = _read_types(state.stable.schema)
+    summary = BatchSummary()
+    started = time.perf_counter()
+    try:
+        for batch in _chunks(source, chunk_rows, pinned):
+            where = _where(summary, batch, source)
+            result = await _score_chunk(plane, endpoint, DecodedRequest(_columns(batch, text), batch.num_rows), where)
+            _write_chunk(output, _with_predictions(batch, result, state.stable.classes), batch, result, where)
+            _count(summary, batch.num_rows, result)
+            if on_chunk is not None:
+                on_chunk(batch.num_rows)
+        output.commit(source)
+        summary.seconds = time.perf_counter() - started
+    finally:
+        output.discard()
+    return summary
+
+
+def _check_paths(source: Path, target: Path) -> None:
+    """Refuse, before anything is scored, an output that cannot be written and input columns that
+    would clash with the output's."""
     if target.is_dir() or not target.parent.is_dir():
         raise BadRequest(f"output {str(target)!r} must be a file in an existing folder", field="output")
     try:
@@ -76,53 +98,76 @@ async def score_file(
     clash = [c for c in names if c in OUTPUT_COLUMNS or c.startswith("probability_")]
     if clash:
         raise BadRequest(f"input columns {clash} clash with the output's columns; rename them", field="input")
-    # A CSV's columns take the types the schema expects (the reader would guess per block of the file):
-    # digits in a text feature stay text, and a number column holding text is refused by name.
+
+
+def _read_types(schema: InputSchema) -> tuple[pa.Schema, frozenset[str]]:
+    """The column types to read the input with, and the text features.
+
+    A CSV's columns take the types the schema expects (the reader would guess per block of the file):
+    digits in a text feature stay text, and a number column holding text is refused by name."""
     pinned = pa.schema([(f.name, pa.float64() if f.is_numeric else pa.string()) for f in schema.features])
     text = frozenset(f.name for f in schema.features if not f.is_numeric)
-    summary = BatchSummary()
-    started = time.perf_counter()
-    partial = target.with_name(target.name + ".partial")
-    writer: Any = None
+    return pinned, text
+
+
+async def _score_chunk(plane: DataPlane, endpoint: str, request: DecodedRequest, where: str) -> PredictionResult:
+    """A chunk scored as an online request, holding room in the prediction log while it is."""
     try:
-        for batch in _chunks(source, chunk_rows, pinned):
-            request = DecodedRequest(columns=_columns(batch, text), n_rows=batch.num_rows)
-            try:
-                with await _admission(plane.recorder, batch.num_rows):
-                    result = await plane.predict(endpoint, request)
-            except InvalidInput as exc:
-                raise InvalidInput(f"{_where(summary, batch, source)}: {exc.message}", **exc.details) from None
-            table = _with_predictions(batch, result, state.stable.classes)
-            if writer is None:
-                writer = (
-                    pq.ParquetWriter(partial, table.schema)
-                    if kind == "parquet"
-                    else pa_csv.CSVWriter(partial, table.schema)
-                )
-            try:
-                writer.write_table(table.cast(writer.schema) if kind == "parquet" else table)
-            except (pa.ArrowInvalid, ValueError):
-                raise InvalidInput(
-                    f"{_where(summary, batch, source)}: v{result.version} answered them with other output columns "
-                    f"({', '.join(table.schema.names[batch.num_columns :])}) than earlier rows had; score the file "
-                    "when the rollout has ended",
-                    field="input",
-                ) from None
-            _count(summary, batch.num_rows, result)
-            if on_chunk is not None:
-                on_chunk(batch.num_rows)
-        if writer is None:
+        with await _admission(plane.recorder, request.n_rows):
+            return await plane.predict(endpoint, request)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{where}: {exc.message}", **exc.details) from None
+
+
+def _write_chunk(output: _Output, table: pa.Table, batch: pa.RecordBatch, result: PredictionResult, where: str) -> None:
+    """A chunk's rows and answers appended to the output; a chunk whose answers have other columns
+    than the first chunk's (a rollout's versions answer differently) is refused by its rows."""
+    output.open(table.schema)
+    try:
+        output.write(table)
+    except (pa.ArrowInvalid, ValueError):
+        raise InvalidInput(
+            f"{where}: v{result.version} answered them with other output columns "
+            f"({', '.join(table.schema.names[batch.num_columns :])}) than earlier rows had; score the file "
+            "when the rollout has ended",
+            field="input",
+        ) from None
+
+
+class _Output:
+    """The output file: written as `<name>.partial`, renamed to its name only when complete."""
+
+    def __init__(self, target: Path, kind: str) -> None:
+        self.target = target
+        self.kind = kind
+        self.partial = target.with_name(target.name + ".partial")
+        self.writer: Any = None
+
+    def open(self, schema: pa.Schema) -> None:
+        """Opened on the first chunk: its columns (with the answers') are the file's."""
+        if self.writer is None:
+            self.writer = (
+                pq.ParquetWriter(self.partial, schema)
+                if self.kind == "parquet"
+                else pa_csv.CSVWriter(self.partial, schema)
+            )
+
+    def write(self, table: pa.Table) -> None:
+        self.writer.write_table(table.cast(self.writer.schema) if self.kind == "parquet" else table)
+
+    def commit(self, source: Path) -> None:
+        if self.writer is None:
             raise InvalidInput(f"{source.name} holds no rows to score", field="input")
-        writer.close()
-        writer = None
-        os.replace(partial, target)
-        summary.seconds = time.perf_counter() - started
-    finally:
-        if writer is not None:
+        self.writer.close()
+        self.writer = None
+        os.replace(self.partial, self.target)
+
+    def discard(self) -> None:
+        """What is left of an output not committed: closed and removed."""
+        if self.writer is not None:
             with contextlib.suppress(Exception):
-                writer.close()
-        partial.unlink(missing_ok=True)
-    return summary
+                self.writer.close()
+        self.partial.unlink(missing_ok=True)
 
 
 async def _admission(log: PredictionLog, rows: int) -> Admission:
