@@ -139,3 +139,41 @@ def test_a_protected_server_asks_for_a_token_and_uses_it(tmp_path: Path, artifac
         assert page.locator("#error").inner_text() == ""
     finally:
         srv.stop()
+
+
+def test_an_answer_to_the_old_token_does_not_bring_its_error_back(
+    tmp_path: Path, artifacts: Artifacts, browser: object
+) -> None:
+    """CI once saw the 401 from before the token was entered still on the page after the new token's
+    data was drawn: the refresh started without a token ended last. Here the tokenless request to
+    /v1/endpoints is held until the refresh with the token has ended, then let through."""
+    from driftgate.store import Store
+
+    store = Store.open(tmp_path / "data")
+    reader = store.tokens.create("predict", name="r")
+    store.close()
+    srv = make_server(tmp_path)
+    held: list[object] = []
+    try:
+        page = browser.new_page()  # type: ignore[attr-defined]
+
+        def hold_the_tokenless_one(route: object, request: object) -> None:
+            if "authorization" not in request.headers and not held:  # type: ignore[attr-defined]
+                held.append(route)
+            else:
+                route.continue_()  # type: ignore[attr-defined]
+
+        page.route("**/v1/endpoints", hold_the_tokenless_one)
+        page.goto(srv.url + "/")
+        page.wait_for_function("document.querySelector('#token') !== null")
+        page.fill("#token", reader)
+        page.dispatch_event("#token", "change")
+        page.wait_for_function("document.body.dataset.loaded !== undefined", timeout=30_000)
+        assert len(held) == 1 and page.locator("#error").inner_text() == ""
+        ended = int(page.evaluate("Number(document.body.dataset.refreshes || 0)"))
+        with page.expect_response(lambda r: r.url.endswith("/v1/endpoints") and r.status == 401):
+            held[0].continue_()  # type: ignore[attr-defined]
+        page.wait_for_function(f"Number(document.body.dataset.refreshes || 0) > {ended}", timeout=30_000)
+        assert page.locator("#error").inner_text() == ""
+    finally:
+        srv.stop()
