@@ -16,27 +16,50 @@ import pandas as pd
 
 from driftgate.errors import InvalidInput, short_repr
 
-FeatureKind = Literal["numeric", "integer", "boolean", "categorical"]
+FeatureKind = Literal["numeric", "integer", "boolean", "categorical", "text", "tensor"]
+# A tensor feature's media decides its input metrics (descriptors): images and audio have their own.
+TensorMedia = Literal["image", "audio"]
 # Above this many distinct values a string column's categories are not enumerated.
 MAX_ENUMERATED_CATEGORIES = 1000
+NUMERIC_KINDS = frozenset({"numeric", "integer", "boolean"})
 
 
 @dataclass(frozen=True, slots=True)
 class FeatureSpec:
+    """One input of a model. Scalar kinds (numeric, integer, boolean, categorical) hold one value a
+    row; `text` holds a string (`max_chars` bounds it), `tensor` an array of fixed `shape` (without
+    the row axis) and `dtype` (a numpy name: "float32", "uint8", ...), with `media` naming what it
+    is ("image": (height, width) or (height, width, channels); "audio": (samples,) at `sample_rate`)."""
+
     name: str
     kind: FeatureKind
     nullable: bool = False
     min: float | None = None
     max: float | None = None
     categories: tuple[str, ...] | None = None
+    shape: tuple[int, ...] | None = None
+    dtype: str | None = None
+    media: TensorMedia | None = None
+    sample_rate: int | None = None
+    max_chars: int | None = None
 
     @property
     def is_numeric(self) -> bool:
-        return self.kind != "categorical"
+        return self.kind in NUMERIC_KINDS
+
+    @property
+    def is_scalar(self) -> bool:
+        """One number or category a row (the tabular kinds); text and tensors are not."""
+        return self.kind not in ("text", "tensor")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["categories"] = list(self.categories) if self.categories is not None else None
+        out["shape"] = list(self.shape) if self.shape is not None else None
+        # The tabular kinds' documents stay as they were (SPEC shapes): new keys only where they apply.
+        for key in ("shape", "dtype", "media", "sample_rate", "max_chars"):
+            if out[key] is None:
+                del out[key]
         return out
 
 
@@ -88,6 +111,11 @@ class InputSchema:
                     min=f.get("min"),
                     max=f.get("max"),
                     categories=tuple(cats) if cats is not None else None,
+                    shape=tuple(int(d) for d in f["shape"]) if f.get("shape") is not None else None,
+                    dtype=f.get("dtype"),
+                    media=f.get("media"),
+                    sample_rate=f.get("sample_rate"),
+                    max_chars=f.get("max_chars"),
                 )
             )
         return cls(tuple(feats), data.get("unknown_categories", "allow"))
