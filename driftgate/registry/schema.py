@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from driftgate.errors import InvalidInput, short_repr
+from driftgate.registry.schema_media import TensorSpec, convert_tensor, convert_text, infer_tensor
 
 FeatureKind = Literal["numeric", "integer", "boolean", "categorical", "text", "tensor"]
 # A tensor feature's media decides its input metrics (descriptors): images and audio have their own.
@@ -125,7 +126,11 @@ class InputSchema:
         """Two schemas with the same signature turn the same request into the same frame, or both
         refuse it (value ranges are only counted, never refused)."""
         reject = self.unknown_categories == "reject"
-        return tuple((f.name, f.kind, f.nullable, f.categories if reject else None) for f in self.features)
+        return tuple(
+            (f.name, f.kind, f.nullable, f.categories if reject else None)
+            + (() if f.is_scalar else (f.shape, f.dtype, f.media, f.max, f.max_chars))
+            for f in self.features
+        )
 
     def with_unknown_categories(self, policy: Literal["allow", "reject"]) -> InputSchema:
         return InputSchema(self.features, policy)
@@ -177,7 +182,19 @@ class InputSchema:
             raise InvalidInput(f"feature {spec.name!r}: expected {n_rows} values, got {len(values)}", feature=spec.name)
         if spec.kind == "categorical":
             return self._convert_categorical(spec, values)
+        if spec.kind == "text":
+            return convert_text(spec.name, spec.nullable, spec.max_chars, values)
+        if spec.kind == "tensor":
+            return convert_tensor(self._tensors[spec.name], values, n_rows)
         return _convert_numeric(spec, values)
+
+    @cached_property
+    def _tensors(self) -> dict[str, TensorSpec]:
+        return {
+            f.name: TensorSpec(f.name, f.shape or (), f.dtype or "float32", f.media, f.nullable, f.max)
+            for f in self.features
+            if f.kind == "tensor"
+        }
 
     def _convert_categorical(self, spec: FeatureSpec, values: Any) -> np.ndarray:
         # Look for nested values before numpy sees them: a list in a cell would make the
@@ -227,16 +244,16 @@ def frame_of(columns: Columns) -> pd.DataFrame:
 
     The public constructor costs ~400 us for 20 columns (it re-checks every array and infers
     Arrow strings that scikit-learn converts back on every call); the arrays here are already
-    checked 1-d columns of one length, so they go in as they are (~60 us). Categoricals stay
-    plain object columns.
+    checked columns of one length, so they go in as they are (~60 us). Categoricals and text stay
+    plain object columns; a tensor column (n, *shape) becomes an object column of the rows' arrays.
     """
     index = _column_index(tuple(columns))
-    arrays = list(columns.values())
+    arrays = [v if v.ndim == 1 else np.fromiter(v, dtype=object, count=len(v)) for v in columns.values()]
     n = len(arrays[0]) if arrays else 0
     try:
         return pd.DataFrame._from_arrays(arrays, columns=index, index=pd.RangeIndex(n), verify_integrity=False)
     except (AttributeError, TypeError):  # a pandas without the fast path
-        data = {k: pd.Series(v, dtype=object) if v.dtype == object else v for k, v in columns.items()}
+        data = {k: pd.Series(v, dtype=object) if v.dtype == object else v for k, v in zip(index, arrays, strict=True)}
         return pd.DataFrame(data, columns=index, index=pd.RangeIndex(n))
 
 
@@ -246,7 +263,8 @@ def _column_index(names: tuple[str, ...]) -> pd.Index:
 
 
 def merge_columns(parts: list[Columns]) -> Columns:
-    """The rows of several requests as one set of columns (each part from the same schema)."""
+    """The rows of several requests as one set of columns (each part from the same schema); tensor
+    columns (n, *shape) join on the row axis."""
     if len(parts) == 1:
         return parts[0]
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
@@ -294,6 +312,10 @@ def _infer_feature(name: str, column: pd.Series) -> FeatureSpec:
         kind: FeatureKind = "integer" if pd.api.types.is_integer_dtype(column) else "numeric"
         lo, hi = column.min(), column.max()
         return FeatureSpec(name, kind, nullable, None if pd.isna(lo) else float(lo), None if pd.isna(hi) else float(hi))
+    tensor = infer_tensor(column)
+    if tensor is not None:
+        shape, dtype, nullable = tensor
+        return FeatureSpec(name, "tensor", nullable, shape=shape, dtype=dtype)
     levels = column.dropna().astype(str).unique()
     cats = tuple(sorted(levels)) if len(levels) <= MAX_ENUMERATED_CATEGORIES else None
     return FeatureSpec(name, "categorical", nullable, categories=cats)
