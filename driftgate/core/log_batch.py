@@ -13,6 +13,26 @@ if TYPE_CHECKING:  # pandas loads only where frames are made: the store and the 
     import pandas as pd
 
 
+@dataclass(frozen=True, slots=True)
+class TensorLog:
+    """How one tensor feature is logged: its descriptors by `media` ("image", "audio"; None: a generic
+    tensor, payload only), with the image's fully bright value or the audio's sample rate."""
+
+    name: str
+    media: str | None = None
+    max_value: float | None = None
+    sample_rate: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaLog:
+    """An endpoint version's tensor features and the share of rows whose raw payload is kept (rows
+    routed to review always keep theirs). Made once per endpoint config, shared by its batches."""
+
+    tensors: tuple[TensorLog, ...]
+    payload_rate: float
+
+
 @dataclass(slots=True)
 class LogBatch:
     """What one request hands to the recorder: O(1) to build, encoded later off the request path."""
@@ -35,6 +55,8 @@ class LogBatch:
     parent_ids: list[str] | None = None
     # Rows per request when `merge` joined several (each is stored as its own row); None: one request.
     sizes: list[int] | None = None
+    # Tensor features to describe and sample (`records.media`) before encoding; None: none (tabular).
+    media: MediaLog | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -54,6 +76,7 @@ def _merge_key(batch: LogBatch) -> tuple[Any, ...] | None:
         batch.role,
         batch.error,
         id(batch.redact),  # the endpoint config's own mapping: the same object for every request
+        id(batch.media),  # likewise
         None if columns is None else tuple((k, getattr(v, "dtype", None)) for k, v in columns.items()),
         batch.predictions is None,
         None if batch.probabilities is None else batch.probabilities.shape[1],
@@ -104,6 +127,7 @@ def _merged(run: list[LogBatch]) -> LogBatch:
         redact=first.redact,
         parent_ids=_joined_lists([b.parent_ids for b in run]),
         sizes=_sizes(run),
+        media=first.media,
     )
 
 

@@ -1,12 +1,17 @@
 """Redaction of sensitive input fields, applied before a row is stored, spooled or logged.
 
-Rules come from the endpoint config, e.g. `{"redact": {"email": "drop", "customer_id": "hash"}}`:
-`drop` removes the field, `hash` keeps a SHA-256 prefix so rows can still be grouped by it.
+Rules come from the endpoint config, e.g.
+`{"redact": {"email": "drop", "customer_id": "hash", "body": "mask"}}`: `drop` removes the field,
+`hash` keeps a SHA-256 prefix so rows can still be grouped by it, `mask` keeps free text readable
+with its e-mail addresses replaced by `[email]` and every digit by `#` (phone, account and card
+numbers; the text keeps its shape for a reviewer and for the text descriptors). A masked value that
+is not a string is masked as its text: a number becomes `#.#`, never stored as it was.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +19,23 @@ if TYPE_CHECKING:
     import pandas as pd
 
 REDACTED = "[redacted]"
+MASKED_EMAIL = "[email]"
+MASKED_DIGIT = "#"
+# Local part and domain as mail clients accept them in running text (\w: Unicode letters and digits).
+_EMAIL = re.compile(r"[\w.%+'-]+@[\w-]+(?:\.[\w-]+)+")
+_DIGIT = re.compile(r"\d")  # any Unicode digit, not only 0-9
+
+
+def mask_text(value: Any) -> Any:
+    """E-mail addresses and digits of a free text masked; None stays None.
+
+    >>> mask_text("Mail jo.doe@example.org or call +49 151 2345")
+    'Mail [email] or call +## ### ####'
+    """
+    if value is None or value != value:  # None, NaN: missing stays missing
+        return value
+    text = value if isinstance(value, str) else str(value)
+    return _DIGIT.sub(MASKED_DIGIT, _EMAIL.sub(MASKED_EMAIL, text))
 
 
 def hash_value(value: Any) -> str:
@@ -39,6 +61,8 @@ def redact(inputs: dict[str, Any], rules: Mapping[str, str]) -> dict[str, Any]:
             continue
         if rule == "drop":
             del out[name]
+        elif rule == "mask":
+            out[name] = mask_text(out[name])
         else:
             out[name] = hash_value(out[name])
     return out
@@ -55,14 +79,24 @@ def redact_columns(columns: Mapping[str, Any], rules: Mapping[str, str]) -> dict
         rule = rules.get(name)
         if rule == "drop":
             continue
-        out[name] = values if rule is None else [hash_value(v) for v in list(values)]
+        if rule is None:
+            out[name] = values
+        elif rule == "mask":
+            out[name] = [mask_text(v) for v in list(values)]
+        else:
+            out[name] = [hash_value(v) for v in list(values)]
     return out
 
 
 def scrub_text(text: str, frame: pd.DataFrame | Mapping[str, Any], rules: Mapping[str, str]) -> str:
-    """Blank out raw values of redacted fields that an error message may quote."""
-    for name in rules:
+    """Blank out raw values of redacted fields that an error message may quote. With a `mask` rule
+    the whole message is masked: it may quote a text in part (`short_repr`), which no lookup of the
+    whole value finds."""
+    for name, rule in rules.items():
         if name not in frame:  # a frame's columns, a mapping's keys
+            continue
+        if rule == "mask":
+            text = mask_text(text)
             continue
         for value in set(map(str, list(frame[name]))):
             if value and value in text:

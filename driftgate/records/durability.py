@@ -17,10 +17,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Protocol
 
-from driftgate.core.rows import LogBatch, Row, count_rows, encode
+from driftgate.core.rows import LogBatch, Row, count_rows
 from driftgate.errors import NotReady
 from driftgate.records.admission import Admission
 from driftgate.records.backlog import describe_error
+from driftgate.records.media import encode_batch as encode  # tensors described and sampled first
 from driftgate.records.spool import Segment, Spool
 
 if TYPE_CHECKING:

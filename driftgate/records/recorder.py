@@ -19,10 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from driftgate.core.rows import LogBatch, Row, count_rows, encode, merge
+from driftgate.core.rows import LogBatch, Row, count_rows, merge
 from driftgate.records.admission import Admission, take_admitted
 from driftgate.records.backlog import REPLAY_FILES, Backlog, RowWriter, describe_error
 from driftgate.records.durability import Durability, GroupCommit, WriteBehind
+from driftgate.records.media import encode_batch as encode  # tensors described and sampled first
 from driftgate.records.spool import Segment, Spool
 
 log = logging.getLogger("driftgate.recorder")

@@ -112,6 +112,7 @@ class DataPlane(EndpointTable):
                 latency_ms,
                 decision.logged or "ok",
                 redact=st.config.redact,
+                media=st.media.get(ref),
             )
         )
         for shadow in route.shadows:
@@ -277,6 +278,7 @@ class DataPlane(EndpointTable):
                 status,
                 error=error,
                 redact=st.config.redact,
+                media=st.media.get(ref),
             )
         )
 

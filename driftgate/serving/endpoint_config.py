@@ -130,8 +130,23 @@ class EndpointConfig(BaseModel):
     review_sample_rate: float = Field(
         0.05, ge=0.0, le=1.0, description="'governed': share of answered rows queued for a person to check."
     )
-    redact: dict[str, Literal["drop", "hash"]] = Field(
-        default_factory=dict, description="Input fields dropped or hashed before anything is stored."
+    redact: dict[str, Literal["drop", "hash", "mask"]] = Field(
+        default_factory=dict,
+        description="Input fields redacted before anything is stored (spool, store, log lines): 'drop' removes "
+        "the field, 'hash' keeps a SHA-256 pseudonym, 'mask' keeps a free text with its e-mail addresses replaced "
+        "by [email] and every digit by # (see driftgate/core/redaction.py).",
+    )
+    # 5 %: a window of 4,000 predictions then holds ~200 raw tensors, enough for the embedding-drift test
+    # (MMD), while a second of float32 audio (78 KB as stored: noisy float32 barely compresses and base64
+    # adds a third) costs ~4 KB a row on average; an 8x8 digit image costs 200 bytes either way.
+    payload_sample_rate: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="Share of rows whose raw tensor inputs (images, audio, embeddings) are kept in the prediction "
+        "log, compressed. Rows routed to review always keep theirs (a person must see them); descriptors "
+        "(brightness, volume, ...) are logged for every row. 5 % by default: ~200 payloads in a 4,000-row window "
+        "for the embedding-drift test, at a twentieth of the storage of keeping every payload.",
     )
     batching: Batching = Field(default_factory=Batching)
     timeout_ms: int = Field(10_000, ge=1, le=600_000, description="Per-request model time limit (504 after).")

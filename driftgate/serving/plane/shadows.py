@@ -105,6 +105,7 @@ class ShadowRunner:
                 status,
                 error=error,
                 redact=st.config.redact,
+                media=st.media.get(ref),
                 parent_ids=parent_ids,
             )
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from driftgate.core.log_batch import MediaLog, TensorLog
 from driftgate.monitoring.guards import OutputLimits
 from driftgate.registry.schema import InputSchema
 from driftgate.rollout.policy import TrafficPolicy, VersionRef
@@ -57,6 +58,11 @@ class EndpointState:
     guard: OutputLimits | None = None
     # Each version's isolation mode ("auto" resolved): shown by GET /v1/endpoints/{name}.
     isolation: dict[VersionRef, str] = field(default_factory=dict)
+    # How each version's tensor inputs are logged (None: it has none), made once per config.
+    media: dict[VersionRef, MediaLog | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.media = {ref: media_log(schema, self.config.payload_sample_rate) for ref, schema in self.schemas.items()}
 
     @property
     def stable(self) -> LoadedVersion:
@@ -69,6 +75,12 @@ class EndpointState:
     @property
     def sticky_key(self) -> str | None:
         return self.rollout["spec"].get("sticky_key") if self.rollout else None
+
+
+def media_log(schema: InputSchema, payload_rate: float) -> MediaLog | None:
+    """What the prediction log needs to know of a schema's tensor features; None without any."""
+    tensors = tuple(TensorLog(f.name, f.media, f.max, f.sample_rate) for f in schema.features if f.kind == "tensor")
+    return MediaLog(tensors, payload_rate) if tensors else None
 
 
 def parse_config(body: dict[str, Any]) -> EndpointConfig:
