@@ -15,6 +15,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from driftgate.cli import export_media
+from driftgate.cli.export_media import TensorSpec
+
 console = Console(stderr=True)
 BASE_COLUMNS = ("id", "ts", "model", "version", "role", "status", "latency_ms", "prediction", "probabilities")
 TAIL_COLUMNS = ("label", "label_ts", "error")
@@ -63,7 +66,7 @@ class InputValues:
         self.not_boolean = 0
 
     def __call__(self, value: Any, kind: str | None) -> Any:
-        if kind is None or kind in ("numeric", "integer"):
+        if kind is None or kind in ("numeric", "integer", "text", "tensor"):  # text as is, tensors: export_media
             return value
         text = self.kinds.level(value, self.kinds.FeatureKind(kind))
         if kind != "boolean" or text is None:
@@ -113,6 +116,7 @@ class _Writer:
         self.path = path
         self.label_sample = label_sample
         self.input_kinds = dict(input_kinds or {})  # column -> feature kind: types a column all null at first
+        self.tensors: dict[str, TensorSpec] = {}  # column -> (shape, dtype) of the tensor features
         self.kind = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
         self.columns: list[str] | None = None
         self._schema: Any = None
@@ -126,6 +130,7 @@ class _Writer:
             inputs = sorted({k for r in records for k in r} - set(BASE_COLUMNS) - set(TAIL_COLUMNS))
             self.columns = [*BASE_COLUMNS, *inputs, *TAIL_COLUMNS]
         frame = pd.DataFrame.from_records(records, columns=self.columns)
+        tensor_columns = export_media.payload_columns(records, self.columns, self.tensors)
         # A fixed unit: pandas would otherwise pick one per chunk from the values.
         for column in ("ts", "label_ts"):
             frame[column] = pd.to_datetime(frame[column], unit="s", utc=True).astype("datetime64[us, UTC]")
@@ -133,6 +138,8 @@ class _Writer:
             frame["probabilities"] = [
                 orjson.dumps(p).decode() if p is not None else None for p in frame["probabilities"]
             ]
+            for column in tensor_columns:
+                frame[column] = export_media.payload_texts(frame[column])
             frame.to_csv(self.path, mode="w" if self._first else "a", header=self._first, index=False)
             self._first = False
             return
@@ -140,7 +147,14 @@ class _Writer:
         import pyarrow.parquet as pq
 
         # The first chunk fixes the schema (all-null columns become strings); later chunks cast to it.
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = pa.Table.from_pandas(frame.drop(columns=tensor_columns), preserve_index=False)
+        tensors = {
+            c: export_media.tensor_array(list(frame[c]), self.tensors.get(c))
+            if self._schema is None
+            else export_media.cast_column(list(frame[c]), self._schema.field(c).type)
+            for c in tensor_columns
+        }
+        table = export_media.with_tensors(table, self.columns, tensors)
         if self._schema is None:
             # Labels may all be missing in the first chunk: their type comes from a stored label.
             label_type = {bool: pa.bool_(), int: pa.float64(), float: pa.float64()}.get(
@@ -207,7 +221,7 @@ def export(
     try:
         total = store.predictions.count_range(endpoint, **filters)
         reserved = frozenset((*BASE_COLUMNS, *TAIL_COLUMNS))
-        kinds = _version_kinds(store)
+        kinds, tensor_specs = _version_kinds(store)
         writer = _Writer(output, store.predictions.label_sample(endpoint))
         values = InputValues()
         done = 0
@@ -224,6 +238,8 @@ def export(
                 if done == 0:  # the first rows' kinds type the columns that start all null
                     first = kinds(chunk[0]["model"], chunk[0]["version"])
                     writer.input_kinds = {f"input.{n}" if n in reserved else n: k for n, k in first.items()}
+                    specs = tensor_specs(chunk[0]["model"], chunk[0]["version"])
+                    writer.tensors = {f"input.{n}" if n in reserved else n: s for n, s in specs.items()}
                 writer.write(flatten(chunk, reserved, kinds, values))
                 done += len(chunk)
                 progress.update(task, completed=done)
@@ -236,23 +252,24 @@ def export(
         console.print("and were exported as missing")
 
 
-def _version_kinds(store: Any) -> Kinds:
-    """Feature kinds per model version from the registry, looked up once each."""
+def _version_kinds(store: Any) -> tuple[Kinds, Callable[[str, int], Mapping[str, TensorSpec]]]:
+    """Logged input columns' kinds (a tensor's descriptors as numeric) and tensor specs per model
+    version from the registry, looked up once each."""
     from driftgate.errors import DriftgateError
 
-    cache: dict[tuple[str, int], Mapping[str, str]] = {}
+    cache: dict[tuple[str, int], tuple[dict[str, str], dict[str, TensorSpec]]] = {}
 
-    def kinds(model: str, version: int) -> Mapping[str, str]:
+    def columns(model: str, version: int) -> tuple[dict[str, str], dict[str, TensorSpec]]:
         key = (model, version)
         if key not in cache:
             try:
                 schema = store.models.get(model, version).input_schema or {}
-                cache[key] = {f["name"]: f["kind"] for f in schema.get("features", [])}
+                cache[key] = export_media.schema_columns(schema.get("features", []))
             except DriftgateError:  # a log row of a version no longer registered: values as logged
-                cache[key] = {}
+                cache[key] = ({}, {})
         return cache[key]
 
-    return kinds
+    return (lambda model, version: columns(model, version)[0]), (lambda model, version: columns(model, version)[1])
 
 
 def retention(
