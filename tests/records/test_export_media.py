@@ -107,7 +107,7 @@ def test_parquet_holds_tensors_as_fixed_size_lists_texts_and_descriptors(
 
 def test_csv_holds_payloads_as_json(store: Store, db_url: str, tmp_path: Path) -> None:
     store.models.add_version(_record(FEATURES), b"", None)
-    images, texts, ids = _fill(store, 1, 4, time.time())
+    images, _, ids = _fill(store, 1, 4, time.time())
     out = tmp_path / "log.csv"
     _export(db_url, out)
     frame = pd.read_csv(out, keep_default_na=False).set_index("id")
