@@ -51,7 +51,7 @@ def _record(schema: list[dict[str, object]]) -> dict[str, object]:
 def _fill(store: Store, version: int, n: int, ts: float) -> tuple[np.ndarray, list[str], list[str]]:
     """`n` rows of a version with an image and a text: every third routed to review (its payload kept)."""
     images = np.random.default_rng(version).integers(0, 17, (n, 8, 8)).astype(np.float32)
-    texts = [LONG if i == 1 else f"text {i} with \"quotes\" and ü" for i in range(n)]
+    texts = [LONG if i == 1 else f'text {i} with "quotes" and ü' for i in range(n)]
     status = ["review" if i % 3 == 2 else "ok" for i in range(n)]
     ids = new_ids(n)
     columns = {"image": images, "body": np.array(texts, dtype=object)}
