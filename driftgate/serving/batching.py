@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from driftgate.registry.schema import Columns, frame_of, merge_columns
+from driftgate.serving.model_errors import ModelUnavailable
 
 Scores = tuple[np.ndarray, np.ndarray | None]
 # Calls past `stall_after_ms` that may run beside the normal ones: each holds a worker thread.
@@ -256,8 +257,21 @@ class MicroBatcher:
         self._started[number] = now = time.monotonic()
         queued = now - batch[0].submitted
         self.calls += 1
-        task = loop.run_in_executor(self._executor, self._run, [p.columns for p in batch])
+        try:
+            task = loop.run_in_executor(self._executor, self._run, [p.columns for p in batch])
+        except RuntimeError:  # the executor was shut down (the server is stopping): fail, never hang
+            self._started.pop(number)
+            self._shut_down(batch)
+            return
         task.add_done_callback(lambda done: self._finish(loop, number, batch, queued, done))
+
+    def _shut_down(self, batch: list[_Pending]) -> None:
+        """Refuse `batch` and everything queued behind it: no call can start any more."""
+        for pending in [*batch, *self._queue]:
+            if not pending.future.done():
+                pending.future.set_exception(ModelUnavailable("the model's executor has shut down (server stopping)"))
+        self._queue.clear()
+        self._queued_rows = 0
 
     def _run(self, parts: list[Columns]) -> list[Scores | BaseException]:
         """In a worker thread: one call for all; if it fails, each request alone, so one bad

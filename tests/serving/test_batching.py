@@ -253,3 +253,29 @@ def test_each_call_reports_how_long_its_oldest_request_waited(executor: ThreadPo
     assert (rows1, rows2) == (1, 2)
     assert seconds1 >= 0.05 and queued2 >= 0.05
     assert queued1 < queued2
+
+
+def test_requests_queued_when_the_executor_shuts_down_fail_instead_of_hanging() -> None:
+    """Server shutdown closes the shadow executor while copies still queue behind a running call: the
+    call's end used to raise 'cannot schedule new futures after shutdown' in an event-loop callback (a
+    traceback on the console) and leave the queued requests waiting forever."""
+    executor = ThreadPoolExecutor(1)
+    release = threading.Event()
+
+    def slow(frame: pd.DataFrame) -> tuple[np.ndarray, None]:
+        release.wait(10)
+        return frame["x"].to_numpy(), None
+
+    batcher = MicroBatcher(slow, executor, max_rows=1, max_in_flight=1, stall_after_ms=float("inf"))
+
+    async def scenario() -> list[object]:
+        first = asyncio.ensure_future(batcher.submit({"x": np.array([1.0])}))
+        second = asyncio.ensure_future(batcher.submit({"x": np.array([2.0])}))  # queued behind the first
+        await asyncio.sleep(0)
+        executor.shutdown(wait=False)
+        release.set()
+        return await asyncio.wait_for(asyncio.gather(first, second, return_exceptions=True), 10)
+
+    answered, refused = asyncio.run(scenario())
+    assert isinstance(answered, tuple)
+    assert isinstance(refused, batching.ModelUnavailable) and "shut down" in str(refused)
