@@ -196,6 +196,10 @@ def models_register(
     target: Annotated[str | None, typer.Option(help="Target column in the reference data.")] = None,
     trust_pickle: Annotated[bool, typer.Option(help="Allow a pickle/joblib artifact (runs its code).")] = False,
     description: Annotated[str | None, typer.Option(help="Free text kept with the version.")] = None,
+    schema: Annotated[
+        Path | None,
+        typer.Option(help='Declared input schema, a JSON file: {"features": [...]} (text and tensor features).'),
+    ] = None,
     data_dir: DataDir = Path(".driftgate"),
     db: DbUrl = None,
 ) -> None:
@@ -222,6 +226,7 @@ def models_register(
         target=target,
         trust=trust_pickle,
         description=description,
+        schema=schema.read_bytes() if schema else None,
     )
     try:
         record = register(_store(data_dir, db), reg)
@@ -350,10 +355,21 @@ def demo(
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Exit when the story is told.")] = False,
     port: Annotated[int, typer.Option(help="Port for the demo server.")] = 8765,
     data_dir: DataDir = Path(".driftgate-demo"),
+    scenario: Annotated[
+        str,
+        typer.Option(
+            help="fraud: card transactions (tabular), the whole story; inspection: photos on a factory line, "
+            "an image model beside a human inspector (needs the onnx and images extras)."
+        ),
+    ] = "fraud",
 ) -> None:
-    """Tell the whole story on a synthetic card-fraud scenario."""
-    from driftgate.demo.story import run
-
+    """Tell the whole story on a synthetic scenario (card fraud by default)."""
+    if scenario == "inspection":
+        from driftgate.demo.inspection import run
+    elif scenario == "fraud":
+        from driftgate.demo.story import run
+    else:
+        raise typer.BadParameter(f"expected fraud or inspection, got {scenario!r}", param_hint="--scenario")
     sys.exit(run(port=port, data_dir=data_dir, wait=not no_wait, console=console))
 
 
