@@ -4,12 +4,12 @@ that only checks and writes the store (`Offline`)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any, Protocol
 
 from driftgate.core.refs import VersionRef
-from driftgate.serving.checks import check_fits
+from driftgate.serving.checks import check_config
 from driftgate.serving.endpoint_config import EndpointConfig
-from driftgate.serving.pipeline import compile_pipeline
 from driftgate.serving.runtime import ModelCache, score_reference_rows
 from driftgate.store import Store
 
@@ -39,9 +39,7 @@ class Offline:
         self.cache = ModelCache(store, trust_pickle=trust_pickle)
 
     async def check(self, cfg: EndpointConfig, ref: VersionRef) -> None:
-        version = await asyncio.to_thread(self.cache.get, ref)
-        await asyncio.to_thread(compile_pipeline, cfg.pipeline, None)
-        check_fits(cfg, version, ref)
+        await check_config(cfg, ref, functools.partial(self.cache.get, ref), None)
 
     async def warm(self, ref: VersionRef, rows: int = 16) -> Any:
         version = await asyncio.to_thread(self.cache.get, ref)

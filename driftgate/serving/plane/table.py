@@ -4,6 +4,7 @@ the versions it loads and where their model calls run (threads or worker process
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -16,7 +17,7 @@ from driftgate.errors import BadRequest, DriftgateError, EndpointNotFound
 from driftgate.rollout.policy import KeptWarm, TrafficPolicy, VersionRef, policy_for
 from driftgate.rollout.standby import standby
 from driftgate.serving.batching import MAX_STALLED, MicroBatcher
-from driftgate.serving.checks import check_fits
+from driftgate.serving.checks import check_config
 from driftgate.serving.endpoint_config import EndpointConfig
 from driftgate.serving.isolation import (
     START_TIMEOUT_S,
@@ -90,10 +91,8 @@ class EndpointTable:
 
         A version that runs in worker processes is loaded in one (never here): a model that crashes
         on load is refused (400 naming the crash); the worker that loaded it is kept for `apply`."""
-        loop = asyncio.get_running_loop()
-        version = await loop.run_in_executor(self.executor, self.cache.serving, ref, cfg.isolation)
-        await loop.run_in_executor(self.executor, compile_pipeline, cfg.pipeline, self.pipeline_modules)
-        check_fits(cfg, version, ref)
+        load = functools.partial(self.cache.serving, ref, cfg.isolation)
+        version = await check_config(cfg, ref, load, self.pipeline_modules, self.executor)
         running = any(r == ref and c.pool is not None and c.pool.pids() for (_, r), c in self._calls.items())
         if version.model is None and not running:
             await self._probe(ref, cfg)
