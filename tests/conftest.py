@@ -236,6 +236,15 @@ def deployed(client: Client, artifacts: Artifacts) -> Client:
 
 
 @pytest.fixture
+def stuck_server(tmp_path: Path, artifacts: Artifacts) -> Iterator[LiveServer]:
+    """Four endpoints on a model that hangs until released, and a healthy 'clf' (tests/slow_model.py)."""
+    from tests.slow_model import stuck_site  # it imports this module
+
+    with stuck_site(tmp_path, artifacts) as srv:
+        yield srv
+
+
+@pytest.fixture
 def cluster() -> Iterator[PgCluster]:
     """A started PostgreSQL cluster of the test's own (tests/pg_cluster.py), removed afterwards."""
     from tests.pg_cluster import PgCluster  # at run time: that module imports this one

@@ -14,6 +14,7 @@ from driftgate.registry.formats import python_artifact
 from driftgate.registry.registry import Registration, register
 from driftgate.store import Store
 from tests.conftest import Artifacts, LiveServer, make_server
+from tests.helpers import clf_server, deploy_clf
 
 ROW = {"x1": 0.5, "x2": 3.0, "colour": "red"}
 
@@ -24,17 +25,6 @@ def http(server: LiveServer) -> Iterator[httpx.Client]:
         yield c
 
 
-def deploy_clf(http: httpx.Client, artifacts: Artifacts) -> httpx.Client:
-    r = http.post(
-        "/v1/models/clf/versions",
-        data={"format": "sklearn", "target": "y"},
-        files={"file": ("m.skops", artifacts.skops), "reference": ("ref.csv", artifacts.reference_csv)},
-    )
-    assert r.status_code == 201, r.text
-    assert http.put("/v1/endpoints/clf", json={"model": "clf", "version": 1}).status_code == 200
-    return http
-
-
 @pytest.fixture
 def clf(http: httpx.Client, artifacts: Artifacts) -> httpx.Client:
     return deploy_clf(http, artifacts)
@@ -43,10 +33,11 @@ def clf(http: httpx.Client, artifacts: Artifacts) -> httpx.Client:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, artifacts: Artifacts) -> Iterator[httpx.Client]:
     """One server for the tests whose requests all fail (and so change nothing): model 'clf' at endpoint 'clf'."""
-    srv = make_server(tmp_path_factory.mktemp("errors"))
-    with httpx.Client(base_url=srv.url, timeout=30) as http:
-        yield deploy_clf(http, artifacts)
-    srv.stop()
+    with (
+        clf_server(tmp_path_factory.mktemp("errors"), artifacts) as srv,
+        httpx.Client(base_url=srv.url, timeout=30) as http,
+    ):
+        yield http
 
 
 def error_of(response: httpx.Response, status: int) -> str:

@@ -29,7 +29,8 @@ from tritonclient.utils import InferenceServerException
 from driftgate.api.auth import REFRESH_SECONDS
 from driftgate.api.grpc_server import status_code
 from driftgate.errors import BadRequest, InvalidInput, ModelFailed, ModelTimeout, NotReady, Overloaded, PayloadTooLarge
-from tests.conftest import Artifacts, LiveServer, classification_data, free_port, make_server
+from tests.conftest import Artifacts, LiveServer, classification_data, free_port
+from tests.helpers import clf_server
 
 FEATURES = ["x1", "x2", "colour"]
 
@@ -37,19 +38,8 @@ FEATURES = ["x1", "x2", "colour"]
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, artifacts: Artifacts) -> Iterator[LiveServer]:
     """One server for the module (gRPC on a port of its own) with model 'clf' deployed at 'clf'."""
-    srv = make_server(tmp_path_factory.mktemp("grpc"), grpc_port=free_port())
-    try:
-        with httpx.Client(base_url=srv.url, timeout=30) as http:
-            r = http.post(
-                "/v1/models/clf/versions",
-                data={"format": "sklearn", "target": "y"},
-                files={"file": ("m.skops", artifacts.skops), "reference": ("ref.csv", artifacts.reference_csv)},
-            )
-            assert r.status_code == 201, r.text
-            assert http.put("/v1/endpoints/clf", json={"model": "clf", "version": 1}).status_code == 200
+    with clf_server(tmp_path_factory.mktemp("grpc"), artifacts, grpc_port=free_port()) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -262,12 +252,7 @@ def test_unknown_model_or_version_is_not_found(client: triton.InferenceServerCli
 
 
 def test_tokens_travel_in_the_authorization_metadata(tmp_path: Path, artifacts: Artifacts, rows: pd.DataFrame) -> None:
-    srv = make_server(tmp_path, grpc_port=free_port())
-    try:
-        with httpx.Client(base_url=srv.url, timeout=30) as http:
-            files = {"file": ("m.skops", artifacts.skops), "reference": ("ref.csv", artifacts.reference_csv)}
-            assert http.post("/v1/models/clf/versions", data={"format": "sklearn"}, files=files).status_code == 201
-            assert http.put("/v1/endpoints/clf", json={"model": "clf", "version": 1}).status_code == 200
+    with clf_server(tmp_path, artifacts, grpc_port=free_port()) as srv:
         token = srv.app.state.services.store.tokens.create("predict", "app")
         srv.app.state.services.tokens._loaded_at -= 2 * REFRESH_SECONDS  # re-read the token table now
         with triton.InferenceServerClient(f"127.0.0.1:{srv.settings.grpc_port}") as client:
@@ -286,8 +271,6 @@ def test_tokens_travel_in_the_authorization_metadata(tmp_path: Path, artifacts: 
             result = client.infer("clf", raw_inputs(rows), headers=good)
             np.testing.assert_array_equal(result.as_numpy("predict"), artifacts.model.predict(rows))
             assert client.get_model_metadata("clf", headers=good).name == "clf"
-    finally:
-        srv.stop()
 
 
 def test_status_codes_follow_the_rest_status() -> None:
@@ -376,9 +359,7 @@ def _kserve_python() -> str:
     if not other and installed.exists():
         other = str(installed)
     if not other:
-        pytest.skip(
-            "KServe's SDK is not installed (scripts/kserve, or set KSERVE_PYTHON to an interpreter with it)"
-        )
+        pytest.skip("KServe's SDK is not installed (scripts/kserve, or set KSERVE_PYTHON to an interpreter with it)")
     return other
 
 

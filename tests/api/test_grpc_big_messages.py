@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import httpx
 import pytest
 
 from driftgate.api import body_decoder, grpc_decode
 from driftgate.errors import BadRequest
 from driftgate.serving.protocols.grpc import grpc_predict_v2_pb2 as pb
 from driftgate.serving.protocols.grpc.codec import PREDICTION_IDS
-from tests.conftest import Artifacts, LiveServer, classification_data, free_port, make_server
+from tests.conftest import Artifacts, LiveServer, classification_data, free_port
+from tests.helpers import clf_server
 
 BIG = 4096  # the server's big_body_bytes
 UNKNOWN_FIELD = 99  # a field ModelInferRequest does not have: parsers skip it, so it pads a message
@@ -61,19 +61,8 @@ def test_model_of_reads_what_the_parser_reads() -> None:
 
 @pytest.fixture
 def served(tmp_path: Path, artifacts: Artifacts) -> Iterator[LiveServer]:
-    srv = make_server(tmp_path, grpc_port=free_port(), big_body_bytes=BIG, max_rows_per_request=5)
-    try:
-        with httpx.Client(base_url=srv.url, timeout=30) as http:
-            r = http.post(
-                "/v1/models/clf/versions",
-                data={"format": "sklearn", "target": "y"},
-                files={"file": ("m.skops", artifacts.skops), "reference": ("ref.csv", artifacts.reference_csv)},
-            )
-            assert r.status_code == 201, r.text
-            assert http.put("/v1/endpoints/clf", json={"model": "clf", "version": 1}).status_code == 200
+    with clf_server(tmp_path, artifacts, grpc_port=free_port(), big_body_bytes=BIG, max_rows_per_request=5) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def test_a_big_message_gets_the_answer_it_gets_when_small(served: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,14 +11,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -27,110 +24,43 @@ from driftgate.registry.reference import to_parquet
 from driftgate.registry.registry import Registration, register
 from driftgate.registry.schema import InputSchema
 from driftgate.store import Store, VersionRecord
-from tests.conftest import Artifacts, LiveServer, free_port, make_server
+from tests.conftest import Artifacts, LiveServer, free_port
+from tests.helpers import python_model, row, until
+from tests.slow_model import ENTERED, GATE, HANG, HEALTHY, SLOW
 
-T = TypeVar("T")
 DRIFTGATE = str(Path(sys.executable).parent / "driftgate")
-HANG = 1000.0  # an x1 that makes `Blocking` wait for the test to release it
-
-# ---- a model that hangs until the test lets it go -----------------------------------------------
-
-GATE = threading.Event()
-_entered_lock = threading.Lock()
-ENTERED: list[int] = []  # one entry per call that is hanging (or has hung)
-
-
-class Blocking:
-    """Regression `2 * x1`; a call with x1 == HANG waits for GATE (a hung model, as far as the server knows)."""
-
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        x1 = frame["x1"].to_numpy(dtype=float)
-        if (x1 == HANG).any():
-            with _entered_lock:
-                ENTERED.append(1)
-            GATE.wait(timeout=120)  # bounded: never outlives a failed test by much
-        return 2 * x1
-
-
-def until(check: Callable[[], T | None], seconds: float = 60) -> T:
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
-
-
-def _python(name: str, artifact: bytes, artifacts: Artifacts) -> Registration:
-    """A regression model on x1, x2 (format 'python' registers from the local side only)."""
-    reference = artifacts.reference[["x1", "x2"]].to_csv(index=False).encode()
-    return Registration(name, artifact, "python", reference, reference_filename="ref.csv")
-
-
-def _row(x1: float) -> dict[str, Any]:
-    return {"instances": [{"x1": x1, "x2": 1.0}]}
-
-
-@pytest.fixture
-def stuck_server(tmp_path: Path, artifacts: Artifacts) -> Iterator[LiveServer]:
-    GATE.clear()
-    ENTERED.clear()
-    srv = make_server(tmp_path)  # model_threads=4: the shared pool four hung calls used to fill
-    try:
-        yield srv
-    finally:
-        GATE.set()
-        srv.stop()
 
 
 @pytest.mark.slow
-def test_hung_models_do_not_starve_a_healthy_endpoint(stuck_server: LiveServer, artifacts: Artifacts) -> None:
-    store: Store = stuck_server.app.state.services.store
-    register(store, _python("blocking", b"tests.api.test_model_isolation:Blocking", artifacts))
+def test_hung_models_do_not_starve_a_healthy_endpoint(stuck_server: LiveServer) -> None:
     with httpx.Client(base_url=stuck_server.url, timeout=60) as http:
-        r = http.post(
-            "/v1/models/clf/versions",
-            data={"format": "sklearn", "target": "y"},
-            files={"file": ("m.skops", artifacts.skops), "reference": ("ref.csv", artifacts.reference_csv)},
-        )
-        assert r.status_code == 201, r.text
-        slow = [f"slow{i}" for i in range(4)]
-        for name in slow:
-            config = {"model": "blocking", "version": 1, "timeout_ms": 300}
-            assert http.put(f"/v1/endpoints/{name}", json=config).is_success
-        # Long enough for a healthy model on a loaded machine, short enough that the old code fails fast.
-        assert http.put("/v1/endpoints/clf", json={"model": "clf", "version": 1, "timeout_ms": 5000}).is_success
-        healthy = {"instances": [{"x1": 0.5, "x2": 3.0, "colour": "red"}]}
-        assert http.post("/v1/endpoints/clf/predict", json=healthy).status_code == 200
-
         # Four endpoints each get a call that hangs: their callers get 504, the calls go on.
-        for name in slow:
-            assert http.post(f"/v1/endpoints/{name}/predict", json=_row(HANG)).status_code == 504
+        for name in SLOW:
+            assert http.post(f"/v1/endpoints/{name}/predict", json=row(HANG)).status_code == 504
         until(lambda: len(ENTERED) >= 4)
 
         # The healthy endpoint answers, every time.
         for _ in range(5):
-            r = http.post("/v1/endpoints/clf/predict", json=healthy)
+            r = http.post("/v1/endpoints/clf/predict", json=HEALTHY)
             assert r.status_code == 200, r.text
 
         # A hung endpoint still answers what its free slots can take...
-        r = http.post("/v1/endpoints/slow1/predict", json=_row(3.0))
+        r = http.post("/v1/endpoints/slow1/predict", json=row(3.0))
         assert r.status_code == 200 and r.json()["predictions"] == [6.0]
         # ...and once every slot of its own is held by a call past its timeout, it sheds at once.
         statuses: list[int] = []
         while not statuses or statuses[-1] == 504:
             assert len(statuses) < 10, statuses
-            statuses.append(http.post("/v1/endpoints/slow0/predict", json=_row(HANG)).status_code)
+            statuses.append(http.post("/v1/endpoints/slow0/predict", json=row(HANG)).status_code)
         # 3 slots: 1 hung call already, 2 more; then shed (or one more 504 if the request came a hair
         # before the third call was past its timeout, and waited out its own).
         assert statuses[-1] == 503 and statuses[:-1] in ([504, 504], [504, 504, 504]), statuses
-        shed = http.post("/v1/endpoints/slow0/predict", json=_row(3.0))
+        shed = http.post("/v1/endpoints/slow0/predict", json=row(3.0))
         assert shed.status_code == 503
         body = shed.json()
         assert "not answering" in body["error"] and "shed" in body["error"] and body["retry_after_s"] >= 1
         assert int(shed.headers["retry-after"]) == body["retry_after_s"]
-        assert http.post("/v1/endpoints/clf/predict", json=healthy).status_code == 200
+        assert http.post("/v1/endpoints/clf/predict", json=HEALTHY).status_code == 200
 
         metrics = http.get("/metrics").text
         line = next(
@@ -140,7 +70,7 @@ def test_hung_models_do_not_starve_a_healthy_endpoint(stuck_server: LiveServer, 
 
         # Released, the hung calls end and the endpoint serves again.
         GATE.set()
-        until(lambda: http.post("/v1/endpoints/slow0/predict", json=_row(2.0)).status_code == 200)
+        until(lambda: http.post("/v1/endpoints/slow0/predict", json=row(2.0)).status_code == 200)
 
 
 # ---- native crashes, in a real `driftgate serve` ------------------------------------------------
@@ -206,7 +136,7 @@ def crash_site(tmp_path: Path, artifacts: Artifacts) -> Iterator[Server]:
     source.write_text(textwrap.dedent(CRASHY))
     data_dir = tmp_path / "data"
     store = Store.open(data_dir)
-    register(store, _python("crashy", python_artifact(f"{source}:Crashy"), artifacts))
+    register(store, python_model("crashy", python_artifact(f"{source}:Crashy"), artifacts))
     register(store, Registration("clf", artifacts.skops, "sklearn", artifacts.reference_csv, "ref.csv", target="y"))
     config = {"model": "crashy", "version": 1, "isolation": "process", "timeout_ms": 3000}
     store.endpoints.put("crashy", config, actor="test")
@@ -225,7 +155,7 @@ def test_a_model_that_crashes_natively_gets_500_and_the_server_goes_on(crash_sit
     with httpx.Client(base_url=crash_site.url, timeout=60) as http:
 
         def worker_pid() -> int | None:
-            r = http.post("/v1/endpoints/crashy/predict", json=_row(1.0))
+            r = http.post("/v1/endpoints/crashy/predict", json=row(1.0))
             assert r.status_code in (200, 503, 504), r.text  # 503/504 only while a worker starts
             return int(r.json()["predictions"][0]) if r.status_code == 200 else None
 
@@ -233,7 +163,7 @@ def test_a_model_that_crashes_natively_gets_500_and_the_server_goes_on(crash_sit
         assert pids[0] != crash_site.proc.pid  # the model runs in a worker process
 
         for x1, signame in ((666.0, "SIGSEGV"), (667.0, "SIGABRT")):
-            r = http.post("/v1/endpoints/crashy/predict", json=_row(x1))
+            r = http.post("/v1/endpoints/crashy/predict", json=row(x1))
             assert r.status_code == 500, r.text
             message = r.json()["error"]
             assert "crashed" in message and signame in message, message
@@ -244,7 +174,7 @@ def test_a_model_that_crashes_natively_gets_500_and_the_server_goes_on(crash_sit
             assert pids[-1] not in pids[:-1]
 
         # A hung call past timeout_ms: 504, its worker stopped, the next one answers.
-        assert http.post("/v1/endpoints/crashy/predict", json=_row(668.0)).status_code == 504
+        assert http.post("/v1/endpoints/crashy/predict", json=row(668.0)).status_code == 504
         until(lambda: not _alive(pids[-1]))
         pids.append(until(worker_pid))
 
@@ -269,7 +199,7 @@ def test_worker_processes_end_with_a_sigterm(crash_site: Server) -> None:
     with httpx.Client(base_url=crash_site.url, timeout=60) as http:
 
         def worker_pid() -> int | None:
-            r = http.post("/v1/endpoints/crashy/predict", json=_row(1.0))
+            r = http.post("/v1/endpoints/crashy/predict", json=row(1.0))
             return int(r.json()["predictions"][0]) if r.status_code == 200 else None
 
         worker = until(worker_pid)
@@ -381,13 +311,13 @@ def test_with_the_default_config_a_segfault_in_an_unvetted_model_costs_one_reque
         assert views["clf"]["isolation"] == [{"model": "clf", "version": 1, "mode": "thread"}]
 
         def worker_pid() -> int | None:
-            r = http.post("/v1/endpoints/pickled/predict", json=_row(1.0))
+            r = http.post("/v1/endpoints/pickled/predict", json=row(1.0))
             assert r.status_code in (200, 503), r.text  # 503 only while a worker starts
             return int(r.json()["predictions"][0]) if r.status_code == 200 else None
 
         first = until(worker_pid)
         assert first != default_site.proc.pid
-        r = http.post("/v1/endpoints/pickled/predict", json=_row(666.0))
+        r = http.post("/v1/endpoints/pickled/predict", json=row(666.0))
         assert r.status_code == 500, r.text
         message = r.json()["error"]
         assert "crashed" in message and "SIGSEGV" in message, message
@@ -414,5 +344,5 @@ def test_with_the_default_config_a_rollout_candidate_that_segfaults_on_its_warm_
         message = r.json()["error"]
         assert "reference rows" in message and "SIGSEGV" in message, message
         assert default_site.proc.poll() is None  # the server lives
-        assert http.post("/v1/endpoints/pickled/predict", json=_row(1.0)).status_code == 200
+        assert http.post("/v1/endpoints/pickled/predict", json=row(1.0)).status_code == 200
         assert http.get("/v1/endpoints/pickled").json()["rollout"] is None

@@ -22,8 +22,9 @@ from driftgate.registry.schema import Columns, InputSchema
 from driftgate.serving.isolation import Scores
 from driftgate.serving.runtime import LoadedVersion
 from driftgate.store import Store
-from tests.api.test_model_isolation import Server, _row, _trusted_pickle, store_unchecked, until
+from tests.api.test_model_isolation import Server, _trusted_pickle, store_unchecked
 from tests.conftest import Artifacts
+from tests.helpers import row, until
 
 HEALTHY = {"instances": [{"x1": 0.5, "x2": 3.0, "colour": "red"}]}
 
@@ -97,7 +98,7 @@ def test_a_server_starts_with_an_endpoint_on_such_a_version_and_serves_the_other
     server = _site(tmp_path, artifacts, with_endpoint=True)  # used to die here, loading every version itself
     try:
         with httpx.Client(base_url=server.url, timeout=120) as http:
-            r = http.post("/v1/endpoints/stored_boom/predict", json=_row(1.0))
+            r = http.post("/v1/endpoints/stored_boom/predict", json=row(1.0))
             assert r.status_code == 503, r.text  # its worker cannot load the model
             assert http.post("/v1/endpoints/clf/predict", json=HEALTHY).status_code == 200
             assert server.proc.poll() is None
@@ -141,7 +142,7 @@ def test_an_unvetted_model_is_loaded_only_in_worker_processes(recorded_site: tup
         assert http.put("/v1/endpoints/recorded", json={"model": "recorded", "version": 1}).status_code == 200
 
         def worker_pid() -> int | None:
-            r = http.post("/v1/endpoints/recorded/predict", json=_row(1.0))
+            r = http.post("/v1/endpoints/recorded/predict", json=row(1.0))
             assert r.status_code in (200, 503), r.text  # 503 only while a worker starts
             return int(r.json()["predictions"][0]) if r.status_code == 200 else None
 

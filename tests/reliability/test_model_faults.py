@@ -24,8 +24,9 @@ import pytest
 from driftgate.registry.formats import python_artifact
 from driftgate.registry.registry import Registration, register
 from driftgate.store import Store
-from tests.api.test_model_isolation import CRASHY, Server, _alive, _python, _row, until
+from tests.api.test_model_isolation import CRASHY, Server, _alive
 from tests.conftest import Artifacts
+from tests.helpers import python_model, row, until
 
 pytestmark = pytest.mark.slow
 
@@ -50,8 +51,8 @@ def test_a_model_that_raises_hangs_or_segfaults(
     source.write_text(textwrap.dedent(CRASHY) + textwrap.dedent(RAISING))
     data_dir = tmp_path / "data"
     store = Store.open(data_dir)
-    register(store, _python("crashy", python_artifact(f"{source}:Crashy"), artifacts))
-    register(store, _python("raising", python_artifact(f"{source}:Raising"), artifacts))
+    register(store, python_model("crashy", python_artifact(f"{source}:Crashy"), artifacts))
+    register(store, python_model("raising", python_artifact(f"{source}:Raising"), artifacts))
     register(store, Registration("clf", artifacts.skops, "sklearn", artifacts.reference_csv, "ref.csv", target="y"))
     store.endpoints.put("raises", {"model": "raising", "version": 1}, actor="test")
     store.endpoints.put("hangs", {"model": "crashy", "version": 1, "timeout_ms": 300}, actor="test")
@@ -73,26 +74,26 @@ def test_a_model_that_raises_hangs_or_segfaults(
         healthy_answers()
 
         # Raises: a JSON 500 naming the exception type, no traceback; the server goes on.
-        raised = http.post("/v1/endpoints/raises/predict", json=_row(999.0))
+        raised = http.post("/v1/endpoints/raises/predict", json=row(999.0))
         assert raised.status_code == 500, raised.text
         message = raised.json()["error"]
         assert "ValueError" in message and "Traceback" not in message, message
-        again = http.post("/v1/endpoints/raises/predict", json=_row(1.0))
+        again = http.post("/v1/endpoints/raises/predict", json=row(1.0))
         assert again.status_code == 200 and again.json()["predictions"] == [2.0], again.text
         healthy_answers()
         assert server.proc.poll() is None
 
         # Hangs: 504 for each hung call; once every slot is held, shed at once with Retry-After.
-        assert http.post("/v1/endpoints/hangs/predict", json=_row(2.0)).status_code == 200
+        assert http.post("/v1/endpoints/hangs/predict", json=row(2.0)).status_code == 200
         hang_statuses: list[int] = []
         started = time.monotonic()
         while not hang_statuses or hang_statuses[-1] == 504:
             assert len(hang_statuses) < 10, hang_statuses
-            hang_statuses.append(http.post("/v1/endpoints/hangs/predict", json=_row(668.0)).status_code)
+            hang_statuses.append(http.post("/v1/endpoints/hangs/predict", json=row(668.0)).status_code)
         to_shed = time.monotonic() - started
         assert hang_statuses[-1] == 503 and set(hang_statuses[:-1]) == {504}, hang_statuses
         shed_started = time.monotonic()
-        shed = http.post("/v1/endpoints/hangs/predict", json=_row(2.0))
+        shed = http.post("/v1/endpoints/hangs/predict", json=row(2.0))
         shed_seconds = time.monotonic() - shed_started
         assert shed.status_code == 503, shed.text
         retry_after = int(shed.headers["retry-after"])
@@ -101,13 +102,13 @@ def test_a_model_that_raises_hangs_or_segfaults(
 
         # Segfaults in a worker process: 500 naming the signal, the worker replaced, the server alive.
         def worker_pid() -> int | None:
-            r = http.post("/v1/endpoints/segfaults/predict", json=_row(1.0))
+            r = http.post("/v1/endpoints/segfaults/predict", json=row(1.0))
             assert r.status_code in (200, 503, 504), r.text  # 503/504 only while a worker starts
             return int(r.json()["predictions"][0]) if r.status_code == 200 else None
 
         first = until(worker_pid)
         assert first != server.proc.pid
-        crashed = http.post("/v1/endpoints/segfaults/predict", json=_row(666.0))
+        crashed = http.post("/v1/endpoints/segfaults/predict", json=row(666.0))
         assert crashed.status_code == 500, crashed.text
         crash_message = crashed.json()["error"]
         assert "crashed" in crash_message and "SIGSEGV" in crash_message, crash_message

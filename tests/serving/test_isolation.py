@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -26,18 +24,7 @@ from driftgate.serving.isolation import (
     WorkerCrashed,
     WorkerSpec,
 )
-
-T = TypeVar("T")
-
-
-def until(check: Callable[[], T | None], seconds: float = 60) -> T:
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
+from tests.helpers import until
 
 
 def _lane_threads(lane: Lane) -> list[threading.Thread]:
