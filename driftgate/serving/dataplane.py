@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,7 @@ from driftgate.store import Store
 __all__ = ["DataPlane", "EndpointState", "parse_config"]
 
 log = logging.getLogger("driftgate.serving")
+T = TypeVar("T")
 
 
 class DataPlane(EndpointTable):
@@ -172,18 +173,10 @@ class DataPlane(EndpointTable):
         deadline: float,
     ) -> np.ndarray:
         """The answers the post steps make of the model's output; a failing step is logged and raised."""
-        try:
-            return await post(self.executor, self.metrics, st, "primary", preds, proba, inputs, deadline)
-        except TimeoutError:
-            self._failed(st, ref, ts, inputs, "timeout", f"post-processing over {st.config.timeout_ms} ms")
-            raise ModelTimeout(
-                f"post-processing did not finish within timeout_ms={st.config.timeout_ms}", endpoint=st.name
-            ) from None
-        except StepFailed as exc:
-            # A step's message may quote input values: redacted fields never reach a log line.
-            log.warning("endpoint %s: %s", st.name, scrub_text(exc.message, inputs, st.config.redact))
-            self._failed(st, ref, ts, inputs, "error", exc.message)
-            raise
+        work = post(self.executor, self.metrics, st, "primary", preds, proba, inputs, deadline)
+        return await _step(
+            st, "post", work, inputs, lambda status, error: self._failed(st, ref, ts, inputs, status, error)
+        )
 
     def _decide(
         self, st: EndpointState, ref: VersionRef, preds: np.ndarray, proba: np.ndarray | None, n: int
@@ -223,18 +216,12 @@ class DataPlane(EndpointTable):
         frame = raw_frame(request.columns)
         loop = asyncio.get_running_loop()
         observe = self.metrics.step_observer(st.name, "primary")
-        work = loop.run_in_executor(self.executor, run_pre, st.pipeline, frame, observe)
-        try:
-            columns = await asyncio.wait_for(work, remaining(deadline))
-        except TimeoutError:
-            self._pre_failed(st, groups, frame, ts, "timeout", f"pre-processing over {st.config.timeout_ms} ms")
-            raise ModelTimeout(
-                f"pre-processing did not finish within timeout_ms={st.config.timeout_ms}", endpoint=st.name
-            ) from None
-        except StepFailed as exc:
-            log.warning("endpoint %s: %s", st.name, scrub_text(exc.message, frame, st.config.redact))
-            self._pre_failed(st, groups, frame, ts, "error", exc.message)
-            raise
+        work = asyncio.wait_for(
+            loop.run_in_executor(self.executor, run_pre, st.pipeline, frame, observe), remaining(deadline)
+        )
+        columns = await _step(
+            st, "pre", work, frame, lambda status, error: self._pre_failed(st, groups, frame, ts, status, error)
+        )
         return DecodedRequest(columns, request.n_rows, request.parameters)
 
     def _pre_failed(
@@ -281,6 +268,29 @@ class DataPlane(EndpointTable):
                 media=st.media.get(ref),
             )
         )
+
+
+async def _step(
+    st: EndpointState,
+    phase: str,
+    work: Awaitable[T],
+    inputs: Columns | pd.DataFrame,
+    failed: Callable[[str, str], None],
+) -> T:
+    """Await a pre or post step's `work`. Past the deadline: the rows are logged as failed (`failed`,
+    status "timeout") and the caller gets a ModelTimeout; a failing step is logged, redacted, and raised."""
+    try:
+        return await work
+    except TimeoutError:
+        failed("timeout", f"{phase}-processing over {st.config.timeout_ms} ms")
+        raise ModelTimeout(
+            f"{phase}-processing did not finish within timeout_ms={st.config.timeout_ms}", endpoint=st.name
+        ) from None
+    except StepFailed as exc:
+        # A step's message may quote input values: redacted fields never reach a log line.
+        log.warning("endpoint %s: %s", st.name, scrub_text(exc.message, inputs, st.config.redact))
+        failed("error", exc.message)
+        raise
 
 
 def _answered(values: list[Any], decision: Decision) -> list[Any]:
