@@ -150,3 +150,49 @@ def archive_bomb(inflated_bytes: int) -> bytes:
             for _ in range(inflated_bytes >> 20):
                 member.write(block)
     return out.getvalue()
+
+
+def _text_pipeline() -> Any:
+    from driftgate.demo import media_data, media_models
+
+    return media_models.train_text_model(media_data.emails(200, seed=0))
+
+
+def skops_text_analyzer(func: Any) -> bytes:
+    """The issue-22 text pipeline whose TfidfVectorizer calls `func` (e.g. `exec`) on each request's text."""
+    import skops.io as sio
+
+    model = _text_pipeline()
+    model.named_steps["features"].transformers_[0][1].analyzer = func
+    return sio.dumps(model)
+
+
+def skops_text_renamed_type(module: str, name: str) -> bytes:
+    """The text pipeline with its fitted vectorizer's node renamed to another type (a crafted schema.json)."""
+    import skops.io as sio
+
+    def edit(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("__class__") == "TfidfVectorizer":
+                node["__module__"], node["__class__"] = module, name
+            for value in node.values():
+                edit(value)
+        elif isinstance(node, list):
+            for value in node:
+                edit(value)
+
+    return _rewrite_skops(sio.dumps(_text_pipeline()), edit)
+
+
+def skops_text_vocabulary(index: int, idf_length: int | None = None) -> bytes:
+    """The text pipeline with one word's vocabulary index set to `index` (a column index that scipy's
+    sparse product reads unchecked: far past the coefficients it read out of bounds and crashed
+    the process), its idf_ lengthened to `idf_length` so that numpy's checked lookup passes."""
+    import skops.io as sio
+
+    model = _text_pipeline()
+    vectorizer = model.named_steps["features"].transformers_[0][1]
+    vectorizer.vocabulary_[sorted(vectorizer.vocabulary_)[0]] = index
+    if idf_length is not None:
+        vectorizer._tfidf.idf_ = np.ones(idf_length)
+    return sio.dumps(model)

@@ -6,9 +6,11 @@ objects are built:
 
 - **skops**: only the types skops itself trusts by default, plus `EXTRA_SKOPS_TYPES`, an explicit
   list of exact names (never a module prefix: `numpy.` admitted `numpy.testing...runstring`, which
-  runs a string as code). The tree types in that list are memory-unsafe when crafted (a child index
-  past the node array reads out of bounds), so after loading every tree is checked by
-  `check_trees` before the model is used.
+  runs a string as code). Some trusted types hold indices that native code follows unchecked: a
+  tree's child links (the tree types in that list; past the node array they read out of bounds)
+  and a vectorizer's vocabulary (types skops trusts by default: its values become sparse column
+  indices, and a crafted one crashed the process in scipy's product with the coefficients). So
+  after loading, `check_loaded` checks every tree and vocabulary before the model is used.
 - **MLflow**: the `MLmodel` file is read as YAML (safe loader) and only flavors that load without
   unpickling or importing user code are admitted (`SAFE_MLFLOW_LOADERS`).
 - **Archives**: `extract_zip` refuses absolute paths, `..`, symlinks, too many files and too many
@@ -30,7 +32,9 @@ import numpy as np
 from driftgate.errors import BadRequest, UntrustedArtifact
 
 # Exact type names trusted beyond skops' defaults. Each is here because common models need it and
-# `check_trees` makes its loaded form safe to use; tests/registry/test_trust.py pins this list.
+# `check_loaded` makes its loaded form safe to use; tests/registry/test_trust.py pins this list.
+# Text pipelines (TfidfVectorizer/CountVectorizer, ColumnTransformer, Pipeline, LogisticRegression)
+# need nothing here: skops trusts all their types by default (0.9 to 0.16, the versions checked).
 EXTRA_SKOPS_TYPES: frozenset[str] = frozenset(
     {
         "sklearn.tree._tree.Tree",
@@ -65,18 +69,24 @@ def skops_trusted_types(data: bytes, trust: bool) -> list[str]:
     return list(untrusted)
 
 
-def check_trees(model: Any) -> None:
-    """Refuse a loaded model holding a tree whose node links or feature indices are out of range."""
-    for owner, tree in _trees(model):
-        n_features = getattr(owner, "n_features_in_", None)
-        if type(tree).__name__ == "Tree":
-            _check_tree(tree, n_features)
+def check_loaded(model: Any) -> None:
+    """Refuse a model loaded without trust that holds a decision tree whose node links or feature
+    indices are out of range, or a vectorizer whose vocabulary is not the columns 0..n-1."""
+    for owner, obj in _indexed(model):
+        if f"{type(obj).__module__}.{type(obj).__qualname__}" not in EXTRA_SKOPS_TYPES:
+            _check_vocabulary(obj)
+        elif type(obj).__name__ == "Tree":
+            _check_tree(obj, getattr(owner, "n_features_in_", None))
         else:
-            _check_predictor(tree, n_features)
+            _check_predictor(obj, getattr(owner, "n_features_in_", None))
 
 
-def _trees(obj: Any, seen: set[int] | None = None, owner: Any = None, depth: int = 0) -> Iterator[tuple[Any, Any]]:
-    """Every sklearn tree object reachable from `obj`, with the estimator that holds it."""
+check_trees = check_loaded  # its former name (registry/formats.py calls it so)
+
+
+def _indexed(obj: Any, seen: set[int] | None = None, owner: Any = None, depth: int = 0) -> Iterator[tuple[Any, Any]]:
+    """Every tree object (EXTRA_SKOPS_TYPES) and every object with a `vocabulary_` dict reachable
+    from `obj`, with the estimator that holds it."""
     seen = set() if seen is None else seen
     if id(obj) in seen or depth > 50 or isinstance(obj, str | bytes | int | float | bool | type(None)):
         return
@@ -88,21 +98,54 @@ def _trees(obj: Any, seen: set[int] | None = None, owner: Any = None, depth: int
     if isinstance(obj, np.ndarray):
         if obj.dtype == object:
             for item in obj.ravel():
-                yield from _trees(item, seen, owner, depth + 1)
+                yield from _indexed(item, seen, owner, depth + 1)
         return
     if isinstance(obj, dict):
         children: list[Any] = list(obj.values())
     elif isinstance(obj, list | tuple | set):
         children = list(obj)
     else:
-        children = list(getattr(obj, "__dict__", {}).values())
+        attributes = getattr(obj, "__dict__", {})
+        if isinstance(attributes.get("vocabulary_"), dict):
+            yield owner, obj
+        children = [v for k, v in attributes.items() if k != "vocabulary_"]  # its keys and values: str, int
         owner = obj if hasattr(obj, "n_features_in_") else owner
     for child in children:
-        yield from _trees(child, seen, owner, depth + 1)
+        yield from _indexed(child, seen, owner, depth + 1)
+
+
+def _check_vocabulary(vectorizer: Any) -> None:
+    """CountVectorizer, TfidfVectorizer and DictVectorizer turn `vocabulary_` values into the column
+    indices of a sparse matrix of len(vocabulary_) columns, which scipy trusts to be in range."""
+    vocabulary = vectorizer.__dict__["vocabulary_"]
+    values = list(vocabulary.values())
+    try:
+        if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):
+            raise ValueError("an index that is not an integer")
+        columns = np.sort(np.fromiter(values, dtype=np.int64, count=len(values)))
+    except (ValueError, OverflowError) as exc:
+        raise _index_error("vocabulary", str(exc)) from None
+    outside = columns[(columns < 0) | (columns >= len(values))]
+    if outside.size:
+        raise _index_error("vocabulary", f"a word has column {outside[0]}, outside its columns 0..{len(values) - 1}")
+    if len(values) > 1 and (np.diff(columns) == 0).any():
+        shared = columns[np.flatnonzero(np.diff(columns) == 0)[0]]
+        raise _index_error("vocabulary", f"two words share column {shared}")
+    for attribute in ("feature_names_", "idf_"):  # DictVectorizer's names, a TfidfVectorizer's weights
+        try:
+            other = getattr(vectorizer, attribute, None)
+        except AttributeError:  # TfidfVectorizer.idf_ of an unfitted inner transformer
+            other = None
+        if other is not None and len(other) != len(values):
+            raise _index_error("vocabulary", f"{len(values)} words but {len(other)} {attribute}")
+
+
+def _index_error(what: str, detail: str) -> BadRequest:
+    return BadRequest(f"the model holds a malformed {what} ({detail}); refusing to load it", field="file")
 
 
 def _tree_error(detail: str) -> BadRequest:
-    return BadRequest(f"the model holds a malformed decision tree ({detail}); refusing to load it", field="file")
+    return _index_error("decision tree", detail)
 
 
 def _check_links(left: np.ndarray, right: np.ndarray, is_leaf: np.ndarray, count: int) -> None:

@@ -1,6 +1,6 @@
 """Every malicious artifact kind, uploaded without a trust flag over HTTP and through the CLI.
 
-Pickle/joblib, skops reduce and function tricks, a crafted out-of-bounds tree, MLflow
+Pickle/joblib, skops reduce and function tricks, a crafted out-of-bounds tree or vocabulary, MLflow
 pickle/cloudpickle, archives with traversal, symlinks and bombs (tests/malicious.py builds them).
 Each must be refused with a 4xx naming the problem, never executed (its canary file is never
 written), write nothing outside the temp folder and leave no extraction folder behind.
@@ -39,6 +39,7 @@ def _kinds(marker: Path, tmp: Path) -> dict[str, tuple[str, Callable[[], bytes]]
         "skops_reduce": ("sklearn", lambda: malicious.skops_reduce_runstring(marker)),
         "skops_function": ("sklearn", malicious.skops_function_trick),
         "skops_tree_out_of_bounds": ("sklearn", malicious.skops_out_of_bounds_tree),
+        "skops_vocabulary_out_of_bounds": ("sklearn", lambda: malicious.skops_text_vocabulary(10**6)),
         "archive_traversal": ("mlflow", malicious.archive_traversal),
         "archive_symlink": ("mlflow", malicious.archive_symlink),
         "archive_bomb": ("mlflow", lambda: malicious.archive_bomb(300 * 1024**2)),
