@@ -177,3 +177,57 @@ def test_an_answer_to_the_old_token_does_not_bring_its_error_back(
         assert page.locator("#error").inner_text() == ""
     finally:
         srv.stop()
+
+
+def test_the_review_queue_shows_an_image_and_a_text(tmp_path: Path, browser: object) -> None:
+    """Issue 22: a person labels photos and e-mails from the queue. The image is drawn from the logged
+    tensor in the page (pixels as sent, scaled by the schema's max), the e-mail is shown as text (escaped:
+    markup in it stays text), and nothing is fetched from outside the server."""
+    from driftgate.demo import media_data, media_models
+
+    arts = media_models.write_artifacts(tmp_path / "models", reference_rows=120)
+    srv = make_server(tmp_path)
+    try:
+        with Client(srv.url) as client:
+            for kind in ("image", "text"):
+                art = arts[kind]
+                client.register_model(
+                    art.name, art.artifact, art.format, reference=art.reference, target="label", schema=art.schema
+                )
+                client.deploy(art.name, art.name, 1, automation="human_only")
+            images, _ = media_data.digit_images(2, seed=7)
+            images[0] = 0.0
+            images[0][2:6, 2:6] = media_data.PIXEL_MAX  # a white square on black: known pixels
+            answer = client.predict("digits", [{"image": image.tolist()} for image in images])
+            assert answer["status"] == ["review", "review"]
+            mail = "<b>free</b> prize: write to <script>alert(1)</script> now"
+            client.predict("spam", [{"text": mail}])
+        page = browser.new_page()  # type: ignore[attr-defined]
+        outside: list[str] = []
+        page.on("request", lambda r: None if r.url.startswith(srv.url) else outside.append(r.url))
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(srv.url + "/")
+        page.wait_for_selector('#endpoints tr[data-endpoint="digits"]', timeout=30_000)
+        page.locator('#endpoints tr[data-endpoint="digits"]').click()
+        page.wait_for_function(
+            "document.querySelectorAll('#review canvas.thumb[data-feature=\"image\"][data-drawn]').length === 2",
+            timeout=30_000,
+        )
+        first = answer["ids"][0]
+        pixels = page.evaluate(
+            """id => { const c = document.querySelector(`#review form.decide[data-id="${id}"]`).closest("tr")
+                         .querySelector("canvas.thumb");
+                       const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+                       return [c.width, c.height, d[0], d[4 * (3 * 8 + 3)]]; }""",
+            first,
+        )
+        assert pixels == [8, 8, 0, 255]  # black corner, white square: the tensor as sent, scaled by max 16
+
+        page.locator('#endpoints tr[data-endpoint="spam"]').click()
+        page.wait_for_selector('#review blockquote.text[data-feature="text"]', timeout=30_000)
+        shown = page.locator('#review blockquote.text[data-feature="text"]')
+        assert shown.inner_text() == mail and shown.locator("script, b").count() == 0
+        assert errors == [] and outside == []
+    finally:
+        srv.stop()
