@@ -97,7 +97,8 @@ class WordSpotter:
     """Hears which word a clip holds: "" when its loudest 20 ms frame is below `SILENT_DB` (nothing
     said, or said too quietly: the empty answers a volume drop brings), else the word whose two
     tones (media_data.WORD_TONES) carry the most energy. No training: the tones are its knowledge.
-    `predict_proba` gives each class's share of the tones' energy (1 for "" on a silent clip)."""
+    `predict_proba`: each word's share of the products of its two tones' energies (1 for "" on a
+    silent clip)."""
 
     SILENT_DB = -40.0
     FRAME = media_data.SAMPLE_RATE // 50  # 20 ms
@@ -120,7 +121,8 @@ class WordSpotter:
         heard = np.flatnonzero(~silent)
         if heard.size:
             bands = self._band_energy(clips[heard])
-            words = bands[:, self._pairs[:, 0]] + bands[:, self._pairs[:, 1]]
+            # the product: a word sharing one tone with what was said scores far below the word itself
+            words = bands[:, self._pairs[:, 0]] * bands[:, self._pairs[:, 1]]
             proba[heard, 1:] = words / np.maximum(words.sum(axis=1, keepdims=True), 1e-30)
         return proba
 
@@ -177,7 +179,7 @@ def write_artifacts(folder: Path, seed: int = 0, reference_rows: int = 300) -> d
     ref_images, ref_digits = media_data.digit_images(reference_rows, seed + 1, split="test")
     media_data.reference_frame(IMAGE_FEATURE, ref_images, ref_digits).to_parquet(folder / "digits_reference.parquet")
 
-    clips, words = media_data.audio_clips(min(reference_rows, 200), seed + 1)
+    clips, words = media_data.audio_clips(min(reference_rows, 100), seed + 1)  # 64 KB a clip
     media_data.reference_frame(AUDIO_FEATURE, clips, words).to_parquet(folder / "words_reference.parquet")
 
     out = {}
