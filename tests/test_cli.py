@@ -293,3 +293,33 @@ def test_demo_tells_the_story_and_exits(tmp_path: Path) -> None:
     # --no-wait means the server is gone afterwards.
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"http://127.0.0.1:{port}/v2/health/live", timeout=1)
+
+
+@pytest.mark.slow
+def test_the_inspection_demo_tells_its_story_and_exits(tmp_path: Path) -> None:
+    """Issue 22's demo: shadow beside the inspector, the dimming lamp caught, review, retrain, canary."""
+    port = free_port()
+    result = subprocess.run(
+        [*DRIFTGATE, "demo", "--no-wait", "--scenario", "inspection", "--port", str(port),
+         "--data-dir", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env={**os.environ, "COLUMNS": "200"},
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "registered 'inspector' v1 (ONNX" in out and "a 8x8 float32 image" in out
+    assert re.search(
+        r"shadow mode beside the human inspector: 300 photos, all decided by the inspector \(300 labelled", out
+    )
+    assert re.search(r"sent to the inspector; drift: no drift;", out), out
+    dimmed = re.search(r"a lamp on the line dims: .*drift: DRIFT in ([^\n]*)", out)
+    assert dimmed is not None and "image.brightness" in dimmed[1], out
+    assert "alert: 'line-lighting' fired (data_drift_share" in out
+    shares = re.search(r"([\d.]+)% of the photos now go to the inspector \(was ([\d.]+)%\)", out)
+    assert shares is not None and float(shares[1]) > float(shares[2]), out
+    assert re.search(r"retrained on the 1,200 photos plus the [1-9]\d* dim ones the inspector labelled", out), out
+    assert "canary of v2: promoted" in out
+    assert "Traceback" not in result.stdout + result.stderr
