@@ -62,8 +62,11 @@ class Client:
         target: str | None = None,
         trust: bool = False,
         description: str | None = None,
+        schema: Mapping[str, Any] | str | Path | None = None,
     ) -> dict[str, Any]:
-        """Upload a version. `reference` is a path, bytes, or a pandas DataFrame (sent as Parquet)."""
+        """Upload a version. `reference` is a path, bytes, or a pandas DataFrame (sent as Parquet; tensor
+        features as list columns). `schema`: a declared schema, {"features": [...]} (a dict, JSON text or
+        a path to a JSON file), laid over the one inferred from the reference (text and tensor features)."""
         data = artifact if isinstance(artifact, bytes) else Path(artifact).read_bytes()
         files: dict[str, tuple[str, bytes]] = {"file": ("model", data)}
         if reference is not None:
@@ -73,6 +76,8 @@ class Client:
             form["target"] = target
         if description:
             form["description"] = description
+        if schema is not None:
+            form["schema"] = _schema_text(schema)
         return self._check(self.http.post(f"/v1/models/{name}/versions", data=form, files=files))
 
     def models(self) -> dict[str, Any]:
@@ -211,9 +216,30 @@ def _event(prediction_id: str, name: str, ts: float | None = None) -> dict[str, 
 def _reference_file(reference: Any) -> tuple[str, bytes]:
     if hasattr(reference, "to_parquet"):
         buf = io.BytesIO()
-        reference.to_parquet(buf, index=False)
+        _nested_as_lists(reference).to_parquet(buf, index=False)
         return ("reference.parquet", buf.getvalue())
     if isinstance(reference, bytes):
         return ("reference", reference)
     path = Path(reference)
     return (path.name, path.read_bytes())
+
+
+def _nested_as_lists(frame: Any) -> Any:
+    """Cells that are arrays of 2+ dimensions (an image a row) as nested lists: Parquet stores lists of
+    lists, not n-d arrays."""
+    nd = [c for c in frame.columns if frame[c].dtype == object and any(getattr(v, "ndim", 1) > 1 for v in frame[c])]
+    if not nd:
+        return frame
+    frame = frame.copy()
+    for column in nd:
+        frame[column] = [v.tolist() if getattr(v, "ndim", 1) > 1 else v for v in frame[column]]
+    return frame
+
+
+def _schema_text(schema: Mapping[str, Any] | str | Path) -> str:
+    """A declared schema as the form field's JSON text: a mapping, JSON text, or a JSON file's path."""
+    if isinstance(schema, Mapping):
+        return orjson.dumps(dict(schema)).decode()
+    if isinstance(schema, Path) or not schema.lstrip().startswith("{"):
+        return Path(schema).read_text()
+    return schema

@@ -9,7 +9,7 @@ imports this module.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError
 from driftgate.errors import BadRequest
 from driftgate.serving.protocols.grpc import codec
 from driftgate.serving.protocols.grpc import grpc_predict_v2_pb2 as pb
+from driftgate.serving.protocols.v2.types import TensorInput
 
 # ModelInferRequest's field numbers (grpc_predict_v2.proto).
 MODEL_NAME, MODEL_VERSION = 1, 2
@@ -30,9 +31,14 @@ def parse_infer(raw: bytes) -> pb.ModelInferRequest:
         raise BadRequest(f"ModelInferRequest: expected a valid protobuf message, got a parse error: {exc}") from None
 
 
-def decode_infer_raw(raw: bytes, feature_names: Sequence[str], feature_is_numeric: Sequence[bool]) -> Any:
+def decode_infer_raw(
+    raw: bytes,
+    feature_names: Sequence[str],
+    feature_is_numeric: Sequence[bool],
+    tensor_inputs: Mapping[str, TensorInput] | None = None,
+) -> Any:
     """`codec.decode_infer` of the message `raw` (for the decoder process, which gets bytes)."""
-    return codec.decode_infer(parse_infer(raw), feature_names, feature_is_numeric)
+    return codec.decode_infer(parse_infer(raw), feature_names, feature_is_numeric, tensor_inputs)
 
 
 def _varint(raw: bytes, pos: int) -> tuple[int, int]:

@@ -30,7 +30,7 @@ from driftgate import __version__
 from driftgate.api.auth import require
 from driftgate.api.grpc_decode import decode_infer_raw, model_of, parse_infer
 from driftgate.api.limits import admitted, decode_request
-from driftgate.api.routes.v2 import _metadata, check_outputs, served_version
+from driftgate.api.routes.v2 import _metadata, check_outputs, served_version, tensor_inputs
 from driftgate.api.services import Services
 from driftgate.errors import DriftgateError, Overloaded
 from driftgate.serving.protocols import v2
@@ -132,11 +132,11 @@ class GrpcService:
         # A named version answers every row itself (REST's /versions/{v}/infer); unknown ones are NOT_FOUND.
         ref = served_version(state, version)
         schema = (state.stable if ref is None else state.versions[ref]).schema
-        numeric = [f.is_numeric for f in schema.features]
+        numeric, tensors = [f.is_numeric for f in schema.features], tensor_inputs(schema)
         decode = (
-            partial(decode_infer_raw, raw, schema.names, numeric)
+            partial(decode_infer_raw, raw, schema.names, numeric, tensors)
             if request is None
-            else partial(codec.decode_infer, request, schema.names, numeric)
+            else partial(codec.decode_infer, request, schema.names, numeric, tensors)
         )
         decoded, options = await decode_request(svc, endpoint, len(raw), decode)
         check_outputs(state, options)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from driftgate.errors import BadRequest, UnsupportedFormat, UntrustedArtifact
 from driftgate.registry import trust as trust_rules
+from driftgate.registry.format_onnx import OnnxModel
 
 FORMATS = ("sklearn", "onnx", "python", "mlflow")
 
@@ -195,68 +196,6 @@ def _predicts_argmax(estimator: Any) -> bool:
 
 class PythonModel(SklearnModel):
     """A user class with predict() and optionally predict_proba() and classes_."""
-
-
-class OnnxModel:
-    """An ONNX graph run by onnxruntime: one [n, d] input, or one [n, 1] input per feature."""
-
-    def __init__(self, data: bytes) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise UnsupportedFormat("format 'onnx' needs onnxruntime: pip install 'driftgate[onnx]'") from None
-        try:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 1
-            self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise BadRequest(f"the artifact is not a loadable ONNX model: {exc}", field="file") from None
-        self.inputs = self.session.get_inputs()
-        self.outputs = [o.name for o in self.session.get_outputs()]
-        single = len(self.inputs) == 1 and len(self.inputs[0].shape) == 2 and self.inputs[0].shape[1] != 1
-        self.single_tensor = single
-        self.feature_names = None if single else [i.name for i in self.inputs]
-        self.classes: list[Any] | None = None
-        if len(self.outputs) >= 2:
-            self.classes = []  # filled by the first prediction's probability map, or by set_classes()
-
-    def set_classes(self, classes: list[Any]) -> None:
-        self.classes = classes
-
-    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
-        feeds = self._feeds(frame)
-        results = self.session.run(None, feeds)
-        labels = np.asarray(results[0]).reshape(-1)
-        if len(results) < 2:
-            return labels, None
-        proba_out = results[1]
-        if isinstance(proba_out, list):  # ZipMap: a list of {class: probability}
-            keys = list(proba_out[0].keys()) if proba_out else (self.classes or [])
-            if not self.classes:
-                self.classes = [k.item() if isinstance(k, np.generic) else k for k in keys]
-            proba = np.array([[row[k] for k in keys] for row in proba_out], dtype=np.float64)
-        else:
-            proba = np.asarray(proba_out, dtype=np.float64)
-        return labels, proba
-
-    def _feeds(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        if self.single_tensor:
-            inp = self.inputs[0]
-            dtype = np.float64 if "double" in inp.type else np.float32
-            return {inp.name: frame.to_numpy(dtype=dtype)}
-        feeds = {}
-        for inp in self.inputs:
-            col = frame[inp.name].to_numpy()
-            if "string" in inp.type:
-                col = col.astype(str).astype(object)
-            elif "int64" in inp.type:
-                col = col.astype(np.int64)
-            elif "double" in inp.type:
-                col = col.astype(np.float64)
-            else:
-                col = col.astype(np.float32)
-            feeds[inp.name] = col.reshape(-1, 1)
-        return feeds
 
 
 def _load_mlflow(data: bytes, trust: bool) -> ModelAdapter:

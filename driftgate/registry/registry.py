@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from driftgate.errors import BadRequest, DriftgateError
+from driftgate.errors import BadRequest, DriftgateError, InvalidInput
 from driftgate.one_shot import run_once
 from driftgate.registry import formats
 from driftgate.registry.reference import read_table, to_parquet
-from driftgate.registry.schema import InputSchema
+from driftgate.registry.schema import FeatureSpec, InputSchema
+from driftgate.registry.schema_declared import apply_declared, parse_declared
 from driftgate.store import Store, VersionRecord
 
 # Rows of the reference data the new model must score before it is accepted.
@@ -34,6 +35,8 @@ class Registration:
     description: str | None = None
     lineage: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    # A declared schema (JSON text or object, see registry/schema_declared.py) laid over the inferred one.
+    schema: str | bytes | dict[str, Any] | None = None
 
 
 def output_spec(model: formats.ModelAdapter, reference: pd.DataFrame | None, target: str | None) -> dict[str, Any]:
@@ -82,6 +85,7 @@ def register(store: Store, reg: Registration) -> VersionRecord:
     file that crashes its native library on load or predict fails its registration (400 naming the
     crash), nothing is stored, and the server goes on."""
     validate_name(reg.name)
+    declared = parse_declared(reg.schema)
     kind = formats.detect_kind(reg.artifact, reg.format)
     formats.refuse_unloadable(kind, reg.trust)
     in_process = formats.vetted(reg.artifact, kind, reg.trust)
@@ -93,10 +97,11 @@ def register(store: Store, reg: Registration) -> VersionRecord:
             field="target",
         )
     if model is not None:
-        schema, output = _inspect_loaded(model, reference, reg.target)
+        schema, output = _inspect_loaded(model, reference, reg.target, declared)
     else:
         what = f"loaded and checked the artifact of model {reg.name!r}"
-        schema, output = run_once(inspect, (reg.artifact, kind, reg.trust, reference, reg.target), what=what)
+        args = (reg.artifact, kind, reg.trust, reference, reg.target, declared)
+        schema, output = run_once(inspect, args, what=what)
     record = {
         "name": reg.name,
         "format": reg.format,
@@ -115,46 +120,77 @@ def register(store: Store, reg: Registration) -> VersionRecord:
 
 
 def inspect(
-    artifact: bytes, kind: str, trust: bool, reference: pd.DataFrame | None, target: str | None
+    artifact: bytes,
+    kind: str,
+    trust: bool,
+    reference: pd.DataFrame | None,
+    target: str | None,
+    declared: list[FeatureSpec] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Load the artifact, infer its input schema, score the first reference rows, describe its
-    output: (schema, output) as stored. In a throwaway process for an artifact not vetted."""
-    return _inspect_loaded(formats.load(artifact, kind, trust=trust), reference, target)
+    """Load the artifact, infer its input schema (with the declared features laid over it), score the
+    first reference rows, describe its output: (schema, output) as stored. In a throwaway process for
+    an artifact not vetted."""
+    return _inspect_loaded(formats.load(artifact, kind, trust=trust), reference, target, declared)
 
 
 def _inspect_loaded(
-    model: formats.ModelAdapter, reference: pd.DataFrame | None, target: str | None
+    model: formats.ModelAdapter,
+    reference: pd.DataFrame | None,
+    target: str | None,
+    declared: list[FeatureSpec] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    schema = _schema(model, reference, target)
-    if reference is not None:
+    schema = _schema(model, reference, target, declared)
+    # A declared feature the reference lacks leaves nothing to score its rows with.
+    if reference is not None and all(name in reference.columns for name in schema.names):
         _sanity_check(model, schema, reference)
     return schema.to_dict(), output_spec(model, reference, target)
 
 
-def _schema(model: formats.ModelAdapter, reference: pd.DataFrame | None, target: str | None) -> InputSchema:
+def _schema(
+    model: formats.ModelAdapter,
+    reference: pd.DataFrame | None,
+    target: str | None,
+    declared: list[FeatureSpec] | None = None,
+) -> InputSchema:
+    named = {f.name for f in declared or ()}
     if reference is not None:
         features = reference.drop(columns=[target]) if target else reference
         wanted = model.feature_names
         if wanted is not None:
-            absent = [n for n in wanted if n not in features.columns]
+            absent = [n for n in wanted if n not in features.columns and n not in named]
             if absent:
                 raise BadRequest(
                     f"the model expects features {absent} that the reference data lacks", field="reference"
                 )
-            features = features[wanted]
-        return InputSchema.infer(features)
+            features = features[[n for n in wanted if n in features.columns]]
+        return _in_model_order(apply_declared(InputSchema.infer(features), declared), wanted)
     if model.feature_names:
-        return InputSchema.from_names(model.feature_names)
+        return apply_declared(InputSchema.from_names(model.feature_names), declared)
+    if declared:
+        return apply_declared(None, declared)
     raise BadRequest(
         "cannot tell which features the model takes: upload reference data (the training sample) with it",
         field="reference",
     )
 
 
+def _in_model_order(schema: InputSchema, wanted: list[str] | None) -> InputSchema:
+    """The features in the order the model names them (a declared one the reference lacks included)."""
+    if wanted is None:
+        return schema
+    extra = [n for n in schema.names if n not in wanted]
+    if extra:
+        raise BadRequest(f"declared feature(s) {extra} are not among the model's inputs {wanted}", field="schema")
+    return InputSchema(tuple(schema.feature(n) for n in wanted), schema.unknown_categories)
+
+
 def _sanity_check(model: formats.ModelAdapter, schema: InputSchema, reference: pd.DataFrame) -> None:
     sample = reference.head(SANITY_ROWS)
     columns = {name: sample[name].tolist() for name in schema.names}
-    frame = schema.to_frame(columns, len(sample))
+    try:
+        frame = schema.to_frame(columns, len(sample))
+    except InvalidInput as exc:
+        raise BadRequest(f"the reference data does not fit the schema: {exc.message}", field="reference") from None
     try:
         model.predict(frame)
     except DriftgateError:

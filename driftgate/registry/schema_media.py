@@ -34,6 +34,8 @@ TENSOR_DTYPES = frozenset(
 IMAGE_FORMATS = ("PNG", "JPEG")
 # numpy's most dimensions: nesting deeper than this is no tensor (and must not cost a RecursionError).
 MAX_DIMS = 64
+# A PNG's last chunk (IEND, with its CRC).
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 # Pillow's mode for an image feature's channel count (the last axis; none for (H, W)).
 _MODES = {None: "L", 1: "L", 3: "RGB", 4: "RGBA"}
 
@@ -257,6 +259,9 @@ def decode_image(spec: TensorSpec, raw: bytes, row: int | None) -> np.ndarray:
             pixels = np.asarray(image.convert(_MODES[channels]))
         except Exception as exc:  # truncated or corrupt data: Pillow raises OSError, SyntaxError, ...
             raise _fail(spec.name, f"image data undecodable ({type(exc).__name__}: {exc})", row) from None
+        # Pillow stops once it has every pixel: a PNG cut after its pixel data would pass unnoticed.
+        if image.format == "PNG" and _PNG_END not in raw[-4096:]:
+            raise _fail(spec.name, "image data undecodable (a PNG without its end chunk: truncated)", row)
     if channels == 1:
         pixels = pixels[..., np.newaxis]
     if spec.dtype.kind in "iu" and spec.bright == 255.0:

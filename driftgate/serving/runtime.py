@@ -169,6 +169,8 @@ def score_reference_rows(
     if blob is None:
         return
     sample = from_parquet(blob).head(rows)
+    if any(name not in sample.columns for name in version.schema.names):
+        return  # a declared feature the reference data lacks: its rows cannot be scored
     try:
         frame = version.schema.to_frame({n: sample[n].tolist() for n in version.schema.names}, len(sample))
         (score or version.score)(frame)

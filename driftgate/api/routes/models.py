@@ -27,6 +27,14 @@ async def create_version(
     target: Annotated[str | None, Form(description="Target column in the reference data.")] = None,
     description: Annotated[str | None, Form()] = None,
     trust: Annotated[bool, Form(description="Load a pickle/joblib artifact (runs its code).")] = False,
+    declared: Annotated[
+        str | None,
+        Form(
+            alias="schema",
+            description='Declared input schema, JSON: {"features": [{"name", "kind", ...}]}; each entry '
+            "overrides the inferred feature of its name (text and tensor features are declared this way).",
+        ),
+    ] = None,
 ) -> JSONResponse:
     if format == "python":
         raise BadRequest(
@@ -42,6 +50,7 @@ async def create_version(
         target=target or None,
         trust=trust,
         description=description,
+        schema=declared or None,
     )
     record = await run_in_threadpool(register, services(request).store, reg)
     return JSONResponse(record.to_dict(), status_code=201)

@@ -42,9 +42,10 @@ MLFLOW_BODY = request_body(
 async def predict(request: Request, endpoint: str) -> Response:
     svc = services(request)
     plane = svc.dataplane
-    names = plane.state(endpoint).stable.schema.names
+    schema = plane.state(endpoint).stable.schema
+    tensors = frozenset(f.name for f in schema.features if f.kind == "tensor")
     body = await read_body(request, svc.settings.big_body_bytes)
-    decoded = await decode_request(svc, endpoint, len(body), partial(decode_native, body, names))
+    decoded = await decode_request(svc, endpoint, len(body), partial(decode_native, body, schema.names, tensors))
     with admitted(svc, endpoint, decoded.n_rows):
         result = await plane.predict(endpoint, decoded)
     return Response(encode_native(result), media_type=JSON)

@@ -16,6 +16,7 @@ from driftgate.api.routes import request_body
 from driftgate.api.services import services
 from driftgate.api.v2_stats import model_stats, totals
 from driftgate.errors import BadRequest, Conflict, NotFound, NotReady
+from driftgate.registry.schema import FeatureSpec, InputSchema
 from driftgate.rollout.policy import VersionRef, answering
 from driftgate.serving.dataplane import EndpointState
 from driftgate.serving.protocols import v2
@@ -62,7 +63,22 @@ async def ready(request: Request) -> Response:
 
 
 def _input_datatype(kind: str) -> str:
-    return {"categorical": "BYTES", "boolean": "BOOL", "integer": "INT64"}.get(kind, "FP64")
+    return {"categorical": "BYTES", "text": "BYTES", "boolean": "BOOL", "integer": "INT64"}.get(kind, "FP64")
+
+
+def _input_metadata(feature: FeatureSpec) -> tuple[str, str, list[int]]:
+    """(name, datatype, shape) of a feature's input: a tensor's own datatype and [-1, *shape]."""
+    if feature.kind == "tensor":
+        datatype = v2.DTYPE_DATATYPES.get(feature.dtype or "float32", "FP32")
+        return feature.name, datatype, [-1, *(feature.shape or ())]
+    return feature.name, _input_datatype(feature.kind), [-1]
+
+
+def tensor_inputs(schema: InputSchema) -> dict[str, v2.TensorInput]:
+    """The schema's tensor features as the V2 decoders take them (REST and gRPC)."""
+    return {
+        f.name: v2.TensorInput(tuple(f.shape or ()), f.media == "image") for f in schema.features if f.kind == "tensor"
+    }
 
 
 def served_version(state: EndpointState, version: str | None) -> VersionRef | None:
@@ -97,7 +113,7 @@ def _metadata(state: EndpointState, ref: VersionRef | None = None) -> dict[str, 
         outputs = [("predict", label_type, [-1]), ("predict_proba", "FP64", [-1, len(classes or [])])]
     else:
         outputs = [("predict", "FP64", [-1])]
-    inputs = [(f.name, _input_datatype(f.kind)) for f in stable.schema.features]
+    inputs = [_input_metadata(f) for f in stable.schema.features]
     versions = sorted({str(ref.version) for ref in answering(state.policy)})
     return v2.model_metadata(state.name, versions, inputs, outputs, f"driftgate_{stable.format}")
 
@@ -188,9 +204,8 @@ async def _infer(request: Request, endpoint: str, version: str | None) -> Respon
     schema = (state.stable if ref is None else state.versions[ref]).schema
     body, length = await read_body(request, svc.settings.big_body_bytes), _header_length(request)
     numeric = [f.is_numeric for f in schema.features]
-    decoded, options = await decode_request(
-        svc, endpoint, len(body), partial(v2.decode_infer, body, length, schema.names, numeric)
-    )
+    decode = partial(v2.decode_infer, body, length, schema.names, numeric, tensor_inputs(schema))
+    decoded, options = await decode_request(svc, endpoint, len(body), decode)
     check_outputs(state, options)
     with admitted(svc, endpoint, decoded.n_rows):
         result = await plane.predict(endpoint, decoded, ref)

@@ -5,7 +5,12 @@ Request bodies::
     {"instances": [{"f": v, ...}, ...]}                 # records
     {"instances": [[v, ...], ...]}                      # rows, values in feature order
     {"dataframe_split": {"columns": [...], "data": [[...], ...], "index": [...]}}
+    {"instances": [<tensor>, ...]}                      # a model with one tensor feature
     ... plus an optional "parameters": {...}
+
+A text feature's value is a string; a tensor's is nested lists of its shape, a flat list, an object
+{"b64": "<base64 of the raw C-order bytes>", "dtype": "uint8"}, or for an image {"image": "<base64
+PNG or JPEG>"} (registry/schema_media.py converts and checks them).
 
 The table helpers here (`load_json_object`, `records_to_columns`, `rows_to_columns`,
 `split_to_columns`) are shared with the MLflow decoder, which accepts the same shapes under
@@ -152,13 +157,26 @@ def rows_to_columns(rows: list[Any], names: Sequence[str], where: str, order: st
     return _transpose_rows(rows, names)
 
 
-def table_to_columns(rows: Any, feature_names: Sequence[str], where: str) -> dict[str, list[Any]]:
-    """Rows given as records (objects) or as arrays in `feature_names` order."""
+# The objects a tensor row may be given as (registry/schema_media.py), not records of features.
+_TENSOR_OBJECTS = (frozenset({"b64", "dtype"}), frozenset({"image"}))
+
+
+def table_to_columns(
+    rows: Any, feature_names: Sequence[str], where: str, tensors: frozenset[str] = frozenset()
+) -> dict[str, list[Any]]:
+    """Rows given as records (objects) or as arrays in `feature_names` order. `tensors`: the tensor
+    features, whose values are arrays (or objects) themselves."""
     rows = require_rows(rows, where)
-    if isinstance(rows[0], dict):
+    lone_tensor = len(feature_names) == 1 and feature_names[0] in tensors
+    # A row object naming the feature is a record, even for a feature called "image".
+    first = rows[0]
+    if isinstance(first, dict) and not (
+        lone_tensor and feature_names[0] not in first and frozenset(first) in _TENSOR_OBJECTS
+    ):
         return records_to_columns(rows, where)
-    if len(feature_names) == 1 and not any(isinstance(r, list | dict) for r in rows):
-        # TF-serving style for a one-feature model: [v1, v2, ...] is that feature's column.
+    if lone_tensor or (len(feature_names) == 1 and not any(isinstance(r, list | dict) for r in rows)):
+        # TF-serving style for a one-feature model: [v1, v2, ...] is that feature's column (for a
+        # tensor feature, each row is the tensor: nested lists, or a {"b64"} / {"image"} object).
         return {feature_names[0]: rows}
     return rows_to_columns(rows, feature_names, where, "in feature order")
 
@@ -209,15 +227,17 @@ def to_request(columns: dict[str, list[Any]], parameters: dict[str, Any]) -> Dec
     return DecodedRequest(columns=columns, n_rows=n_rows, parameters=parameters)
 
 
-def decode_native(body: bytes, feature_names: Sequence[str]) -> DecodedRequest:
-    """Decode a native predict request into columns; see the module docstring for the shapes."""
+def decode_native(body: bytes, feature_names: Sequence[str], tensors: frozenset[str] = frozenset()) -> DecodedRequest:
+    """Decode a native predict request into columns; see the module docstring for the shapes. Text and
+    tensor values pass through as they came: the schema converts them (`tensors` only tells the
+    one-feature row form of a tensor model apart)."""
     obj = load_json_object(body)
     has_instances, has_split = "instances" in obj, "dataframe_split" in obj
     if has_instances == has_split:
         got = "both" if has_instances else f"keys {sorted(obj)}"
         raise BadRequest(f"request body: expected exactly one of 'instances' or 'dataframe_split', got {got}")
     if has_instances:
-        columns = table_to_columns(obj["instances"], feature_names, "instances")
+        columns = table_to_columns(obj["instances"], feature_names, "instances", tensors)
     else:
         columns = split_to_columns(obj["dataframe_split"], feature_names, "dataframe_split")
     if not columns:

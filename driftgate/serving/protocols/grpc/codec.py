@@ -54,7 +54,7 @@ def _parameters(params: Mapping[str, pb.InferParameter]) -> dict[str, Any]:
     return {key: parameter_value(value) for key, value in params.items()}
 
 
-def _typed_data(spec: pb.ModelInferRequest.InferInputTensor, name: str, datatype: str) -> Any:
+def _typed_data(spec: pb.ModelInferRequest.InferInputTensor, name: str, datatype: str, raw_bytes: bool) -> Any:
     field = CONTENTS_FIELD.get(datatype)
     filled = [f.name for f, _ in spec.contents.ListFields()]
     if field is None:
@@ -70,6 +70,8 @@ def _typed_data(spec: pb.ModelInferRequest.InferInputTensor, name: str, datatype
     values = getattr(spec.contents, field)
     if datatype != "BYTES":
         return v2.json_tensor_data(list(values), name, datatype)
+    if raw_bytes:  # an image feature: each element is a PNG or JPEG file
+        return list(values)
     texts: list[str] = []
     for i, raw in enumerate(values):
         try:
@@ -81,7 +83,9 @@ def _typed_data(spec: pb.ModelInferRequest.InferInputTensor, name: str, datatype
     return texts
 
 
-def _tensor(spec: pb.ModelInferRequest.InferInputTensor, index: int, raw: bytes | None) -> v2.Tensor:
+def _tensor(
+    spec: pb.ModelInferRequest.InferInputTensor, index: int, raw: bytes | None, images: frozenset[str]
+) -> v2.Tensor:
     name = spec.name
     if not name:
         raise InvalidInput(
@@ -99,7 +103,7 @@ def _tensor(spec: pb.ModelInferRequest.InferInputTensor, index: int, raw: bytes 
             field=name,
         )
     if raw is None:
-        data = _typed_data(spec, name, datatype)
+        data = _typed_data(spec, name, datatype, name in images)
     else:
         if spec.contents.ListFields():
             raise InvalidInput(
@@ -107,7 +111,7 @@ def _tensor(spec: pb.ModelInferRequest.InferInputTensor, index: int, raw: bytes 
                 "got typed contents too",
                 field=name,
             )
-        data = v2.binary_tensor_data(memoryview(raw), name, datatype, math.prod(shape))
+        data = v2.binary_tensor_data(memoryview(raw), name, datatype, math.prod(shape), name in images)
     v2.check_count(name, shape, len(data))
     return v2.Tensor(name, shape, datatype, data)
 
@@ -129,12 +133,18 @@ def _requested_outputs(req: pb.ModelInferRequest) -> tuple[v2.RequestedOutput, .
 
 
 def decode_infer(
-    req: pb.ModelInferRequest, feature_names: Sequence[str], feature_is_numeric: Sequence[bool]
+    req: pb.ModelInferRequest,
+    feature_names: Sequence[str],
+    feature_is_numeric: Sequence[bool],
+    tensor_inputs: Mapping[str, v2.TensorInput] | None = None,
 ) -> tuple[DecodedRequest, v2.V2Options]:
-    """A ModelInferRequest -> feature columns and what the response should carry.
+    """A ModelInferRequest -> feature columns and what the response should carry (`tensor_inputs`: the
+    tensor features, as for REST).
 
     `options.binary_data_output` says whether to answer with raw output contents.
     """
+    tensor_inputs = tensor_inputs or {}
+    images = frozenset(name for name, t in tensor_inputs.items() if t.image)
     if not req.inputs:
         raise InvalidInput("'inputs': expected a non-empty array of input tensors, got []", field="inputs")
     raw = req.raw_input_contents
@@ -143,10 +153,10 @@ def decode_infer(
             f"raw_input_contents: expected one entry per input ({len(req.inputs)}), got {len(raw)}",
             field="raw_input_contents",
         )
-    tensors = [_tensor(spec, i, raw[i] if raw else None) for i, spec in enumerate(req.inputs)]
+    tensors = [_tensor(spec, i, raw[i] if raw else None, images) for i, spec in enumerate(req.inputs)]
     params = _parameters(req.parameters)
     binary = params.pop(BINARY_DATA_OUTPUT, None)
-    decoded = v2.tensors_to_request(tensors, feature_names, feature_is_numeric, params)
+    decoded = v2.tensors_to_request(tensors, feature_names, feature_is_numeric, params, tensor_inputs)
     options = v2.V2Options(
         id=req.id or None,
         outputs=_requested_outputs(req),

@@ -13,6 +13,9 @@ BYTES tensors are elements each prefixed by a 4-byte little-endian length.
 
 Inputs map to features in one of two ways: one tensor per feature, named by the feature, shape
 `[n]` or `[n, 1]`; or a single numeric tensor `[n, d]` whose columns are the features in order.
+A text feature takes BYTES `[n]` (or `[n, 1]`); a tensor feature of shape `s` a numeric tensor
+`[n, *s]` or `[n, prod(s)]`, and an image feature also BYTES `[n]` of PNG or JPEG files (raw in
+binary data, base64 in JSON `data`).
 
 Responses carry `predict` (shape `[n]`) and, for classifiers, `predict_proba` (`[n, k]`); when
 rows were deferred to human review, also `status` (BYTES `[n]`, "ok" or "review").
@@ -39,6 +42,7 @@ from driftgate.serving.protocols.v2.types import (
     CONTENT_TYPE_BINARY,
     CONTENT_TYPE_JSON,
     DATATYPES,
+    DTYPE_DATATYPES,
     HEADER_LENGTH,
     MAX_DIMS,
     NUMPY_DTYPES,
@@ -47,6 +51,7 @@ from driftgate.serving.protocols.v2.types import (
     OUTPUT_STATUS,
     RequestedOutput,
     Tensor,
+    TensorInput,
     V2Options,
 )
 
@@ -54,6 +59,7 @@ __all__ = [
     "CONTENT_TYPE_BINARY",
     "CONTENT_TYPE_JSON",
     "DATATYPES",
+    "DTYPE_DATATYPES",
     "HEADER_LENGTH",
     "MAX_DIMS",
     "NUMPY_DTYPES",
@@ -62,6 +68,7 @@ __all__ = [
     "OUTPUT_STATUS",
     "RequestedOutput",
     "Tensor",
+    "TensorInput",
     "V2Options",
     "answerable_outputs",
     "available_outputs",

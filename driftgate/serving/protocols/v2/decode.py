@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from driftgate.errors import InvalidInput, short_repr
 from driftgate.serving.protocols.v2.tensors import load_header, parse_input, split_body
-from driftgate.serving.protocols.v2.types import RequestedOutput, Tensor, V2Options
+from driftgate.serving.protocols.v2.types import RequestedOutput, Tensor, TensorInput, V2Options
 from driftgate.serving.result import DecodedRequest
 
 
-def _is_matrix_input(tensors: list[Tensor], features: frozenset[str]) -> bool:
-    """A lone 2-D tensor is the [n, d] matrix form unless it is simply one feature's [n, 1] column."""
+def _is_matrix_input(tensors: list[Tensor], features: frozenset[str], tensor_inputs: Mapping[str, TensorInput]) -> bool:
+    """A lone 2-D tensor is the [n, d] matrix form unless it is simply one feature's [n, 1] column, or
+    named after a tensor feature."""
     if len(tensors) != 1 or len(tensors[0].shape) != 2:
         return False
     only = tensors[0]
-    return not (only.name in features and only.shape[1] == 1)
+    return not ((only.name in features and only.shape[1] == 1) or only.name in tensor_inputs)
 
 
 def _matrix_columns(t: Tensor, feature_names: Sequence[str], feature_is_numeric: Sequence[bool]) -> dict[str, Any]:
@@ -47,10 +49,22 @@ def _matrix_columns(t: Tensor, feature_names: Sequence[str], feature_is_numeric:
     return dict(zip(feature_names, by_column, strict=True))
 
 
-def _per_feature_columns(tensors: list[Tensor], numeric: dict[str, bool]) -> dict[str, Any]:
+def _per_feature_columns(
+    tensors: list[Tensor], numeric: dict[str, bool], tensor_inputs: Mapping[str, TensorInput]
+) -> dict[str, Any]:
     columns: dict[str, Any] = {}
     first = tensors[0]
     for t in tensors:
+        if t.name in tensor_inputs:
+            if t.shape[:1] != first.shape[:1]:
+                raise InvalidInput(
+                    f"input '{t.name}': expected {first.shape[0]} rows to match the other inputs, got shape {t.shape}",
+                    field=t.name,
+                )
+            if t.name in columns:
+                raise InvalidInput(f"input '{t.name}': expected each input name once, got it twice", field=t.name)
+            columns[t.name] = _tensor_column(t, tensor_inputs[t.name])
+            continue
         if not (len(t.shape) == 1 or (len(t.shape) == 2 and t.shape[1] == 1)):
             raise InvalidInput(
                 f"input '{t.name}': expected shape [n] or [n, 1] (one tensor per feature), got {t.shape}", field=t.name
@@ -69,6 +83,28 @@ def _per_feature_columns(tensors: list[Tensor], numeric: dict[str, bool]) -> dic
         # Unknown names are kept: schema validation decides about extra and missing features.
         columns[t.name] = t.data
     return columns
+
+
+def _tensor_column(t: Tensor, spec: TensorInput) -> Any:
+    """A tensor feature's input as one array (n, *shape); an image's BYTES as the n files' bytes."""
+    n, size = t.shape[0] if t.shape else 0, math.prod(spec.shape)
+    if t.datatype == "BYTES":
+        if not spec.image:
+            raise InvalidInput(
+                f"input '{t.name}': expected a numeric tensor of shape [n, {', '.join(map(str, spec.shape))}], "
+                "got BYTES (encoded files are for image features)",
+                field=t.name,
+            )
+        if not (len(t.shape) == 1 or (len(t.shape) == 2 and t.shape[1] == 1)):
+            raise InvalidInput(
+                f"input '{t.name}': expected BYTES of shape [n] or [n, 1] (one PNG or JPEG file a row), got {t.shape}",
+                field=t.name,
+            )
+        return t.data
+    if list(t.shape[1:]) not in (list(spec.shape), [size]):
+        forms = f"[n, {', '.join(map(str, spec.shape))}]" + (f" or [n, {size}]" if len(spec.shape) > 1 else "")
+        raise InvalidInput(f"input '{t.name}': expected shape {forms}, got {t.shape}", field=t.name)
+    return np.asarray(t.data).reshape((n, *spec.shape))
 
 
 def _parse_outputs(req: dict[str, Any]) -> tuple[RequestedOutput, ...]:
@@ -116,12 +152,15 @@ def decode_infer(
     header_length: int | None,
     feature_names: Sequence[str],
     feature_is_numeric: Sequence[bool],
+    tensor_inputs: Mapping[str, TensorInput] | None = None,
 ) -> tuple[DecodedRequest, V2Options]:
     """Decode a V2 infer request (JSON, or JSON header + binary tensors) into feature columns.
 
     `header_length` is the parsed `Inference-Header-Content-Length` HTTP header, or None.
-    Numeric columns come back as numpy arrays, BYTES columns as lists of str.
+    Numeric columns come back as numpy arrays, BYTES columns as lists of str; a tensor feature's
+    (`tensor_inputs`) as one array (n, *shape), or the files' bytes for an image sent as BYTES.
     """
+    tensor_inputs = tensor_inputs or {}
     if len(feature_names) != len(feature_is_numeric):
         raise ValueError("feature_names and feature_is_numeric must have the same length")
     header, tail = split_body(body, header_length)
@@ -134,7 +173,8 @@ def decode_infer(
         raise InvalidInput(
             f"'inputs': expected a non-empty array of input tensors, got {short_repr(inputs)}", field="inputs"
         )
-    tensors = [parse_input(spec, i, tail) for i, spec in enumerate(inputs)]
+    images = frozenset(name for name, t in tensor_inputs.items() if t.image)
+    tensors = [parse_input(spec, i, tail, images) for i, spec in enumerate(inputs)]
     if tail.present and tail.offset != len(tail.view):
         raise InvalidInput(
             f"binary data: expected {tail.offset} bytes after the JSON header (the sum of "
@@ -142,7 +182,7 @@ def decode_infer(
             field="inputs",
         )
     request_params = {k: v for k, v in params.items() if k != "binary_data_output"}
-    decoded = tensors_to_request(tensors, feature_names, feature_is_numeric, request_params)
+    decoded = tensors_to_request(tensors, feature_names, feature_is_numeric, request_params, tensor_inputs)
     return decoded, _parse_options(req, params)
 
 
@@ -151,14 +191,16 @@ def tensors_to_request(
     feature_names: Sequence[str],
     feature_is_numeric: Sequence[bool],
     parameters: dict[str, Any],
+    tensor_inputs: Mapping[str, TensorInput] | None = None,
 ) -> DecodedRequest:
-    """Decoded input tensors -> feature columns (REST and gRPC share this): one tensor per feature,
-    or a single numeric [n, d] matrix."""
-    if _is_matrix_input(tensors, frozenset(feature_names)):
+    """Decoded input tensors -> feature columns (REST and gRPC share this): one tensor per feature
+    (a tensor feature's [n, *shape]), or a single numeric [n, d] matrix."""
+    tensor_inputs = tensor_inputs or {}
+    if _is_matrix_input(tensors, frozenset(feature_names), tensor_inputs):
         columns = _matrix_columns(tensors[0], feature_names, feature_is_numeric)
     else:
         numeric = dict(zip(feature_names, feature_is_numeric, strict=True))
-        columns = _per_feature_columns(tensors, numeric)
+        columns = _per_feature_columns(tensors, numeric, tensor_inputs)
     n_rows = tensors[0].shape[0] if tensors[0].shape else 0
     if n_rows == 0:
         raise InvalidInput(

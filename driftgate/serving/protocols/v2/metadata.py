@@ -8,16 +8,17 @@ from typing import Any
 def model_metadata(
     name: str,
     versions: list[str],
-    inputs: list[tuple[str, str]],
+    inputs: list[tuple[str, str]] | list[tuple[str, str, list[int]]],
     outputs: list[tuple[str, str, list[int]]],
     platform: str,
 ) -> dict[str, Any]:
-    """`GET /v2/models/{name}` body. Inputs are (name, datatype), each of shape [-1] (any batch)."""
+    """`GET /v2/models/{name}` body. Inputs are (name, datatype), of shape [-1] (any batch), or
+    (name, datatype, shape) (a tensor feature: [-1, *its shape])."""
     return {
         "name": name,
         "versions": list(versions),
         "platform": platform,
-        "inputs": [{"name": n, "datatype": dt, "shape": [-1]} for n, dt in inputs],
+        "inputs": [{"name": i[0], "datatype": i[1], "shape": list(i[2]) if len(i) > 2 else [-1]} for i in inputs],
         "outputs": [{"name": n, "datatype": dt, "shape": list(shape)} for n, dt, shape in outputs],
     }
 

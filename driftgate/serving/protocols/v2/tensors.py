@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from typing import Any
 
@@ -56,9 +58,10 @@ def _check_shape(name: str, shape: Any) -> list[int]:
 check_shape = _check_shape
 
 
-def _bytes_from_binary(chunk: memoryview, name: str) -> list[str]:
-    """Triton BYTES wire format -> str elements (a Python loop: elements are variable-length)."""
-    out: list[str] = []
+def _bytes_from_binary(chunk: memoryview, name: str, raw_bytes: bool = False) -> list[Any]:
+    """Triton BYTES wire format -> str elements (a Python loop: elements are variable-length); the
+    bytes themselves for an image input (`raw_bytes`: encoded PNG/JPEG files)."""
+    out: list[Any] = []
     raw, offset, end = chunk.tobytes(), 0, len(chunk)
     while offset < end:
         if offset + 4 > end:
@@ -72,7 +75,8 @@ def _bytes_from_binary(chunk: memoryview, name: str) -> list[str]:
                 f"input '{name}': expected {size} bytes for element {len(out)}, got {end - offset}", field=name
             )
         try:
-            out.append(raw[offset : offset + size].decode("utf-8"))
+            element = raw[offset : offset + size]
+            out.append(element if raw_bytes else element.decode("utf-8"))
         except UnicodeDecodeError:
             raise InvalidInput(
                 f"input '{name}': expected UTF-8 text in element {len(out)}, got undecodable bytes", field=name
@@ -122,12 +126,23 @@ def _flatten(values: list[Any], name: str) -> list[Any]:
     return flat
 
 
-def _bytes_from_json(data: list[Any], name: str) -> list[str]:
+def _bytes_from_json(data: list[Any], name: str, raw_bytes: bool = False) -> list[Any]:
     flat = _flatten(data, name)
     if not all(type(v) is str for v in flat):
         bad = next(v for v in flat if type(v) is not str)
         raise InvalidInput(f"input '{name}': expected BYTES data as strings, got {short_repr(bad)}", field=name)
-    return flat
+    return [_base64(v, name, i) for i, v in enumerate(flat)] if raw_bytes else flat
+
+
+def _base64(text: str, name: str, element: int) -> bytes:
+    """An image in JSON `data`: base64 text (JSON strings cannot hold a PNG's bytes)."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput(
+            f"input '{name}': expected element {element} as base64 of a PNG or JPEG file, got {short_repr(text[:40])}",
+            field=name,
+        ) from None
 
 
 _JSON_KINDS = {"BOOL": "b", "FP": "iuf", "INT": "iu"}
@@ -184,21 +199,25 @@ def _check_int_range(low: Any, high: Any, name: str, datatype: str) -> None:
         )
 
 
-def binary_tensor_data(chunk: memoryview, name: str, datatype: str, count: int) -> Any:
-    """One tensor's elements from its raw bytes (REST binary extension, gRPC raw contents)."""
+def binary_tensor_data(chunk: memoryview, name: str, datatype: str, count: int, raw_bytes: bool = False) -> Any:
+    """One tensor's elements from its raw bytes (REST binary extension, gRPC raw contents); BYTES
+    elements stay bytes where `raw_bytes` (an image input)."""
     if datatype == "BYTES":
-        return _bytes_from_binary(chunk, name)
+        return _bytes_from_binary(chunk, name, raw_bytes)
     return _numeric_from_binary(chunk, name, datatype, count)
 
 
-def json_tensor_data(data: list[Any], name: str, datatype: str) -> Any:
-    """One tensor's elements from a list of values (REST JSON `data`, gRPC typed contents)."""
+def json_tensor_data(data: list[Any], name: str, datatype: str, raw_bytes: bool = False) -> Any:
+    """One tensor's elements from a list of values (REST JSON `data`, gRPC typed contents); BYTES
+    strings are base64 of encoded images where `raw_bytes` (an image input)."""
     if datatype == "BYTES":
-        return _bytes_from_json(data, name)
+        return _bytes_from_json(data, name, raw_bytes)
     return _numeric_from_json(data, name, datatype)
 
 
-def parse_input(spec: Any, index: int, tail: Tail) -> Tensor:
+def parse_input(spec: Any, index: int, tail: Tail, images: frozenset[str] = frozenset()) -> Tensor:
+    """One input tensor of the JSON header; BYTES to an input in `images` (image features) are kept as
+    the files' bytes."""
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         raise InvalidInput(
             f"inputs[{index}]: expected an object with a string 'name', got {short_repr(spec)}",
@@ -228,9 +247,9 @@ def parse_input(spec: Any, index: int, tail: Tail) -> Tensor:
                 f"got {short_repr(size)}",
                 field=name,
             )
-        data = binary_tensor_data(tail.take(size, name), name, datatype, count)
+        data = binary_tensor_data(tail.take(size, name), name, datatype, count, name in images)
     elif isinstance(spec.get("data"), list):
-        data = json_tensor_data(spec["data"], name, datatype)
+        data = json_tensor_data(spec["data"], name, datatype, name in images)
     else:
         raise InvalidInput(
             f"input '{name}': expected 'data' as an array (or parameters.binary_data_size), "

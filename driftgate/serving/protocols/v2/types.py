@@ -31,6 +31,8 @@ NUMPY_DTYPES: dict[str, np.dtype[Any]] = {
     "FP64": np.dtype("<f8"),
 }
 DATATYPES = (*NUMPY_DTYPES, "BYTES")
+# A tensor feature's dtype (a numpy name) -> its datatype on the wire.
+DTYPE_DATATYPES = {dtype.name: datatype for datatype, dtype in NUMPY_DTYPES.items()}
 _INT_TYPES = frozenset(k for k, v in NUMPY_DTYPES.items() if v.kind in "iu")
 _LENGTH_PREFIX = struct.Struct("<I")
 # The most dimensions a tensor may have (numpy's limit), so the deepest `data` nesting accepted.
@@ -61,12 +63,23 @@ class V2Options:
         return self.binary_data_output if output.binary_data is None else output.binary_data
 
 
+@dataclass(frozen=True, slots=True)
+class TensorInput:
+    """A tensor feature as the protocol takes it: an input named after it of shape [n, *shape] or
+    [n, prod(shape)]; for an image, also BYTES [n] (or [n, 1]) of encoded PNG/JPEG files, raw bytes in
+    binary data, base64 text in JSON `data`. Built from the schema by the API (plain values: a decode
+    in the body decoder process gets it pickled)."""
+
+    shape: tuple[int, ...]
+    image: bool = False
+
+
 @dataclass(slots=True)
 class Tensor:
     name: str
     shape: list[int]
     datatype: str
-    data: Any  # np.ndarray of NUMPY_DTYPES[datatype], or list[str] for BYTES
+    data: Any  # np.ndarray of NUMPY_DTYPES[datatype], or list[str] for BYTES (list[bytes] for an image)
 
 
 @dataclass(slots=True)
