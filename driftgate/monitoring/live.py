@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -14,11 +16,13 @@ import pandas as pd
 
 from driftgate.core.refs import VersionRef
 from driftgate.errors import BadRequest
-from driftgate.monitoring.drift import compare_frames
+from driftgate.monitoring.drift import DriftReport, DriftSettings, compare_frames
+from driftgate.monitoring.drift.media import MediaReference, payload_rows, stack_tensors
 from driftgate.monitoring.live_performance import live_performance
 from driftgate.monitoring.scoring import ScoringVersion
 from driftgate.monitoring.window_metrics import ANSWERED
 from driftgate.registry.reference import from_parquet
+from driftgate.registry.schema import InputSchema
 from driftgate.store import Store
 
 PREDICTION = "__prediction__"
@@ -26,17 +30,33 @@ DEFAULT_WINDOW = 5000
 MIN_ROWS = 10
 
 
+@dataclass(frozen=True)
+class Reference:
+    """What a window is compared with: the features as the model takes them (tensor cells as arrays of
+    the feature's shape), the model's scores and the target on them, and the text and tensor features'
+    reference side (`drift.media`: descriptor columns, vocabularies, embedding references)."""
+
+    features: pd.DataFrame
+    scores: np.ndarray | None
+    target: np.ndarray | None
+    media: MediaReference
+
+    def drift_columns(self, scalar: Sequence[str]) -> dict[str, np.ndarray]:
+        """The drift engine's reference columns: scalar features as they are, descriptors for the rest."""
+        return {**{name: self.features[name].to_numpy() for name in scalar}, **self.media.columns}
+
+
 class LiveDrift:
     """Computes drift reports for endpoints; reference frames and their scores are cached per version."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, settings: DriftSettings | None = None) -> None:
         self.store = store
-        self._references: dict[VersionRef, tuple[pd.DataFrame, np.ndarray | None, np.ndarray | None]] = {}
+        self.settings = settings or DriftSettings()
+        self._references: dict[VersionRef, Reference] = {}
         self._lock = threading.Lock()
         self.latest: dict[str, dict[str, Any]] = {}
 
-    def _reference(self, version: ScoringVersion) -> tuple[pd.DataFrame, np.ndarray | None, np.ndarray | None]:
-        """(reference features, model score on them, reference target)."""
+    def _reference(self, version: ScoringVersion) -> Reference:
         with self._lock:
             hit = self._references.get(version.ref)
             if hit is not None:
@@ -51,11 +71,15 @@ class LiveDrift:
             frame = from_parquet(blob)
             record = self.store.models.get(version.ref.model, version.ref.version)
             target = frame[record.target].to_numpy() if record.target and record.target in frame else None
-            features = frame[version.schema.names]
+            try:
+                hit = reference_of(frame, version.schema, target)
+            except ValueError as exc:  # a tensor cell of another size than the feature's shape
+                raise BadRequest(f"model {version.ref}: {exc}", model=version.ref.model) from None
+            features = hit.features
             preds, proba = version.score(
                 version.schema.to_frame({n: features[n].tolist() for n in features}, len(features))
             )
-            hit = (features, _score_column(preds, proba), target)
+            hit = replace(hit, scores=_score_column(preds, proba))
             self._references[version.ref] = hit
             return hit
 
@@ -87,34 +111,19 @@ class LiveDrift:
         """The drift report of logged `rows` (store rows, oldest first) against the version's
         reference data, or against `baseline_rows` (a past window of the same endpoint) when given."""
         rows = [r for r in rows if r["status"] in ANSWERED]
-        if baseline_rows is None:
-            reference, ref_scores, ref_target = self._reference(version)
-        else:
-            reference, ref_scores, ref_target = _baseline(baseline_rows, version.schema.names)
+        reference = self._reference(version) if baseline_rows is None else _baseline(baseline_rows, version)
         if len(rows) < MIN_ROWS:
             raise BadRequest(
                 f"the window holds {len(rows)} logged predictions of endpoint {endpoint!r}; drift needs at least "
                 f"{MIN_ROWS}",
                 endpoint=endpoint,
             )
-        current = pd.DataFrame([r["inputs"] for r in rows]).reindex(columns=reference.columns)
-        cur_scores = _score_column(
-            np.asarray([r["output"] for r in rows], dtype=object),
-            np.asarray([r["probabilities"] for r in rows], dtype=float) if rows[0]["probabilities"] else None,
-        )
-        ref_cols = {name: reference[name].to_numpy() for name in reference.columns}
-        cur_cols = {name: current[name].to_numpy() for name in current.columns}
-        if ref_scores is not None and cur_scores is not None:
-            ref_cols[PREDICTION], cur_cols[PREDICTION] = ref_scores, cur_scores
-        # The serving schema's kinds: the reference's `bool` column and the log's 0.0 / 1.0 are one
-        # boolean feature, read the same way here as by `driftgate drift report` (drift.kinds).
-        kinds = {f.name: f.kind for f in version.schema.features}
-        drift = compare_frames(
-            ref_cols, cur_cols, feature_types=kinds, prediction=PREDICTION if PREDICTION in ref_cols else None
-        )
+        drift, notes = window_drift(reference, version.schema, rows, self.settings)
         labelled = [i for i, r in enumerate(rows) if r["label"] is not None]
         # Realised on the labelled rows, estimated on every row of the window (live_performance).
-        drift.performance = live_performance(version, reference, ref_target, rows, baseline_rows=baseline_rows)
+        drift.performance = live_performance(
+            version, reference.features, reference.target, rows, baseline_rows=baseline_rows
+        )
         body = drift.to_dict(include_histograms=True)
         body["window"] = {
             "endpoint": endpoint,
@@ -126,9 +135,11 @@ class LiveDrift:
             "to": rows[-1]["ts"],
             "computed_at": time.time(),
         }
+        if notes:
+            body["notes"] = notes
         if baseline_rows is not None:
             body["window"]["baseline"] = {
-                "rows": len(reference),
+                "rows": len(reference.features),
                 "from": baseline_rows[0]["ts"],
                 "to": baseline_rows[-1]["ts"],
             }
@@ -147,20 +158,90 @@ def _score_column(preds: np.ndarray, proba: np.ndarray | None) -> np.ndarray | N
         return preds.astype(str)
 
 
-def _baseline(
-    rows: list[dict[str, Any]], names: list[str]
-) -> tuple[pd.DataFrame, np.ndarray | None, np.ndarray | None]:
-    """(features, scores, labels with None where unlabelled) of a past window used as the reference."""
+def window_drift(
+    reference: Reference, schema: InputSchema, rows: list[dict[str, Any]], settings: DriftSettings
+) -> tuple[DriftReport, list[str]]:
+    """The drift report of logged rows (answered ones, oldest first) against `reference`, without its
+    performance section, and notes on the tests left out."""
+    inputs = [r["inputs"] or {} for r in rows]
+    # The serving schema's kinds: the reference's `bool` column and the log's 0.0 / 1.0 are one
+    # boolean feature, read the same way here as by `driftgate drift report` (drift.kinds). Text and
+    # tensor features are read through their descriptors, numeric columns "f.<descriptor>".
+    scalar = [f.name for f in schema.features if f.is_scalar]
+    kinds: dict[str, str] = {f.name: f.kind for f in schema.features if f.is_scalar}
+    kinds.update(reference.media.kinds)
+    current = pd.DataFrame(inputs, index=range(len(inputs))).reindex(columns=scalar)
+    ref_cols = reference.drift_columns(scalar)
+    cur_cols = {name: current[name].to_numpy() for name in scalar}
+    cur_cols.update(reference.media.current_columns(inputs))
+    cur_scores = _score_column(
+        np.asarray([r["output"] for r in rows], dtype=object),
+        np.asarray([r["probabilities"] for r in rows], dtype=float) if rows[0]["probabilities"] else None,
+    )
+    if reference.scores is not None and cur_scores is not None:
+        ref_cols[PREDICTION], cur_cols[PREDICTION] = reference.scores, cur_scores
+    embeddings, notes = reference.media.embedding_drift(inputs, settings)
+    drift = compare_frames(
+        ref_cols,
+        cur_cols,
+        feature_types=kinds,
+        prediction=PREDICTION if PREDICTION in ref_cols else None,
+        settings=settings,
+        extra=embeddings,
+    )
+    return drift, notes
+
+
+def reference_of(frame: pd.DataFrame, schema: InputSchema, target: np.ndarray | None = None) -> Reference:
+    """A registered reference (as read from its Parquet) for drift, without the model's scores: the
+    schema's columns (tensor cells as arrays of the feature's shape and dtype; ValueError when a cell
+    does not fit it) and the reference side of its text and tensor features."""
+    specs = schema.features
+    features = frame[[f.name for f in specs if f.name in frame]].copy()
+    tensors: dict[str, np.ndarray] = {}
+    for spec in specs:
+        if spec.kind == "tensor" and spec.shape is not None and spec.name in features:
+            tensors[spec.name] = stack_tensors(spec.name, features[spec.name].tolist(), spec.shape, spec.dtype)
+            features[spec.name] = _cells(tensors[spec.name])
+    texts = {f.name: features[f.name].tolist() for f in specs if f.kind == "text" and f.name in features}
+    return Reference(features, None, target, MediaReference.fit(specs, texts, tensors))
+
+
+def _cells(array: np.ndarray) -> pd.Series:
+    """An (n, *shape) array as an object column whose cells are the rows' arrays."""
+    cells = np.empty(len(array), dtype=object)
+    cells[:] = list(array)
+    return pd.Series(cells, dtype=object)
+
+
+def _baseline(rows: list[dict[str, Any]], version: ScoringVersion) -> Reference:
+    """A past window used as the reference: features, scores, labels (None where unlabelled); its text
+    features' descriptors as for a registered reference, its tensors' as logged, its sampled payloads
+    as the embedding reference."""
     rows = [r for r in rows if r["status"] in ANSWERED]
     if len(rows) < MIN_ROWS:
         raise BadRequest(
             f"the baseline window holds {len(rows)} logged predictions; drift needs at least {MIN_ROWS}",
             field="baseline_since",
         )
-    frame = pd.DataFrame([r["inputs"] for r in rows]).reindex(columns=names)
+    inputs = [r["inputs"] or {} for r in rows]
+    specs = version.schema.features
+    frame = pd.DataFrame(inputs, index=range(len(inputs))).reindex(columns=version.schema.names)
     scores = _score_column(
         np.asarray([r["output"] for r in rows], dtype=object),
         np.asarray([r["probabilities"] for r in rows], dtype=float) if rows[0]["probabilities"] else None,
     )
     labels = np.asarray([r["label"] for r in rows], dtype=object)
-    return frame, scores, None if all(v is None for v in labels) else labels
+    texts = {f.name: _texts(frame[f.name]) for f in specs if f.kind == "text"}
+    tensors = {f.name: _stacked(payload_rows(f, inputs)[0]) for f in specs if f.kind == "tensor"}
+    logged = MediaReference(tuple(f for f in specs if f.kind == "tensor")).current_columns(inputs)
+    media = MediaReference.fit(specs, texts, tensors, tensor_columns=logged)
+    return Reference(frame, scores, None if all(v is None for v in labels) else labels, media)
+
+
+def _texts(column: pd.Series) -> list[str | None]:
+    return [v if isinstance(v, str) else None for v in column.tolist()]
+
+
+def _stacked(rows: list[np.ndarray]) -> np.ndarray:
+    return np.stack(rows) if rows else np.empty((0, 0))

@@ -15,13 +15,14 @@ data: `min`/`max` per numeric feature, the reference categories per categorical 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from driftgate.monitoring.drift.media import descriptor_columns
 from driftgate.monitoring.guards import OutputLimits, check_outputs
 from driftgate.registry.schema import FeatureSpec, InputSchema
 
@@ -127,6 +128,8 @@ def _feature_rates(spec: FeatureSpec, column: pd.Series) -> dict[str, int]:
         "categorical": 0,
         "wrong_type": 0,
     }
+    if spec.kind == "tensor":  # the column holds its first descriptor: only presence counts
+        return counts
     if spec.is_numeric:
         numbers, wrong = _numeric_values(column)
         present = ~np.isnan(numbers)
@@ -150,12 +153,15 @@ def input_metrics(window: Window, schema: InputSchema, skip: Collection[str] = (
     schema_violation_rate (rows with a required feature absent or null, or a value of the wrong type).
 
     Only rows the model scored count, and `skip` names features to leave out (redacted ones: their
-    stored values are dropped or hashed, so they would read as missing or wrong-typed).
+    stored values are dropped or hashed, so they would read as missing or wrong-typed). A text feature
+    counts like a categorical one without categories. A tensor feature's raw payload is logged for a
+    sample of rows only, so its presence is read from its descriptors, logged for every row ("x.d"
+    inputs: a row without them is missing); a tensor without descriptors is left out.
     """
     answered = np.isin(np.asarray(window.status, dtype=object), ANSWERED)
-    frame = window.inputs.loc[answered]
+    frame = _with_tensor_presence(window.inputs.loc[answered], schema)
     n = len(frame)
-    features = [f for f in schema.features if f.name not in skip]
+    features = [f for f in schema.features if f.name not in skip and (f.kind != "tensor" or descriptor_columns(f))]
     totals = {"cells": 0, "missing": 0, "numeric": 0, "out_of_range": 0, "categorical": 0, "unseen": 0}
     by_feature: dict[str, dict[str, float | None]] = {}
     violating = np.zeros(n, dtype=bool)
@@ -176,10 +182,11 @@ def input_metrics(window: Window, schema: InputSchema, skip: Collection[str] = (
         for key in ("missing", "numeric", "out_of_range", "categorical", "unseen"):
             totals[key] += counts[key]
         totals["cells"] += n
+        categorical = spec.kind == "categorical"
         by_feature[spec.name] = {
             "missing_rate": _rate(counts["missing"], n),
             **({"out_of_range_rate": _rate(counts["out_of_range"], counts["numeric"])} if spec.is_numeric else {}),
-            **({"unseen_category_rate": _rate(counts["unseen"], counts["categorical"])} if not spec.is_numeric else {}),
+            **({"unseen_category_rate": _rate(counts["unseen"], counts["categorical"])} if categorical else {}),
         }
 
     def per(key: str) -> dict[str, Any]:
@@ -191,6 +198,22 @@ def input_metrics(window: Window, schema: InputSchema, skip: Collection[str] = (
         Measure("unseen_category_rate", _rate(totals["unseen"], totals["categorical"]), per("unseen_category_rate")),
         Measure("schema_violation_rate", _rate(int(violating.sum()), n), {"rows": int(violating.sum())}),
     ]
+
+
+def _with_tensor_presence(frame: pd.DataFrame, schema: InputSchema) -> pd.DataFrame:
+    """`frame` with each described tensor feature's column replaced by its first descriptor (present
+    or null), which is what its missing rate reads."""
+    described = [(f.name, descriptor_columns(f)) for f in schema.features if f.kind == "tensor"]
+    tensors = {name: columns[0] for name, columns in described if columns}
+    if not tensors:
+        return frame
+    frame = frame.copy()
+    for name, first in tensors.items():
+        if first in frame:
+            frame[name] = pd.to_numeric(frame[first], errors="coerce")
+        elif name in frame:
+            del frame[name]  # no descriptors logged: missing in every row
+    return frame
 
 
 def _wrong_type_mask(spec: FeatureSpec, column: pd.Series) -> np.ndarray:
@@ -205,15 +228,28 @@ def _is_null(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def _is_empty(value: Any) -> bool:
+    """An empty answer: null, "" (or only whitespace), or an empty list or mapping."""
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, list | tuple | dict):
+        return not value
+    return _is_null(value)
+
+
 def output_metrics(window: Window, kind: str, classes: Sequence[Any] | None = None) -> list[Measure]:
-    """null_output_rate; for classifiers class_share per class (`detail["class"]`) and
+    """null_output_rate, empty_answer_rate (answers that are null, "" or an empty list: a speech model
+    that heard nothing); for classifiers class_share per class (`detail["class"]`) and
     mean_confidence (mean largest class probability); for regression prediction_mean and
     prediction_std. Over the rows the model scored (`ok` and `review`)."""
     answered = np.isin(np.asarray(window.status, dtype=object), ANSWERED)
     outputs = [o for o, a in zip(window.outputs, answered, strict=True) if a]
     nulls = [_is_null(o) for o in outputs]
     present = [o for o, null in zip(outputs, nulls, strict=True) if not null]
-    out = [Measure("null_output_rate", _rate(sum(nulls), len(outputs)))]
+    out = [
+        Measure("null_output_rate", _rate(sum(nulls), len(outputs))),
+        Measure("empty_answer_rate", _rate(sum(_is_empty(o) for o in outputs), len(outputs))),
+    ]
     if kind == "classification":
         return [*out, *_class_shares(present, classes), _mean_confidence(window, answered)]
     return [*out, *_prediction_moments(present)]
@@ -221,7 +257,8 @@ def output_metrics(window: Window, kind: str, classes: Sequence[Any] | None = No
 
 def _class_shares(present: list[Any], classes: Sequence[Any] | None) -> list[Measure]:
     """The share of each class among the non-null outputs: the model's classes first (0 when
-    absent), then any other output seen."""
+    absent), then any other output seen (an unhashable one, such as a list answer, by its text)."""
+    present = [o if isinstance(o, Hashable) else str(o) for o in present]
     counts = pd.Series(present, dtype=object).value_counts() if present else pd.Series(dtype=float)
     levels = list(classes) if classes else []
     levels += [c for c in counts.index if c not in levels]

@@ -139,3 +139,46 @@ def test_audited_rows_count_as_scored() -> None:
     assert shares == {0: 0.5, 1: 0.5}
     assert next(m for m in software_metrics(w) if m.name == "latency_p50_ms").detail["calls"] == 2
     assert _values(input_metrics(w, SCHEMA))["missing_rate"] == 0.0
+
+
+def test_empty_answer_rate_counts_null_empty_text_and_empty_lists() -> None:
+    outputs = ["yes", "", "  ", None, [], ["go"], float("nan"), 0, {}, "no"]
+    w = _window([{}] * 11, status=["ok"] * 10 + ["error"], outputs=[*outputs, None])
+    m = _values(output_metrics(w, "classification", classes=["yes", "no"]))
+    assert m["empty_answer_rate"] == pytest.approx(6 / 10)  # the error row was not answered
+    assert m["null_output_rate"] == pytest.approx(2 / 10)
+    assert _values(output_metrics(_window([{}] * 2, outputs=[1.0, 2.0]), "regression"))["empty_answer_rate"] == 0.0
+    assert _values(output_metrics(_window([]), "regression"))["empty_answer_rate"] is None
+
+
+def test_text_and_tensor_features_in_the_input_metrics() -> None:
+    # A tensor's payload is kept for a sample of rows only (null otherwise): its presence is read from
+    # its descriptors, logged for every row. A text is a string, or null.
+    schema = InputSchema(
+        (
+            FeatureSpec("t", "text", nullable=True),
+            FeatureSpec("image", "tensor", shape=(8, 8), dtype="float32", media="image"),
+            FeatureSpec("embedding", "tensor", shape=(4,), dtype="float32"),  # no descriptors: left out
+        )
+    )
+    payload = {"dtype": "float32", "shape": [8, 8], "zlib": "..."}
+    rows = [
+        {"t": "hello", "image": payload, "image.brightness": 0.5, "image.contrast": 0.1, "embedding": None},
+        {"t": None, "image": None, "image.brightness": 0.4, "image.contrast": 0.2, "embedding": None},
+        {"t": 3, "image": None, "image.brightness": 0.3, "image.contrast": 0.1, "embedding": None},
+        {"t": "", "image": None, "image.brightness": None, "image.contrast": None, "embedding": None},
+    ]
+    measures = input_metrics(_window(rows), schema)
+    m = _values(measures)
+    by_feature = next(x for x in measures if x.name == "missing_rate").detail["by_feature"]
+    assert by_feature == {"t": 0.25, "image": 0.25}  # unsampled payloads are not missing
+    assert m["missing_rate"] == pytest.approx(2 / 8)
+    assert m["schema_violation_rate"] == pytest.approx(2 / 4)  # the text 3, the image without descriptors
+    assert m["unseen_category_rate"] is None and m["out_of_range_rate"] is None
+    no_descriptors = [{"t": "a", "image": None}] * 2
+    assert (
+        next(x for x in input_metrics(_window(no_descriptors), schema) if x.name == "missing_rate").detail[
+            "by_feature"
+        ]["image"]
+        == 1.0
+    )

@@ -7,6 +7,7 @@ empty text), to be counted as missing by the drift tests.
 
 from driftgate.monitoring.descriptors.audio import AUDIO_DESCRIPTORS, describe_audio
 from driftgate.monitoring.descriptors.image import IMAGE_DESCRIPTORS, describe_images
+from driftgate.monitoring.descriptors.tensor import describe_tensor, tensor_descriptors
 from driftgate.monitoring.descriptors.text import TEXT_DESCRIPTORS, TextDescriber, tokenize
 
 __all__ = [
@@ -16,5 +17,7 @@ __all__ = [
     "TextDescriber",
     "describe_audio",
     "describe_images",
+    "describe_tensor",
+    "tensor_descriptors",
     "tokenize",
 ]

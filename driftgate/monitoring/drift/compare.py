@@ -36,6 +36,7 @@ def compare(
     target: str | None = None,
     performance: Mapping[str, Any] | None = None,
     raw: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    extra: Sequence[FeatureDrift] = (),
 ) -> DriftReport:
     """Drift of one window sketch against the profile. Public entry point for the live monitor.
 
@@ -43,12 +44,14 @@ def compare(
     prediction / target: column names reported apart from the input features (prediction drift;
     the target is left out). performance: a ready `performance` section (see `performance_report`).
     raw: finite (reference, current) values per numeric feature for exact KS/Wasserstein.
+    extra: features tested apart and not yet decided (embedding drift, `drift.media`): reported with
+    the others, their p-values in the same correction family, counted in the dataset verdict.
     """
     settings = settings or DriftSettings()
     _check_counted_against(profile, sketch)
     raw = raw or {}
     set_aside = {name for name in (prediction, target) if name}
-    features = _feature_drifts(profile, sketch, settings, raw, set_aside)
+    features = [*_feature_drifts(profile, sketch, settings, raw, set_aside), *extra]
     multivariate = _multivariate(profile, current_sample, set_aside)
     family: list[Subtest] = [t for feature in features for t in feature.subtests]
     family += multivariate.subtests if multivariate else []
@@ -139,6 +142,7 @@ def compare_frames(
     n_bins: int = 100,
     multivariate: bool = True,
     sample_rows: int = 2_000,
+    extra: Sequence[FeatureDrift] = (),
 ) -> DriftReport:
     """Compare two in-memory tables (mappings name -> values, or DataFrame-like objects).
 
@@ -147,6 +151,7 @@ def compare_frames(
     columns their kind ("numeric", "integer", "boolean", "categorical"; else inferred from the
     dtype), and both sides are read in that kind's one representation (`drift.kinds`). The
     multivariate tests see `sample_rows` rows per side, drawn as `files.report_files` draws them.
+    `extra`: features tested apart, as in `compare`.
     """
     reference_columns, current_columns = column_arrays(reference), column_arrays(current)
     shared = [name for name in reference_columns if name in current_columns]
@@ -172,7 +177,7 @@ def compare_frames(
         current_columns.get(prediction) if prediction else None,
     )
     return compare(
-        profile, sketch, settings, current_sample if multivariate else None, prediction, target, performance, raw
+        profile, sketch, settings, current_sample if multivariate else None, prediction, target, performance, raw, extra
     )
 
 

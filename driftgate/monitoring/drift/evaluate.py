@@ -33,6 +33,7 @@ DEFAULT_THRESHOLDS: Mapping[str, float] = {
     "jensen_shannon": 0.1,
     "cramers_v": 0.1,
     "cohens_h": 0.1,  # missing-value and unseen-category rates: 0 % -> 0.25 % already passes
+    "mmd": 0.05,  # embedding drift: the distance of the kernel mean embeddings, in [0, sqrt(2)]
 }
 
 

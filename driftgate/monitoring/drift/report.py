@@ -98,8 +98,8 @@ class FeatureDrift:
         if self.unseen_categories is not None:
             body["unseen_categories_test"] = self.unseen_categories.to_dict()
             body["unseen_examples"] = list(self.unseen_examples)
-        if include_histogram:
-            body["histogram"] = self.histogram
+        if include_histogram:  # null, not {}, when there is none (an embedding test has no bins)
+            body["histogram"] = self.histogram or None
         return body
 
 
