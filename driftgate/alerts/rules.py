@@ -36,13 +36,15 @@ METRICS = (
     "out_of_range_rate",
     "unseen_category_rate",
     "null_output_rate",
+    "empty_answer_rate",
+    "feature_drift",
     "mean_confidence",
     "request_count",
     "output_guard_violation_rate",
     "event_rate",
 )
 # Metrics with one point per detail value, and the detail key a rule's `detail` selector may name.
-DETAIL_KEYS = {"event_rate": "event"}
+DETAIL_KEYS = {"event_rate": "event", "feature_drift": "feature"}
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     ">=": operator.ge,

@@ -21,7 +21,7 @@ METRICS = frozenset(
     {
         "data_drift_share", "prediction_drift", "error_rate", "latency_p99_ms", "request_rate", "missing_rate",
         "accuracy", "estimated_accuracy", "concept_drift", "out_of_range_rate", "unseen_category_rate",
-        "null_output_rate", "mean_confidence", "request_count", "latency_p50_ms", "latency_p95_ms",
+        "null_output_rate", "empty_answer_rate", "mean_confidence", "request_count", "latency_p50_ms", "latency_p95_ms",
         "schema_violation_rate", "class_share", "feature_drift", "multivariate_drift", "f1", "roc_auc", "mae",
         "rmse", "prediction_mean", "prediction_std", "output_guard_violation_rate", EVENT_METRIC, RUN_METRIC,
         "precision", "recall", "performance_drift", "estimated_roc_auc", "estimated_f1", "estimated_precision",
