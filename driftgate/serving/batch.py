@@ -225,9 +225,30 @@ def _columns(batch: pa.RecordBatch, text: frozenset[str]) -> dict[str, Any]:
             out[name] = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
         elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
             out[name] = column.to_numpy(zero_copy_only=False)
-        else:  # booleans, dates...: as JSON would carry them
-            out[name] = column.to_pylist()
+        else:  # booleans, dates, lists (tensors)...: as JSON would carry them
+            block = _list_block(column)
+            out[name] = block if block is not None else column.to_pylist()
     return out
+
+
+def _list_block(column: pa.Array) -> np.ndarray | None:
+    """A list column of numbers whose rows all have one shape (a tensor feature in Parquet, nested or
+    flat) as one array (n, ...) without a Python list per value; None for anything else (nulls, ragged
+    rows: the per-row path names them)."""
+    n, dims, values = len(column), [], column
+    while (
+        pa.types.is_list(values.type) or pa.types.is_large_list(values.type) or pa.types.is_fixed_size_list(values.type)
+    ):
+        lengths = pc.list_value_length(values)
+        if values.null_count or len(values) == 0 or pc.min(lengths).as_py() != pc.max(lengths).as_py():
+            return None
+        dims.append(pc.min(lengths).as_py())
+        values = values.flatten()
+    if not dims or n == 0 or not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
+        return None
+    if values.null_count:
+        return None
+    return values.to_numpy(zero_copy_only=False).reshape(n, *dims)
 
 
 def _named(exc: Exception, source: Path) -> str:

@@ -8,81 +8,27 @@ naming the input, and the server keeps serving."""
 from __future__ import annotations
 
 import base64
-import io
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import numpy as np
-import onnxruntime as ort
 import pandas as pd
 import pytest
 import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
-from PIL import Image
 from tritonclient.utils import InferenceServerException
 
 from driftgate.client import Client, ServerError
 from tests.conftest import LiveServer, free_port, make_server
-
-IMAGE_SCHEMA = {
-    "features": [{"name": "image", "kind": "tensor", "shape": [8, 8], "dtype": "float32", "media": "image", "max": 16}]
-}
-TEXT_SCHEMA = {"features": [{"name": "text", "kind": "text", "max_chars": 1000}]}
-SPAM = ["win a free prize now", "claim your free money", "cheap pills free offer", "you won a free cruise"]
-HAM = ["meeting moved to noon", "lunch tomorrow with the team", "the report is attached", "see you at the review"]
-
-
-@dataclass
-class Models:
-    digits: np.ndarray  # (n, 8, 8) float, values 0..16
-    labels: np.ndarray
-    onnx: bytes
-    session: ort.InferenceSession
+from tests.media_fixtures import IMAGE_SCHEMA, TEXT_SCHEMA, Digits, digits_model, png, text_frame, text_model
 
 
 @pytest.fixture(scope="module")
-def models() -> Models:
-    from skl2onnx import to_onnx
-    from sklearn.datasets import load_digits
-    from sklearn.neural_network import MLPClassifier
-
-    digits = load_digits()
-    x = digits.data.astype(np.float32)
-    with pytest.warns(Warning):  # a few iterations: it does not converge, and need not
-        mlp = MLPClassifier(hidden_layer_sizes=(32,), max_iter=30, random_state=0).fit(x, digits.target)
-    onnx = to_onnx(mlp, x[:1], options={id(mlp): {"zipmap": False}}).SerializeToString()
-    session = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
-    return Models(digits.images, digits.target, onnx, session)
-
-
-def expected(models: Models, images: np.ndarray) -> list[int]:
-    """What the ONNX graph itself answers for these images (float32, flattened to 64)."""
-    flat = np.asarray(images, dtype=np.float32).reshape(len(images), 64)
-    return [int(v) for v in models.session.run(None, {models.session.get_inputs()[0].name: flat})[0]]
-
-
-def text_model() -> bytes:
-    import skops.io as sio
-    from sklearn.compose import ColumnTransformer
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-
-    frame = pd.DataFrame({"text": SPAM + HAM, "label": ["spam"] * 4 + ["ham"] * 4})
-    pre = ColumnTransformer([("tfidf", TfidfVectorizer(), "text")])
-    model = Pipeline([("pre", pre), ("clf", LogisticRegression(C=10))]).fit(frame[["text"]], frame["label"])
-    return sio.dumps(model)
-
-
-def png(image: np.ndarray) -> bytes:
-    """A digit (0..16) as an 8-bit grey PNG, 16 -> 255."""
-    buf = io.BytesIO()
-    Image.fromarray(np.rint(np.asarray(image) / 16 * 255).astype(np.uint8)).save(buf, "PNG")
-    return buf.getvalue()
+def models() -> Digits:
+    return digits_model()
 
 
 def b64(data: bytes) -> str:
@@ -90,19 +36,18 @@ def b64(data: bytes) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, models: Models) -> Iterator[LiveServer]:
+def server(tmp_path_factory: pytest.TempPathFactory, models: Digits) -> Iterator[LiveServer]:
     srv = make_server(tmp_path_factory.mktemp("media"), grpc_port=free_port())
     try:
         with Client(srv.url, timeout=180) as client:
-            reference = pd.DataFrame({"image": [i.reshape(-1).tolist() for i in models.digits[:200]]})
-            reference["label"] = models.labels[:200]
             record = client.register_model(
-                "digits", models.onnx, "onnx", reference=reference, target="label", schema=IMAGE_SCHEMA
+                "digits", models.onnx, "onnx", reference=models.reference(), target="label", schema=IMAGE_SCHEMA
             )
             assert record["schema"]["features"][0]["shape"] == [8, 8]
             client.deploy("digits", "digits", 1)
-            texts = pd.DataFrame({"text": SPAM + HAM, "label": ["spam"] * 4 + ["ham"] * 4})
-            client.register_model("spam", text_model(), "sklearn", reference=texts, target="label", schema=TEXT_SCHEMA)
+            client.register_model(
+                "spam", text_model(), "sklearn", reference=text_frame(), target="label", schema=TEXT_SCHEMA
+            )
             client.deploy("spam", "spam", 1)
         yield srv
     finally:
@@ -128,8 +73,8 @@ def test_the_image_model_runs_in_worker_processes_with_its_declared_schema(http:
     ]
 
 
-def test_native_json_takes_every_tensor_form(http: httpx.Client, models: Models) -> None:
-    images = models.digits[:6]
+def test_native_json_takes_every_tensor_form(http: httpx.Client, models: Digits) -> None:
+    images = models.images[:6]
     forms = [
         images[0].tolist(),
         images[1].reshape(-1).tolist(),
@@ -141,7 +86,7 @@ def test_native_json_takes_every_tensor_form(http: httpx.Client, models: Models)
     r = predict(http, "digits", {"instances": [{"image": f} for f in forms]})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["predictions"] == expected(models, images) and len(body["ids"]) == 6
+    assert body["predictions"] == models.expected(images) and len(body["ids"]) == 6
     assert np.asarray(body["probabilities"]).shape == (6, 10)
     # A one-tensor model also takes each row as the tensor itself (TF-serving style), and split frames.
     tf_style = predict(http, "digits", {"instances": forms})
@@ -150,9 +95,9 @@ def test_native_json_takes_every_tensor_form(http: httpx.Client, models: Models)
     assert split.status_code == 200 and split.json()["predictions"] == body["predictions"]
 
 
-def test_v2_rest_fp32_uint8_and_png_json_and_binary(server: LiveServer, models: Models) -> None:
-    images = models.digits[10:18]
-    want = expected(models, images)
+def test_v2_rest_fp32_uint8_and_png_json_and_binary(server: LiveServer, models: Digits) -> None:
+    images = models.images[10:18]
+    want = models.expected(images)
     client = triton_http.InferenceServerClient(url=server.url.removeprefix("http://"))
     try:
         meta = client.get_model_metadata("digits")
@@ -179,9 +124,9 @@ def test_v2_rest_fp32_uint8_and_png_json_and_binary(server: LiveServer, models: 
         client.close()
 
 
-def test_v2_grpc_fp32_and_png(server: LiveServer, models: Models) -> None:
-    images = models.digits[20:25]
-    want = expected(models, images)
+def test_v2_grpc_fp32_and_png(server: LiveServer, models: Digits) -> None:
+    images = models.images[20:25]
+    want = models.expected(images)
     client = triton_grpc.InferenceServerClient(f"127.0.0.1:{server.settings.grpc_port}")
     try:
         meta = client.get_model_metadata("digits", as_json=True)
@@ -241,18 +186,18 @@ NAN_FLOATS = np.full(64, np.nan, "<f4").tobytes()
     ],
 )
 def test_bad_native_inputs_get_a_422_naming_the_input(
-    http: httpx.Client, models: Models, endpoint: str, value: Any, expected: str
+    http: httpx.Client, models: Digits, endpoint: str, value: Any, expected: str
 ) -> None:
     name = "image" if endpoint == "digits" else "text"
     r = predict(http, endpoint, {"instances": [{name: value}]})
     assert r.status_code == 422, r.text
     assert expected in r.json()["error"], r.json()
     assert r.json()["feature"] == name
-    good = models.digits[0].tolist() if endpoint == "digits" else "free prize"
+    good = models.images[0].tolist() if endpoint == "digits" else "free prize"
     assert predict(http, endpoint, {"instances": [{name: good}]}).status_code == 200  # still serving
 
 
-def test_bad_v2_inputs_get_a_4xx_naming_the_input(server: LiveServer, http: httpx.Client, models: Models) -> None:
+def test_bad_v2_inputs_get_a_4xx_naming_the_input(server: LiveServer, http: httpx.Client, models: Digits) -> None:
     def infer(inp: dict[str, Any]) -> httpx.Response:
         return http.post("/v2/models/digits/infer", json={"inputs": [inp]})
 
@@ -273,7 +218,7 @@ def test_bad_v2_inputs_get_a_4xx_naming_the_input(server: LiveServer, http: http
     client = triton_http.InferenceServerClient(url=server.url.removeprefix("http://"))
     grpc_client = triton_grpc.InferenceServerClient(f"127.0.0.1:{server.settings.grpc_port}")
     try:
-        bad = models.digits[:2].astype(np.float32)
+        bad = models.images[:2].astype(np.float32)
         bad[1, 3, 3] = np.nan
         tensor = triton_http.InferInput("image", [2, 8, 8], "FP32")
         tensor.set_data_from_numpy(bad, binary_data=True)
@@ -285,7 +230,7 @@ def test_bad_v2_inputs_get_a_4xx_naming_the_input(server: LiveServer, http: http
             grpc_client.infer("digits", [tensor])
         assert err.value.status() == "StatusCode.INVALID_ARGUMENT"
         truncated = triton_grpc.InferInput("image", [1], "BYTES")
-        truncated.set_data_from_numpy(np.array([png(models.digits[0])[:30]], dtype=object))
+        truncated.set_data_from_numpy(np.array([png(models.images[0])[:30]], dtype=object))
         with pytest.raises(InferenceServerException, match=r"feature 'image' at row 0"):
             grpc_client.infer("digits", [truncated])
         text = triton_grpc.InferInput("text", [1], "BYTES")
@@ -293,14 +238,14 @@ def test_bad_v2_inputs_get_a_4xx_naming_the_input(server: LiveServer, http: http
         with pytest.raises(InferenceServerException, match=r"feature 'text' at row 0: 2000000 characters"):
             grpc_client.infer("spam", [text])
         good = triton_grpc.InferInput("image", [1, 64], "FP32")
-        good.set_data_from_numpy(models.digits[:1].astype(np.float32).reshape(1, 64))
-        assert grpc_client.infer("digits", [good]).as_numpy("predict").tolist() == expected(models, models.digits[:1])
+        good.set_data_from_numpy(models.images[:1].astype(np.float32).reshape(1, 64))
+        assert grpc_client.infer("digits", [good]).as_numpy("predict").tolist() == models.expected(models.images[:1])
     finally:
         client.close()
         grpc_client.close()
 
 
-def test_a_bad_declared_schema_is_a_400_naming_the_field(http: httpx.Client, models: Models) -> None:
+def test_a_bad_declared_schema_is_a_400_naming_the_field(http: httpx.Client, models: Digits) -> None:
     for schema, expected_text in (
         ("{not json", "schema: expected a JSON object"),
         ('{"features": [{"name": "image", "kind": "tensor"}]}', "schema.features[0]: a tensor needs 'shape'"),
@@ -316,7 +261,7 @@ def test_a_bad_declared_schema_is_a_400_naming_the_field(http: httpx.Client, mod
         assert r.json()["field"] == "schema"
 
 
-def test_reference_rows_that_do_not_fit_the_declared_schema_are_refused(server: LiveServer, models: Models) -> None:
+def test_reference_rows_that_do_not_fit_the_declared_schema_are_refused(server: LiveServer, models: Digits) -> None:
     reference = pd.DataFrame({"image": [[1.0] * 10, [2.0] * 10]})
     with Client(server.url, timeout=180) as client, pytest.raises(ServerError) as err:
         client.register_model("misfit", models.onnx, "onnx", reference=reference, schema=IMAGE_SCHEMA)
