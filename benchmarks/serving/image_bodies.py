@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,55 @@ def train_in(venv: Path, work: Path, out: Path) -> None:
         f"joblib.dump(MLPClassifier((64,), max_iter=400, random_state={SEED}).fit(d['x'], d['y']), {str(out)!r})"
     )
     subprocess.run([str(venv / "bin" / "python"), "-c", code], check=True, capture_output=True)
+
+
+def in_process_floor(work: Path) -> dict[str, float]:
+    """Microseconds per call on the client core: ONNX Runtime alone; parse + run + serialise of the
+    native nested-list body (what the floor server does per request, less HTTP); and driftgate's own
+    decoding of each native body with its schema check (`decode_native` + `InputSchema.to_columns`)."""
+    import onnxruntime as ort
+
+    from driftgate.registry.schema import InputSchema
+    from driftgate.serving.protocols.native import decode_native
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(work / "digits.onnx"), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    schema = InputSchema.from_dict(media_models.IMAGE_SCHEMA)
+    out: dict[str, float] = {}
+    for n in SIZES:
+        body = (work / f"native_lists_{n}.body").read_bytes()
+        pixels = np.load(work / "test.npy")[:n].reshape(n, 64)
+
+        def full(body: bytes = body) -> None:
+            rows = orjson.loads(body)["instances"]
+            x = np.asarray([r["image"] for r in rows], dtype=np.float32).reshape(len(rows), -1)
+            labels, proba = session.run(None, {name: x})
+            orjson.dumps({"predictions": labels, "probabilities": proba}, option=orjson.OPT_SERIALIZE_NUMPY)
+
+        native = {form: (work / f"{form}_{n}.body").read_bytes() for form in ("native_lists", "native_b64")}
+
+        def decode(form: str, native: dict[str, bytes] = native) -> None:
+            request = decode_native(native[form], [FEATURE], frozenset({FEATURE}))
+            schema.to_columns(request.columns, request.n_rows)
+
+        cases = {
+            f"onnx_run_{n}_us": lambda x=pixels: session.run(None, {name: x}),
+            f"parse_run_serialise_{n}_us": full,
+            **{f"driftgate_decode_{form}_{n}_us": lambda f=form: decode(f) for form in ("native_lists", "native_b64")},
+        }
+        for key, fn in cases.items():
+            for _ in range(50):
+                fn()
+            best = float("inf")
+            for _ in range(5):
+                t0 = time.perf_counter()
+                for _ in range(200):
+                    fn()
+                best = min(best, (time.perf_counter() - t0) / 200 * 1e6)
+            out[key] = round(best, 1)
+    return out
 
 
 # ---- reading answers (the correctness check before any load) --------------------------------------

@@ -158,42 +158,6 @@ def build(skip: set[str], notes: dict[str, str]) -> tuple[list[serving.Server], 
     return servers, targets
 
 
-def in_process_floor() -> dict[str, float]:
-    """Microseconds per call on the client core: ONNX Runtime alone, and parse + run + serialise of the
-    native nested-list body (what the floor server does per request, less HTTP)."""
-    import numpy as np
-    import onnxruntime as ort
-    import orjson
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(WORK / "digits.onnx"), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    out: dict[str, float] = {}
-    for n in SIZES:
-        body = (WORK / f"native_lists_{n}.body").read_bytes()
-        pixels = np.load(WORK / "test.npy")[:n].reshape(n, 64)
-
-        def full(body: bytes = body) -> None:
-            rows = orjson.loads(body)["instances"]
-            x = np.asarray([r["image"] for r in rows], dtype=np.float32).reshape(len(rows), -1)
-            labels, proba = session.run(None, {name: x})
-            orjson.dumps({"predictions": labels, "probabilities": proba}, option=orjson.OPT_SERIALIZE_NUMPY)
-
-        for key, fn in ((f"onnx_run_{n}_us", lambda x=pixels: session.run(None, {name: x})),
-                        (f"parse_run_serialise_{n}_us", full)):  # fmt: skip
-            for _ in range(50):
-                fn()
-            best = float("inf")
-            for _ in range(5):
-                t0 = time.perf_counter()
-                for _ in range(200):
-                    fn()
-                best = min(best, (time.perf_counter() - t0) / 200 * 1e6)
-            out[key] = round(best, 1)
-    return out
-
-
 # ---- checks and load ---------------------------------------------------------------------------------
 
 
@@ -229,19 +193,39 @@ def check(t: Target, labels: Any, proba: Any) -> dict[str, float]:
     return {"max_abs_diff": float(np.abs(got - proba).max()), "label_agreement": agreement}
 
 
-def load(t: Target, n: int, seconds: float, warmup: float) -> dict[str, Any]:
-    if t.loader == "wrk":
-        binary = (
-            {"WRK_CTYPE": "application/octet-stream", "WRK_HEADER_LENGTH": str(t.header_len[n])} if t.header_len else {}
-        )
-        with patched_env(binary):
-            serving.wrk(t.url, t.bodies[n], warmup)
-            return serving.wrk(t.url, t.bodies[n], seconds)
+def load(t: Target, n: int, seconds: float, warmup: float, pgid: int) -> dict[str, Any]:
+    """A warm-up run, then the measured one, with the server's CPU time over the measured run: in its
+    main process and in its children (ONNX worker processes, the log writer, the monitor)."""
+    run_once = wrk_run if t.loader == "wrk" else loop_run
+    run_once(t, n, warmup)
+    before, t0 = serving.group_cpu_s(pgid), time.perf_counter()
+    res = run_once(t, n, seconds)
+    after, wall = serving.group_cpu_s(pgid), time.perf_counter() - t0
+    main = after.get(pgid, 0.0) - before.get(pgid, 0.0)
+    children = sum(v - before.get(pid, 0.0) for pid, v in after.items() if pid != pgid)
+    # The share of a core the server used: under 1 where other work on the machine took core 0 too.
+    res["core_share"] = round((main + children) / wall, 3)
+    if res["requests"]:
+        res["cpu_ms_per_req"] = round((main + children) / res["requests"] * 1000, 3)
+        res["cpu_ms_per_req_children"] = round(children / res["requests"] * 1000, 3)
+    return res
+
+
+def wrk_run(t: Target, n: int, seconds: float) -> dict[str, Any]:
+    env = {}
+    if t.header_len:
+        env = {"WRK_CTYPE": "application/octet-stream", "WRK_HEADER_LENGTH": str(t.header_len[n])}
+    with patched_env(env):
+        return serving.wrk(t.url, t.bodies[n], seconds)
+
+
+def loop_run(t: Target, n: int, seconds: float) -> dict[str, Any]:
+    """grpc_vs_rest.py's Python load loop in a child process on the client core."""
     cmd = ["taskset", "-c", serving.CLIENT_CORE, str(PY), __file__, "--load", t.loader, "--target", t.url,
-           "--body", str(t.bodies[n]), "--seconds", str(seconds), "--warmup", str(warmup)]  # fmt: skip
+           "--body", str(t.bodies[n]), "--seconds", str(seconds)]  # fmt: skip
     if t.header_len:
         cmd += ["--header-len", str(t.header_len[n])]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + warmup + 120)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
     if done.returncode != 0:
         raise RuntimeError(f"load loop failed: {done.stderr[-400:]}")
     r = json.loads(done.stdout.strip().splitlines()[-1])
@@ -268,7 +252,7 @@ def load_child(a: argparse.Namespace) -> None:
     import asyncio
 
     body = Path(a.body).read_bytes()
-    result = asyncio.run(grpc_vs_rest._load(a.load, a.target, body, a.header_len, serving.CONNS, a.seconds, a.warmup))
+    result = asyncio.run(grpc_vs_rest._load(a.load, a.target, body, a.header_len, serving.CONNS, a.seconds, 0.0))
     print(json.dumps(result))
 
 
@@ -310,7 +294,7 @@ def main() -> None:
 
     log("preparing the model and bodies")
     ib.prepare(WORK)
-    floor = in_process_floor()
+    floor = ib.in_process_floor(WORK)
     log(f"in-process floor: {floor}")
     labels, proba = ib.expected(WORK)
     for endpoint in ENDPOINTS.values():
@@ -355,7 +339,7 @@ def main() -> None:
                             if t.server != srv.name or t.key in notes:
                                 continue
                             try:
-                                res = load(t, n, duration, warmup)
+                                res = load(t, n, duration, warmup, srv.proc.pid)
                                 srv.drain_log(res)
                             except Exception as exc:
                                 notes[t.key] = f"failed in round {rnd + 1}: {str(exc)[:400]}"
@@ -365,7 +349,8 @@ def main() -> None:
                             raw[t.key]["runs"][n].append(res)
                             log(f"round {rnd + 1}/{rounds} {t.key:>30} {n:>2} img: {res['rps']:7.0f} req/s  "
                                 f"p50 {res['p50_ms']:6.2f} ms  p99 {res['p99_ms']:7.2f} ms  errors "
-                                f"{res['errors_non2xx']}+{res['errors_socket']}")  # fmt: skip
+                                f"{res['errors_non2xx']}+{res['errors_socket']}  server CPU "
+                                f"{res.get('cpu_ms_per_req', 0):.2f} ms/req")  # fmt: skip
             for srv in live:
                 rss[srv.name].append(round(srv.rss_mb(), 1))
             loads.append([round(x, 2) for x in os.getloadavg()])

@@ -36,8 +36,8 @@ def per_round(raw: dict[str, Any], a: str, b: str, n: int, key: str = "rps") -> 
     """a / b within each round in which both ran."""
     if a not in raw or b not in raw:
         return []
-    xa = {x["round"]: x[key] for x in raw[a]["runs"][n]}
-    xb = {x["round"]: x[key] for x in raw[b]["runs"][n]}
+    xa = {x["round"]: x[key] for x in raw[a]["runs"][n] if key in x}
+    xb = {x["round"]: x[key] for x in raw[b]["runs"][n] if key in x}
     return [round(xa[r] / xb[r], 3) for r in sorted(xa) if xb.get(r)]
 
 
@@ -51,7 +51,7 @@ def ratio_pairs(raw: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def summarise(raw: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"targets": {}, "ratios": {}}
+    out: dict[str, Any] = {"targets": {}, "ratios": {}, "cpu_ratios": {}}
     for key, r in raw.items():
         out["targets"][key] = {}
         for n in SIZES:
@@ -63,6 +63,11 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
                 "p50_ms": med([x["p50_ms"] for x in runs]),
                 "p99_ms": med([x["p99_ms"] for x in runs]),
                 "errors": sum(x["errors_non2xx"] + x["errors_socket"] for x in runs),
+                "core_share": med([x["core_share"] for x in runs if "core_share" in x]),
+                "cpu_ms_per_req": med([x["cpu_ms_per_req"] for x in runs if "cpu_ms_per_req" in x]),
+                "cpu_ms_per_req_children": med(
+                    [x["cpu_ms_per_req_children"] for x in runs if "cpu_ms_per_req_children" in x]
+                ),
                 "rounds": len(runs),
             }
     for a, b in ratio_pairs(raw):
@@ -70,6 +75,9 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
             rs = per_round(raw, a, b, n)
             if rs:
                 out["ratios"][f"{a} / {b}, {n} image(s)"] = {"per_round": rs, "median": med(rs)}
+            cpu = per_round(raw, a, b, n, "cpu_ms_per_req")
+            if cpu:
+                out["cpu_ratios"][f"{a} / {b}, {n} image(s)"] = {"per_round": cpu, "median": med(cpu)}
     return out
 
 
@@ -107,10 +115,21 @@ def markdown(doc: dict[str, Any]) -> str:
         + ", ".join(f"{fl[f'onnx_run_{n}_us']:,.0f} us for {n} image(s)" for n in SIZES)
         + "; parse the nested-list body + run + serialise "
         + ", ".join(f"{fl[f'parse_run_serialise_{n}_us']:,.0f} us" for n in SIZES)
-        + ". driftgate logs every prediction (descriptors for every row, 5 % of raw payloads) as by default.",
+        + "; driftgate's decoding and schema check of the native body (`decode_native` + `to_columns`): nested "
+        + "lists "
+        + ", ".join(f"{fl.get(f'driftgate_decode_native_lists_{n}_us', 0):,.0f} us" for n in SIZES)
+        + ", b64 "
+        + ", ".join(f"{fl.get(f'driftgate_decode_native_b64_{n}_us', 0):,.0f} us" for n in SIZES)
+        + ". driftgate logs every prediction (descriptors for every row, 5 % of raw payloads) as by default. "
+        "**Server CPU ms/req** is the CPU time of the server's process group (its main process and, in brackets, "
+        "its children: ONNX worker processes, log writer, monitor) over the measured run divided by its requests; "
+        "**core share** is that CPU time over the run's wall time. Where other work took core 0 too, the core "
+        "share falls below 1 and req/s with it; CPU per request does not count the time the server waited for "
+        "the core (caches shared with other work still inflate it).",
         "",
-        "| server | wire form | img/req | req/s | images/s | p50 ms | p99 ms | errors | x floor req/s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | wire form | img/req | req/s | images/s | p50 ms | p99 ms | errors | x floor req/s "
+        "| server CPU ms/req (of it in children) | x floor CPU/req | core share |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n in SIZES:
         for key, t in s["targets"].items():
@@ -118,17 +137,26 @@ def markdown(doc: dict[str, Any]) -> str:
             if r["rps"] is None:
                 continue
             ratio = s["ratios"].get(f"{key} / {FLOOR}, {n} image(s)")
+            cpu = s["cpu_ratios"].get(f"{key} / {FLOOR}, {n} image(s)")
             floor = "1" if key == FLOOR else fmt(ratio and ratio["median"], ".2f")
+            floor_cpu = "1" if key == FLOOR else fmt(cpu and cpu["median"], ".2f")
             who, form = label(key)
             lines.append(
                 f"| {who} | {form} | {n} | {fmt(r['rps'])} | {fmt(r['images_s'])} | {fmt(r['p50_ms'], '.2f')} | "
-                f"{fmt(r['p99_ms'], '.2f')} | {r['errors']} | {floor} |"
+                f"{fmt(r['p99_ms'], '.2f')} | {r['errors']} | {floor} | {fmt(r.get('cpu_ms_per_req'), '.2f')} "
+                f"({fmt(r.get('cpu_ms_per_req_children'), '.2f')}) | {floor_cpu} | {fmt(r.get('core_share'), '.2f')} |"
             )
-    lines += ["", "| ratio of req/s (same round) | per round | median |", "|---|---|---:|"]
+    lines += [
+        "",
+        "| ratio (same round) | req/s per round | req/s median | CPU/req per round | CPU/req median |",
+        "|---|---|---:|---|---:|",
+    ]
     for key, r in s["ratios"].items():
         if f"/ {FLOOR}," in key:
             continue  # in the table above
-        lines.append(f"| {key} | {', '.join(f'{x:g}' for x in r['per_round'])} | {r['median']:g} |")
+        c = s["cpu_ratios"].get(key)
+        cpu = f"{', '.join(f'{x:g}' for x in c['per_round'])} | {c['median']:g}" if c else "- | -"
+        lines.append(f"| {key} | {', '.join(f'{x:g}' for x in r['per_round'])} | {r['median']:g} | {cpu} |")
     rss = ", ".join(f"{k.removeprefix('image_')} {v:,.0f} MB" for k, v in doc["rss_mb"].items() if v)
     lines += ["", f"Versions: {versions or '-'}. Resident memory (server and its children, max over rounds): {rss}."]
     for key, why in doc["notes"].items():
