@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -57,18 +58,23 @@ def text_frame() -> pd.DataFrame:
     return pd.DataFrame({"text": SPAM + HAM, "label": ["spam"] * 4 + ["ham"] * 4})
 
 
-def text_model() -> bytes:
-    """A skops Pipeline: ColumnTransformer(TfidfVectorizer on "text") + LogisticRegression."""
-    import skops.io as sio
+def train_text(frame: pd.DataFrame) -> Any:
+    """ColumnTransformer(TfidfVectorizer on "text") + LogisticRegression on a frame with "text" and
+    "label" (also a retraining train function: `--train-module tests.media_fixtures`)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
 
-    frame = text_frame()
     pre = ColumnTransformer([("tfidf", TfidfVectorizer(), "text")])
-    model = Pipeline([("pre", pre), ("clf", LogisticRegression(C=10))]).fit(frame[["text"]], frame["label"])
-    return sio.dumps(model)
+    return Pipeline([("pre", pre), ("clf", LogisticRegression(C=10))]).fit(frame[["text"]], frame["label"])
+
+
+def text_model() -> bytes:
+    """The text pipeline on `text_frame()`, saved with skops."""
+    import skops.io as sio
+
+    return sio.dumps(train_text(text_frame()))
 
 
 def png(image: np.ndarray) -> bytes:

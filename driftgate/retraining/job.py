@@ -132,6 +132,7 @@ def _run(store: Store, spec: RetrainSpec, request: dict[str, Any]) -> dict[str, 
                 description=f"retraining run {request['run_id']} of endpoint {request['endpoint']!r}",
                 lineage=lineage,
                 metrics={"holdout": evaluation.to_dict()},
+                schema=_declared_of(champion.input_schema),
             ),
         )
     except DriftgateError as exc:
@@ -235,6 +236,13 @@ def _score(model: formats.ModelAdapter, record: VersionRecord | None, data: Spli
         who = "the champion" if record is not None else "the trained model"
         raise RunFailed(f"{who} failed on the held-out rows: {type(exc).__name__}: {exc}") from None
     return np.asarray(predictions)
+
+
+def _declared_of(schema: dict[str, Any]) -> dict[str, Any] | None:
+    """The champion's text and tensor features, declared again for its successor: its training window
+    alone would make a text column categorical and lose a tensor's shape and media."""
+    kept = [f for f in schema.get("features", []) if f.get("kind") in ("text", "tensor")]
+    return {"features": kept} if kept else None
 
 
 def main(argv: list[str]) -> int:
