@@ -308,3 +308,10 @@ def test_any_bytes_as_an_image_are_decoded_or_refused(data: bytes, cut: int) -> 
             assert exc.details == {"feature": "m", "row": 0}
         else:
             assert out["m"].shape == (1, 8, 8)
+
+
+def test_without_pillow_an_image_file_is_a_clear_422(schema: InputSchema, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "PIL", None)  # `from PIL import Image` now fails
+    err = refusal(schema, columns([{"image": b64(NOISE_PNG)}]))
+    assert "image inputs need Pillow on the server: pip install 'driftgate[images]'" in err.message
+    assert schema.to_columns(columns(), 1)["image"].shape == (1, 8, 8)  # arrays need no Pillow
