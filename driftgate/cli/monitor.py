@@ -18,6 +18,7 @@ from rich import box
 from rich.table import Table
 
 from driftgate.cli import DataDir, DbUrl, _store, console
+from driftgate.core.redaction import hidden_fields
 from driftgate.errors import DriftgateError, NotFound
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ async def run_monitor(
             endpoint,
             state.stable,
             **window,
-            redacted=tuple(state.config.redact or ()),
+            redacted=hidden_fields(state.config.redact),
             guard=state.guard,
         )
         # A retraining run that an alert action started ends before this process does.

@@ -26,6 +26,16 @@ _EMAIL = re.compile(r"[\w.%+'-]+@[\w-]+(?:\.[\w-]+)+")
 _DIGIT = re.compile(r"\d")  # any Unicode digit, not only 0-9
 
 
+def hidden_fields(rules: Mapping[str, str] | None) -> tuple[str, ...]:
+    """Fields whose stored value is not what the model saw ('drop', 'hash'): the monitor and retraining
+    leave them out. A masked text stays a text of the same shape, monitored and trained on as stored.
+
+    >>> hidden_fields({"email": "drop", "id": "hash", "body": "mask"})
+    ('email', 'id')
+    """
+    return tuple(name for name, rule in (rules or {}).items() if rule != "mask")
+
+
 def mask_text(value: Any) -> Any:
     """E-mail addresses and digits of a free text masked; None stays None.
 

@@ -29,6 +29,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import skops.io as sio  # noqa: E402
 
+from driftgate.core.redaction import hidden_fields  # noqa: E402
 from driftgate.errors import DriftgateError  # noqa: E402
 from driftgate.registry import formats  # noqa: E402
 from driftgate.registry.reference import from_parquet, to_parquet  # noqa: E402
@@ -169,7 +170,7 @@ def _without_pseudonyms(data: Split, store: Store, endpoint: str, champion: Vers
     """Fields the endpoint redacts are gone from the log ('drop') or stored as pseudonyms ('hash') that
     serving never sees: neither can train. A champion that needs one cannot be judged on logged rows."""
     config, _ = store.endpoints.get(endpoint)
-    rules: dict[str, str] = config.get("redact") or {}
+    rules = hidden_fields(config.get("redact"))  # a masked text still trains (as stored)
     needed = InputSchema.from_dict(champion.input_schema).names
     lost = [n for n in needed if n in rules or n not in data.holdout.columns]
     if lost:

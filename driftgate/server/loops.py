@@ -8,6 +8,7 @@ import logging
 import time
 
 from driftgate.api.services import Services
+from driftgate.core.redaction import hidden_fields
 from driftgate.errors import Conflict, DriftgateError
 from driftgate.logonce import RepeatedErrors
 from driftgate.store.health import describe, is_unavailable
@@ -72,7 +73,11 @@ async def monitor_periodically(svc: Services) -> None:
             try:
                 state = svc.dataplane.state(name)
                 await svc.monitor.run_if_due(
-                    name, state.stable, interval=interval, redacted=tuple(state.config.redact or ()), guard=state.guard
+                    name,
+                    state.stable,
+                    interval=interval,
+                    redacted=hidden_fields(state.config.redact),
+                    guard=state.guard,
                 )
                 _loop_errors.resolved(("monitor", name))
             except Exception as exc:  # one endpoint's failure must neither end the loop nor skip the others

@@ -221,6 +221,19 @@ def test_features_the_log_redacts_cannot_train(clf: Client) -> None:
     assert [v["version"] for v in clf.model("clf")["versions"]] == [1]
 
 
+def test_a_masked_feature_is_still_monitored_and_trains(clf: Client) -> None:
+    """'mask' keeps a text readable (e-mail addresses and digits masked): the stored value is a text the
+    model can take, so retraining uses it as stored instead of refusing it like 'drop' and 'hash'."""
+    clf.deploy("clf", "clf", 1, redact={"colour": "mask"})
+    labelled_traffic(clf, 200, seed=15, flip=True)
+    # The monitor counts it too: colour is the only categorical feature, and its unseen-category rate exists.
+    monitored = clf.http.post("/v1/endpoints/clf/monitor", json={"last": 200}).json()
+    assert monitored["metrics"]["unseen_category_rate"] == 0.0
+    done = clf.wait_for_run(clf.retrain("clf", train=TRAIN, min_rows=100)["id"], timeout=120)
+    assert done["state"] in ("succeeded", "rejected"), done["detail"]
+    assert "redacted" not in (done["detail"] or "")
+
+
 def test_a_server_that_stops_kills_its_run_and_says_so(tmp_path: Path, artifacts: Artifacts) -> None:
     from driftgate.store import Store
 

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from driftgate.api.auth import require
 from driftgate.api.services import services
 from driftgate.core.points import MetricPoint
+from driftgate.core.redaction import hidden_fields
 from driftgate.errors import BadRequest, NotFound
 from driftgate.monitoring.monitor import EVENT_METRIC, RUN_METRIC, check_window
 
@@ -79,7 +80,7 @@ async def monitor(request: Request, endpoint: str, body: MonitorRequest | None =
         endpoint,
         state.stable,
         **body.model_dump(),
-        redacted=tuple(state.config.redact or ()),
+        redacted=hidden_fields(state.config.redact),
         guard=state.guard,
     )
 
