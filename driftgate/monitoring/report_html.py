@@ -40,6 +40,8 @@ def _fmt(value: Any) -> str:
 
 def _bars(feature: FeatureDrift) -> tuple[list[str], np.ndarray, np.ndarray]:
     histogram = feature.histogram
+    if not histogram:  # an embedding test has no bins
+        return [], np.zeros(0), np.zeros(0)
     reference = np.asarray(histogram.get("reference", []), dtype=np.float64)
     current = np.asarray(histogram.get("current", []), dtype=np.float64)
     if "levels" in histogram:

@@ -28,6 +28,7 @@ from driftgate.monitoring.files.read import BATCH_ROWS, file_schema, iter_batche
 from driftgate.monitoring.files.sample import RowSample
 from driftgate.monitoring.files.sketch import sketch_file
 from driftgate.monitoring.files.spill import EXACT_ROWS, SortedSpill, spill_budget
+from driftgate.monitoring.files.tensors import is_tensor_type
 
 # Per batch: numeric column -> (its spill segment, its summary).
 BatchSummaries = dict[str, tuple[int, NumericSummary]]
@@ -88,12 +89,14 @@ def profile_file_spilled(
 
 
 def _kinds(schema: pa.Schema, feature_types: dict[str, str] | None) -> dict[str, FeatureKind]:
-    """Each column's kind: the one `feature_types` names, else the one its file type says."""
+    """Each column's kind: the one `feature_types` names, else the one its file type says. List
+    columns (tensors) are no feature of the profile: the embedding test takes them (`files.tensors`)."""
     return {
         f.name: parse_kind(f.name, feature_types[f.name])
         if feature_types and f.name in feature_types
         else type_kind(f.type)
         for f in schema
+        if not is_tensor_type(f.type)
     }
 
 

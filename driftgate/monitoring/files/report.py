@@ -12,9 +12,10 @@ from driftgate.monitoring.drift.evaluate import DriftSettings
 from driftgate.monitoring.drift.profile import ReferenceProfile
 from driftgate.monitoring.drift.report import DriftReport
 from driftgate.monitoring.files.profile import profile_file_spilled
-from driftgate.monitoring.files.read import BATCH_ROWS
+from driftgate.monitoring.files.read import BATCH_ROWS, file_schema
 from driftgate.monitoring.files.sketch import sketch_file, sketch_file_spilled
 from driftgate.monitoring.files.spill import EXACT_ROWS, SortedSpill, SortedValues, spill_budget
+from driftgate.monitoring.files.tensors import embedding_drifts, tensor_columns
 from driftgate.monitoring.performance import performance_report
 
 
@@ -36,9 +37,13 @@ def report_files(
     KS and Wasserstein are exact (from the sorted values each file leaves in a temporary spill) as
     long as each file holds at most `exact_rows` rows and its values fit the spill budget; beyond,
     they come from the bins and the report carries their error bounds (`ks_error_bound`,
-    `wasserstein_error_bound`).
+    `wasserstein_error_bound`). A list column (one tensor a row) is tested by the MMD embedding test
+    (`files.tensors`), in the same correction family.
     """
     budget = spill_bytes if spill_bytes is not None else spill_budget()
+    settings = settings or DriftSettings()
+    tensors = [name for name in tensor_columns(file_schema(reference)) if name not in (target, prediction)]
+    embeddings, _ = embedding_drifts(reference, current, tensors, settings, batch_rows)
     with SortedSpill(budget) as reference_spill, SortedSpill(budget) as current_spill:
         profile, reference_segments = profile_file_spilled(
             reference, reference_spill, sample_rows=sample_rows, batch_rows=batch_rows, exact_rows=exact_rows
@@ -64,9 +69,8 @@ def report_files(
             threshold=decision_threshold,
         )
         raw = SortedValues((reference_spill, reference_segments), (current_spill, current_segments))
-        return compare(
-            profile, sketch, settings, current_sample if sample_rows else None, prediction, target, performance, raw
-        )
+        sample = current_sample if sample_rows else None
+        return compare(profile, sketch, settings, sample, prediction, target, performance, raw, embeddings)
 
 
 def _outcome_columns(
