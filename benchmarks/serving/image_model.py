@@ -1,7 +1,7 @@
 """Serving the image model (issue 22): driftgate over every wire form against an inline floor and MLServer.
 
-    .venv/bin/python benchmarks/serving/image_model.py            # 3 alternating rounds of 6 s runs (~13 min)
-    .venv/bin/python benchmarks/serving/image_model.py --quick    # 2 rounds of 2 s runs (~4 min)
+    .venv/bin/python benchmarks/serving/image_model.py            # 3 alternating rounds of 6 s runs (~15 min)
+    .venv/bin/python benchmarks/serving/image_model.py --quick    # 2 rounds of 2 s runs (~5 min)
 
 The model: issue 22's ONNX digits MLP (image_bodies.py), registered with its declared schema (one
 tensor feature "image", [8, 8] float32, media image). Servers, all pinned to core 0 (`taskset -c 0`),
@@ -256,12 +256,26 @@ def load_child(a: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
+def group_rss(pgid: int) -> list[str]:
+    """'<MB> <command>' of each process in the server's group (where its memory is)."""
+    out = []
+    for pid, fields in serving.proc_stats().items():
+        if int(fields[2]) != pgid:
+            continue
+        with contextlib.suppress(OSError, StopIteration):
+            status = Path(f"/proc/{pid}/status").read_text().splitlines()
+            kb = int(next(ln for ln in status if ln.startswith("VmRSS:")).split()[1])
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            out.append(f"{kb / 1024:.0f} MB {cmd[:160]}")
+    return out
+
+
 # ---- the run ------------------------------------------------------------------------------------------
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="2 rounds of 2 s runs (~4 min)")
+    ap.add_argument("--quick", action="store_true", help="2 rounds of 2 s runs (~5 min)")
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--duration", type=float, help="measured seconds per run (default 6)")
     ap.add_argument("--warmup", type=float, help="warm-up seconds before each run (default 2)")
@@ -305,6 +319,7 @@ def main() -> None:
     servers, targets = build({s for s in a.skip.split(",") if s}, notes)
     raw: dict[str, dict] = {t.key: {"runs": {n: [] for n in SIZES}, "check": None} for t in targets}
     rss: dict[str, list[float]] = {s.name: [] for s in servers}
+    processes: dict[str, list[list[str]]] = {s.name: [] for s in servers}
     loads: list[list[float]] = []
     live: list[serving.Server] = []
     try:
@@ -353,6 +368,8 @@ def main() -> None:
                                 f"{res.get('cpu_ms_per_req', 0):.2f} ms/req")  # fmt: skip
             for srv in live:
                 rss[srv.name].append(round(srv.rss_mb(), 1))
+                if srv.proc is not None:
+                    processes[srv.name].append(group_rss(srv.proc.pid))
             loads.append([round(x, 2) for x in os.getloadavg()])
     finally:
         for srv in servers:
@@ -368,6 +385,8 @@ def main() -> None:
         "versions": {s.name: s.version for s in servers if s.version},
         "labels": {s.name: s.label for s in servers},
         "rss_mb": {k: max(v) if v else None for k, v in rss.items()},
+        "rss_mb_per_round": rss,
+        "processes_per_round": processes,
         "notes": notes,
         "summary": report.summarise(raw),
         "raw": raw,
