@@ -7,8 +7,9 @@ from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from driftgate.api.allow import allowed_methods
 from driftgate.errors import DriftgateError
@@ -54,6 +55,13 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405 and (allow := allowed_methods(request)):
             headers = {**(headers or {}), "Allow": allow}
         return error_response(request, {"error": str(exc.detail)}, exc.status_code, headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> Response:
+        # The caller hung up mid-body (a load generator's last requests, an impatient client): nothing
+        # was scored or stored, and nobody reads an answer. Not a server error.
+        log.debug("client disconnected during %s %s", request.method, request.url.path)
+        return Response(status_code=499)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -322,3 +322,26 @@ def test_after_all_errors_the_store_is_intact(fragile: httpx.Client, artifacts: 
         {"name": "fragile", "latest": 1, "versions": [1]},
     ]
     assert_serves(fragile)
+
+
+def test_a_client_that_hangs_up_mid_body_is_no_server_error(
+    clf: httpx.Client, server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Load generators and impatient clients close connections mid-request all the time: that is not an
+    error of the server's (it was logged at ERROR with a traceback, once per wrk run and more)."""
+    import logging
+    import socket
+
+    host, port = server.url.removeprefix("http://").split(":")
+    with caplog.at_level(logging.DEBUG, logger="driftgate"):
+        for path in ("/v1/endpoints/clf/predict", "/v2/models/clf/infer", "/v1/endpoints/clf/feedback"):
+            with socket.create_connection((host, int(port))) as sock:
+                sock.sendall(
+                    f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    "Content-Length: 100000\r\n\r\n".encode()
+                    + b'{"instances": ['
+                    + b"1," * 100
+                )
+            assert_serves(clf)  # the next request is answered, so the cut one was handled
+    unhandled = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert unhandled == [], [r.getMessage() for r in unhandled]
