@@ -111,7 +111,7 @@ class LiveDrift:
         """The drift report of logged `rows` (store rows, oldest first) against the version's
         reference data, or against `baseline_rows` (a past window of the same endpoint) when given."""
         rows = [r for r in rows if r["status"] in ANSWERED]
-        reference = self._reference(version) if baseline_rows is None else _baseline(baseline_rows, version)
+        reference = self._reference(version) if baseline_rows is None else baseline_of(baseline_rows, version.schema)
         if len(rows) < MIN_ROWS:
             raise BadRequest(
                 f"the window holds {len(rows)} logged predictions of endpoint {endpoint!r}; drift needs at least "
@@ -214,7 +214,7 @@ def _cells(array: np.ndarray) -> pd.Series:
     return pd.Series(cells, dtype=object)
 
 
-def _baseline(rows: list[dict[str, Any]], version: ScoringVersion) -> Reference:
+def baseline_of(rows: list[dict[str, Any]], schema: InputSchema) -> Reference:
     """A past window used as the reference: features, scores, labels (None where unlabelled); its text
     features' descriptors as for a registered reference, its tensors' as logged, its sampled payloads
     as the embedding reference."""
@@ -225,8 +225,8 @@ def _baseline(rows: list[dict[str, Any]], version: ScoringVersion) -> Reference:
             field="baseline_since",
         )
     inputs = [r["inputs"] or {} for r in rows]
-    specs = version.schema.features
-    frame = pd.DataFrame(inputs, index=range(len(inputs))).reindex(columns=version.schema.names)
+    specs = schema.features
+    frame = pd.DataFrame(inputs, index=range(len(inputs))).reindex(columns=schema.names)
     scores = _score_column(
         np.asarray([r["output"] for r in rows], dtype=object),
         np.asarray([r["probabilities"] for r in rows], dtype=float) if rows[0]["probabilities"] else None,

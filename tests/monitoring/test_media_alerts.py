@@ -1,4 +1,4 @@
-"""Alert rules on text and tensor input metrics (on a real store): a brightness change of images fires a
+"""Alert rules on text and tensor input metrics (on a real store): a dimmer lamp (image brightness) fires a
 rule on the drift of the `image.brightness` descriptor (and on data_drift_share), an audio model that
 hears nothing fires a rule on empty_answer_rate; calm traffic fires neither."""
 
@@ -27,12 +27,12 @@ def _rule(store: Store, **fields: Any) -> None:
     store.alerts.create_rule(parse_rule(body).stored(), actor="test")
 
 
-def _points(brighten: float, answers: list[Any]) -> list[MetricPoint]:
-    """A monitor run's drift and output points on 300 images (`brighten` added) and these answers."""
+def _points(scale: float, answers: list[Any]) -> list[MetricPoint]:
+    """A monitor run's drift and output points on 300 images (lit at `scale`) and these answers."""
     kind = KINDS["image"]
     reference = reference_of(kind.reference_frame(1, 600), kind.schema)
     rng = np.random.default_rng(2)
-    rows = log_rows(IMAGE, images(rng, 300, brighten=brighten), rng, payload_rate=0.3)
+    rows = log_rows(IMAGE, images(2, 300, scale=scale), rng, payload_rate=0.3)
     report, _ = window_drift(reference, kind.schema, rows, DriftSettings())
     for row, answer in zip(rows, answers * (len(rows) // len(answers)), strict=True):
         row["output"] = answer
@@ -51,5 +51,5 @@ def test_descriptor_drift_and_empty_answers_fire_their_rules(store: Store) -> No
     _rule(store, name="sharpness", metric="feature_drift", detail={"feature": "image.sharpness"}, enabled=False)
     _rule(store, name="drift", metric="data_drift_share", threshold=0.3)
     _rule(store, name="silence", metric="empty_answer_rate", threshold=0.2)
-    assert _fired(store, _points(0.0, ["ok", "scratch", "ok", "ok"])) == []
-    assert _fired(store, _points(1.0, ["ok", "", "ok", "ok"])) == ["drift", "lighting", "silence"]
+    assert _fired(store, _points(1.0, ["ok", "scratch", "ok", "ok"])) == []
+    assert _fired(store, _points(0.7, ["ok", "", "ok", "ok"])) == ["drift", "lighting", "silence"]

@@ -11,6 +11,7 @@ windows (another sample of the reference's distribution) are flagged in at most 
 from __future__ import annotations
 
 import doctest
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,9 +22,9 @@ from driftgate.monitoring.descriptors import TextDescriber, describe_audio, desc
 from driftgate.monitoring.drift import DriftSettings, holm
 from driftgate.monitoring.drift import media as media_module
 from driftgate.monitoring.drift.media import MIN_EMBEDDING_ROWS, MediaReference, stack_tensors
-from driftgate.monitoring.live import reference_of, window_drift
+from driftgate.monitoring.live import baseline_of, reference_of, window_drift
 from driftgate.registry.schema import FeatureSpec, InputSchema
-from tests.monitoring.media_windows import CLIP, IMAGE, KINDS, TEXT, clips, images, log_rows, texts
+from tests.monitoring.media_windows import IMAGE, KINDS, SHORT_CLIP, TEXT, clips, images, log_rows, texts
 
 SETTINGS = DriftSettings()
 REFERENCE_ROWS = 600
@@ -36,7 +37,7 @@ def test_doctests() -> None:
 
 
 def test_text_reference_rows_are_described_by_a_vocabulary_not_fitted_on_them() -> None:
-    reference_texts = texts(np.random.default_rng(0), 101)
+    reference_texts = texts(0, 101)
     reference = MediaReference.fit([TEXT], {"text": reference_texts})
     order = np.random.default_rng(media_module.SPLIT_SEED).permutation(101)
     first, second = order[:50], order[50:]
@@ -56,13 +57,13 @@ def test_text_reference_rows_are_described_by_a_vocabulary_not_fitted_on_them() 
 def test_window_columns_describe_stored_text_and_read_logged_tensor_descriptors() -> None:
     rng = np.random.default_rng(1)
     reference = reference_of(KINDS["text"].reference_frame(2, 200), KINDS["text"].schema)
-    window = texts(rng, 40)
+    window = texts(1, 40)
     got = reference.media.current_columns([{"text": t} for t in window])
     expected = reference.media.describers["text"].describe(window)
     for name, values in expected.items():
         np.testing.assert_array_equal(got[f"text.{name}"], values)
 
-    batch = images(rng, 40)
+    batch = images(1, 40)
     rows = log_rows(IMAGE, batch, rng, payload_rate=0.5)
     image_reference = reference_of(KINDS["image"].reference_frame(3, 50), KINDS["image"].schema)
     logged = image_reference.media.current_columns([r["inputs"] for r in rows])
@@ -73,7 +74,7 @@ def test_window_columns_describe_stored_text_and_read_logged_tensor_descriptors(
 
 
 def test_reference_tensors_from_nested_or_flat_lists_alike() -> None:
-    batch = images(np.random.default_rng(4), 30)
+    batch = images(4, 30)
     nested = pd.DataFrame({"image": [b.tolist() for b in batch]})
     flat = pd.DataFrame({"image": [b.reshape(-1).tolist() for b in batch]})
     schema = InputSchema((IMAGE,))
@@ -88,8 +89,8 @@ def test_reference_tensors_from_nested_or_flat_lists_alike() -> None:
 
 
 def test_audio_reference_descriptors_at_the_feature_sample_rate() -> None:
-    batch = clips(np.random.default_rng(5), 20)
-    reference = reference_of(pd.DataFrame({"clip": list(batch)}), InputSchema((CLIP,)))
+    batch = clips(5, 20)
+    reference = reference_of(pd.DataFrame({"clip": list(batch)}), InputSchema((SHORT_CLIP,)))
     for name, values in describe_audio(batch, sample_rate=16000).items():
         np.testing.assert_allclose(reference.media.columns[f"clip.{name}"], values)
     assert reference.media.columns["clip.duration_s"][0] == pytest.approx(0.25)
@@ -98,7 +99,7 @@ def test_audio_reference_descriptors_at_the_feature_sample_rate() -> None:
 def test_embedding_drift_is_feature_x_in_the_same_holm_family() -> None:
     rng = np.random.default_rng(6)
     reference = reference_of(KINDS["image"].reference_frame(7, REFERENCE_ROWS), KINDS["image"].schema)
-    rows = log_rows(IMAGE, images(rng, WINDOW_ROWS, brighten=1.0), rng, PAYLOAD_RATE)
+    rows = log_rows(IMAGE, images(6, WINDOW_ROWS, scale=0.8), rng, PAYLOAD_RATE)
     report, notes = window_drift(reference, KINDS["image"].schema, rows, SETTINGS)
     assert notes == []
     embedding = report.feature("image")
@@ -119,9 +120,9 @@ def test_embedding_drift_is_feature_x_in_the_same_holm_family() -> None:
 def test_too_few_sampled_payloads_skip_the_embedding_test_with_a_note() -> None:
     rng = np.random.default_rng(8)
     reference = reference_of(KINDS["image"].reference_frame(9, 200), KINDS["image"].schema)
-    rows = log_rows(IMAGE, images(rng, 100), rng, payload_rate=0.0)
-    for row in rows[: MIN_EMBEDDING_ROWS - 1]:
-        row["inputs"]["image"] = encode_tensor(images(rng, 1)[0])
+    rows = log_rows(IMAGE, images(8, 100), rng, payload_rate=0.0)
+    for row, image in zip(rows[: MIN_EMBEDDING_ROWS - 1], images(80, MIN_EMBEDDING_ROWS - 1), strict=True):
+        row["inputs"]["image"] = encode_tensor(image)
     rows[-1]["inputs"]["image"] = {"dtype": "float32", "shape": [8, 8], "zlib": "bm90IHpsaWI="}  # unreadable
     report, notes = window_drift(reference, KINDS["image"].schema, rows, SETTINGS)
     assert "image" not in [f.name for f in report.features]
@@ -133,9 +134,9 @@ def test_too_few_sampled_payloads_skip_the_embedding_test_with_a_note() -> None:
 def test_text_beside_a_numeric_feature() -> None:
     rng = np.random.default_rng(10)
     schema = InputSchema((TEXT, FeatureSpec("amount", "numeric")))
-    frame = pd.DataFrame({"text": texts(rng, 400), "amount": rng.normal(size=400)})
+    frame = pd.DataFrame({"text": texts(10, 400), "amount": rng.normal(size=400)})
     reference = reference_of(frame, schema)
-    rows = log_rows(TEXT, texts(rng, 200), rng, 0.0)
+    rows = log_rows(TEXT, texts(11, 200), rng, 0.0)
     for row in rows:
         row["inputs"]["amount"] = float(rng.normal(1.0))  # the amount moved, the text did not
     report, _ = window_drift(reference, schema, rows, SETTINGS)
@@ -143,35 +144,57 @@ def test_text_beside_a_numeric_feature() -> None:
     assert {f.name for f in report.features} == {"amount", *(f"text.{d}" for d in media_module.TEXT_DESCRIPTORS)}
 
 
+def test_a_past_window_as_the_baseline() -> None:
+    # Its text described as a registered reference's, its tensors' descriptors as logged, its sampled
+    # payloads as the embedding reference.
+    rng = np.random.default_rng(12)
+    schema = KINDS["image"].schema
+    past = log_rows(IMAGE, images(12, WINDOW_ROWS), rng, PAYLOAD_RATE)
+    baseline = baseline_of(past, schema)
+    assert baseline.media.embeddings["image"].rows.shape[0] == sum(r["inputs"]["image"] is not None for r in past)
+    dim, _ = window_drift(baseline, schema, log_rows(IMAGE, images(13, WINDOW_ROWS, scale=0.8), rng, 0.3), SETTINGS)
+    assert {"image.brightness", "image"} <= set(dim.drifted_features)
+    unsampled = baseline_of(log_rows(IMAGE, images(14, 50), rng, 0.0), schema)
+    _, notes = window_drift(unsampled, schema, log_rows(IMAGE, images(15, 50), rng, 1.0), SETTINGS)
+    assert notes == ["feature 'image': embedding drift (mmd) not tested: fewer than 2 reference tensors"]
+
+    text_schema = KINDS["text"].schema
+    text_baseline = baseline_of(log_rows(TEXT, texts(16, WINDOW_ROWS), rng, 0.0), text_schema)
+    assert len(text_baseline.media.columns["text.unseen_token_share"]) == WINDOW_ROWS
+    campaign, _ = window_drift(
+        text_baseline, text_schema, log_rows(TEXT, texts(17, WINDOW_ROWS, campaign=0.8), rng, 0), SETTINGS
+    )
+    assert "text.unseen_token_share" in campaign.drifted_features
+
+
 # ---- detection power and false alarms, on generated data -----------------------------------------
 
 CHANGES = {
-    # name: (kind, the changed traffic, the features expected to flag it)
-    "image brightness": ("image", lambda rng, n: images(rng, n, brighten=1.0), {"image.brightness", "image"}),
-    "text length": ("text", lambda rng, n: texts(rng, n, mean_tokens=16.0), {"text.length_tokens"}),
-    "text vocabulary": ("text", lambda rng, n: texts(rng, n, new_share=0.1), {"text.unseen_token_share"}),
-    "audio volume": ("audio", lambda rng, n: clips(rng, n, gain_db=-6.0), {"clip.rms_db"}),
+    # name: (kind, the change, the features expected to flag it in every repeat)
+    "image brightness": ("image", {"scale": 0.8}, {"image.brightness", "image"}),
+    "text length": ("text", {"length": 1.5}, {"text.length_tokens", "text.length_chars"}),
+    "text vocabulary": ("text", {"campaign": 0.5}, {"text.unseen_token_share"}),
+    "audio volume": ("audio", {"gain_db": -6.0}, {"clip.rms_db"}),
 }
 REPEATS = 10
 
 
-def _window(kind: str, seed: int, make: object = None) -> tuple[bool, set[str]]:
+def _window(kind: str, seed: int, **change: Any) -> tuple[bool, set[str]]:
     """(the endpoint's verdict, the drifted features) of one window against a fresh reference."""
     spec = KINDS[kind]
     reference = reference_of(spec.reference_frame(10_000 + seed, REFERENCE_ROWS), spec.schema)
-    rng = np.random.default_rng(seed)
-    traffic = (make or spec.calm)(rng, WINDOW_ROWS)  # type: ignore[operator]
-    report, _ = window_drift(reference, spec.schema, log_rows(spec.spec, traffic, rng, PAYLOAD_RATE), SETTINGS)
+    traffic = spec.make(seed, WINDOW_ROWS, **change)
+    rows = log_rows(spec.spec, traffic, np.random.default_rng(seed), PAYLOAD_RATE)
+    report, _ = window_drift(reference, spec.schema, rows, SETTINGS)
     return report.dataset.drifted, set(report.drifted_features)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", CHANGES)
 def test_each_change_is_flagged(name: str) -> None:
-    kind, make, expected = CHANGES[name]
-    results = [_window(kind, seed, make) for seed in range(REPEATS)]
+    kind, change, expected = CHANGES[name]
+    results = [_window(kind, seed, **change) for seed in range(REPEATS)]
     assert all(drifted for drifted, _ in results), name
-    # Every repeat flags the descriptor (and for images the embedding test) that names the change.
     for feature in expected:
         assert sum(feature in found for _, found in results) == REPEATS, (name, feature, results)
 
