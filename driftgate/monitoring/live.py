@@ -7,25 +7,27 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from driftgate.core.redaction import hidden_fields, mask_text
 from driftgate.core.refs import VersionRef
-from driftgate.errors import BadRequest
+from driftgate.errors import BadRequest, DriftgateError
 from driftgate.monitoring.drift import DriftReport, DriftSettings, compare_frames
 from driftgate.monitoring.drift.media import MediaReference, payload_rows, stack_tensors
 from driftgate.monitoring.live_performance import live_performance
 from driftgate.monitoring.scoring import ScoringVersion
 from driftgate.monitoring.window_metrics import ANSWERED
 from driftgate.registry.reference import from_parquet
-from driftgate.registry.schema import InputSchema
+from driftgate.registry.schema import FeatureSpec, InputSchema
 from driftgate.store import Store
 
 PREDICTION = "__prediction__"
+Rules = tuple[tuple[str, str], ...]  # redaction rules (feature, rule), sorted: a cache key
 DEFAULT_WINDOW = 5000
 MIN_ROWS = 10
 
@@ -52,13 +54,15 @@ class LiveDrift:
     def __init__(self, store: Store, settings: DriftSettings | None = None) -> None:
         self.store = store
         self.settings = settings or DriftSettings()
-        self._references: dict[VersionRef, Reference] = {}
+        # Per version and the redaction rules of its text and tensor features (a masked text's reference
+        # is masked alike): a change of rules fits the reference again.
+        self._references: dict[tuple[VersionRef, Rules], Reference] = {}
         self._lock = threading.Lock()
         self.latest: dict[str, dict[str, Any]] = {}
 
-    def _reference(self, version: ScoringVersion) -> Reference:
+    def _reference(self, version: ScoringVersion, rules: Rules = ()) -> Reference:
         with self._lock:
-            hit = self._references.get(version.ref)
+            hit = self._references.get((version.ref, rules))
             if hit is not None:
                 return hit
             blob = self.store.models.blob(version.ref.model, version.ref.version, "reference")
@@ -72,7 +76,7 @@ class LiveDrift:
             record = self.store.models.get(version.ref.model, version.ref.version)
             target = frame[record.target].to_numpy() if record.target and record.target in frame else None
             try:
-                hit = reference_of(frame, version.schema, target)
+                hit = reference_of(frame, version.schema, target, dict(rules))
             except ValueError as exc:  # a tensor cell of another size than the feature's shape
                 raise BadRequest(f"model {version.ref}: {exc}", model=version.ref.model) from None
             features = hit.features
@@ -80,8 +84,17 @@ class LiveDrift:
                 version.schema.to_frame({n: features[n].tolist() for n in features}, len(features))
             )
             hit = replace(hit, scores=_score_column(preds, proba))
-            self._references[version.ref] = hit
+            self._references[version.ref, rules] = hit
             return hit
+
+    def _rules(self, endpoint: str, schema: InputSchema) -> Rules:
+        """The endpoint's redaction rules of text and tensor features (none for an unknown endpoint)."""
+        try:
+            config, _ = self.store.endpoints.get(endpoint)
+        except DriftgateError:
+            return ()
+        media = {f.name for f in schema.features if not f.is_scalar}
+        return tuple(sorted((k, str(v)) for k, v in (config.get("redact") or {}).items() if k in media))
 
     def report(
         self,
@@ -111,7 +124,11 @@ class LiveDrift:
         """The drift report of logged `rows` (store rows, oldest first) against the version's
         reference data, or against `baseline_rows` (a past window of the same endpoint) when given."""
         rows = [r for r in rows if r["status"] in ANSWERED]
-        reference = self._reference(version) if baseline_rows is None else baseline_of(baseline_rows, version.schema)
+        rules = self._rules(endpoint, version.schema)
+        if baseline_rows is None:
+            reference = self._reference(version, rules)
+        else:
+            reference = baseline_of(baseline_rows, version.schema, dict(rules))
         if len(rows) < MIN_ROWS:
             raise BadRequest(
                 f"the window holds {len(rows)} logged predictions of endpoint {endpoint!r}; drift needs at least "
@@ -180,6 +197,8 @@ def window_drift(
     )
     if reference.scores is not None and cur_scores is not None:
         ref_cols[PREDICTION], cur_cols[PREDICTION] = reference.scores, cur_scores
+    if not ref_cols:
+        raise BadRequest("no feature to compare: the endpoint's redaction rules drop or hash every one")
     embeddings, notes = reference.media.embedding_drift(inputs, settings)
     drift = compare_frames(
         ref_cols,
@@ -192,10 +211,19 @@ def window_drift(
     return drift, notes
 
 
-def reference_of(frame: pd.DataFrame, schema: InputSchema, target: np.ndarray | None = None) -> Reference:
+def reference_of(
+    frame: pd.DataFrame,
+    schema: InputSchema,
+    target: np.ndarray | None = None,
+    redact: Mapping[str, str] | None = None,
+) -> Reference:
     """A registered reference (as read from its Parquet) for drift, without the model's scores: the
     schema's columns (tensor cells as arrays of the feature's shape and dtype; ValueError when a cell
-    does not fit it) and the reference side of its text and tensor features."""
+    does not fit it) and the reference side of its text and tensor features.
+
+    `redact`: the endpoint's rules. A text the log masks ("mask") is masked here too, so that the
+    reference's descriptors are those of texts as stored; a feature the log drops or hashes is left
+    out (what is stored is not what the model saw)."""
     specs = schema.features
     features = frame[[f.name for f in specs if f.name in frame]].copy()
     tensors: dict[str, np.ndarray] = {}
@@ -203,8 +231,19 @@ def reference_of(frame: pd.DataFrame, schema: InputSchema, target: np.ndarray | 
         if spec.kind == "tensor" and spec.shape is not None and spec.name in features:
             tensors[spec.name] = stack_tensors(spec.name, features[spec.name].tolist(), spec.shape, spec.dtype)
             features[spec.name] = _cells(tensors[spec.name])
-    texts = {f.name: features[f.name].tolist() for f in specs if f.kind == "text" and f.name in features}
-    return Reference(features, None, target, MediaReference.fit(specs, texts, tensors))
+    rules = redact or {}
+    texts = {
+        f.name: [mask_text(t) if rules.get(f.name) == "mask" else t for t in features[f.name].tolist()]
+        for f in specs
+        if f.kind == "text" and f.name in features
+    }
+    return Reference(features, None, target, MediaReference.fit(_monitored(specs, rules), texts, tensors))
+
+
+def _monitored(specs: Sequence[FeatureSpec], rules: Mapping[str, str]) -> list[FeatureSpec]:
+    """The features whose stored values are what the model saw (`core.redaction.hidden_fields`)."""
+    hidden = set(hidden_fields(rules))
+    return [f for f in specs if f.name not in hidden]
 
 
 def _cells(array: np.ndarray) -> pd.Series:
@@ -214,10 +253,10 @@ def _cells(array: np.ndarray) -> pd.Series:
     return pd.Series(cells, dtype=object)
 
 
-def baseline_of(rows: list[dict[str, Any]], schema: InputSchema) -> Reference:
+def baseline_of(rows: list[dict[str, Any]], schema: InputSchema, redact: Mapping[str, str] | None = None) -> Reference:
     """A past window used as the reference: features, scores, labels (None where unlabelled); its text
     features' descriptors as for a registered reference, its tensors' as logged, its sampled payloads
-    as the embedding reference."""
+    as the embedding reference (`redact`: as for `reference_of`; stored texts are already masked)."""
     rows = [r for r in rows if r["status"] in ANSWERED]
     if len(rows) < MIN_ROWS:
         raise BadRequest(
@@ -235,7 +274,7 @@ def baseline_of(rows: list[dict[str, Any]], schema: InputSchema) -> Reference:
     texts = {f.name: _texts(frame[f.name]) for f in specs if f.kind == "text"}
     tensors = {f.name: _stacked(payload_rows(f, inputs)[0]) for f in specs if f.kind == "tensor"}
     logged = MediaReference(tuple(f for f in specs if f.kind == "tensor")).current_columns(inputs)
-    media = MediaReference.fit(specs, texts, tensors, tensor_columns=logged)
+    media = MediaReference.fit(_monitored(specs, redact or {}), texts, tensors, tensor_columns=logged)
     return Reference(frame, scores, None if all(v is None for v in labels) else labels, media)
 
 

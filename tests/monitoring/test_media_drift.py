@@ -18,6 +18,8 @@ import pandas as pd
 import pytest
 
 from driftgate.core.payload import encode_tensor
+from driftgate.core.redaction import mask_text
+from driftgate.errors import BadRequest
 from driftgate.monitoring.descriptors import TextDescriber, describe_audio, describe_images
 from driftgate.monitoring.drift import DriftSettings, holm
 from driftgate.monitoring.drift import media as media_module
@@ -165,6 +167,29 @@ def test_a_past_window_as_the_baseline() -> None:
         text_baseline, text_schema, log_rows(TEXT, texts(17, WINDOW_ROWS, campaign=0.8), rng, 0), SETTINGS
     )
     assert "text.unseen_token_share" in campaign.drifted_features
+
+
+def _with_contacts(seed: int, n: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    names = ["ann.lee", "bo.chen", "cy.diaz", "dee.ford"]
+    return [f"{t} Mail {rng.choice(names)}@example.org, call 0151 {rng.integers(1000, 9999)}." for t in texts(seed, n)]
+
+
+def test_a_masked_text_is_compared_with_its_masked_reference() -> None:
+    # The log stores the text masked (`redact: mask`): the reference is masked alike, else every
+    # window would look new (shorter texts, the token "email" unseen, the numbers gone).
+    spec = KINDS["text"]
+    frame = pd.DataFrame({"text": _with_contacts(20, REFERENCE_ROWS)})
+    stored = log_rows(TEXT, [mask_text(t) for t in _with_contacts(21, WINDOW_ROWS)], np.random.default_rng(0), 0)
+    masked, _ = window_drift(reference_of(frame, spec.schema, redact={"text": "mask"}), spec.schema, stored, SETTINGS)
+    assert masked.drifted_features == []
+    unmasked, _ = window_drift(reference_of(frame, spec.schema), spec.schema, stored, SETTINGS)
+    assert {"text.length_chars", "text.unseen_token_share"} <= set(unmasked.drifted_features)
+    # A hashed or dropped text is not what the model saw: no descriptors of it.
+    hashed = reference_of(frame, spec.schema, redact={"text": "hash"})
+    assert hashed.media.columns == {} and list(hashed.features.columns) == ["text"]
+    with pytest.raises(BadRequest, match="redaction rules drop or hash every one"):
+        window_drift(hashed, spec.schema, stored, SETTINGS)
 
 
 # ---- detection power and false alarms, on generated data -----------------------------------------
