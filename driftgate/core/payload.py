@@ -11,11 +11,15 @@ raw payload was not sampled; its descriptors are logged for every row all the sa
 [[0, 1, 2], [3, 4, 5]]
 >>> decode_tensor(None) is None
 True
+>>> decode_tensor({"dtype": "uint8", "shape": [2], "zlib": "bm90IHpsaWI="})
+Traceback (most recent call last):
+ValueError: tensor payload: cannot decode (error: Error -3 while decompressing data: incorrect header check)
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import zlib
 from collections.abc import Mapping
 from typing import Any
@@ -41,6 +45,13 @@ def decode_tensor(payload: Mapping[str, Any] | None) -> np.ndarray | None:
     """The array a logged payload holds (None for an unsampled row); ValueError when it is malformed."""
     if payload is None:
         return None
+    try:
+        return _decoded(payload)
+    except (zlib.error, binascii.Error, TypeError, KeyError, AttributeError) as exc:  # one error type for callers
+        raise ValueError(f"tensor payload: cannot decode ({type(exc).__name__}: {exc})") from None
+
+
+def _decoded(payload: Mapping[str, Any]) -> np.ndarray:
     dtype = payload.get("dtype")
     if dtype not in DTYPES:
         raise ValueError(f"tensor payload: unknown dtype {dtype!r}")
