@@ -24,6 +24,7 @@ from rich.table import Table
 
 from driftgate.client import Client
 from driftgate.demo import media_data, media_models
+from driftgate.demo.phases import follow_rollout
 from driftgate.settings import Settings
 
 ENDPOINT = "line"
@@ -34,7 +35,7 @@ REVIEW_THRESHOLD = 0.9
 
 
 def run(port: int, data_dir: Path, wait: bool, console: Console) -> int:
-    from driftgate.demo.story import BackgroundServer
+    from driftgate.demo.story import BackgroundServer, keep_dashboard_up
 
     shutil.rmtree(data_dir, ignore_errors=True)
     settings = Settings(data_dir=data_dir, port=port, monitor_interval=0, rollout_interval=0.5)
@@ -149,12 +150,7 @@ def run(port: int, data_dir: Path, wait: bool, console: Console) -> int:
         console.print(table)
         ok = bool(alerts) and canary["state"] == "promoted" and not calm["report"]["dataset"]["drifted"]
         if wait:
-            console.print(f"dashboard: http://127.0.0.1:{port}/  (Ctrl+C to stop)")
-            try:
-                while True:
-                    time.sleep(1)
-            except KeyboardInterrupt:
-                pass
+            keep_dashboard_up(console, port)
     shutil.rmtree(workdir, ignore_errors=True)
     return 0 if ok else 1
 
@@ -235,19 +231,12 @@ def _canary(client: Client, version: int, console: Console) -> dict[str, Any]:
         analysis={"max_error_rate": 0.01, "min_accuracy": 0.8, "min_labels": 150},
         reason="retrained on the inspector's labels of dim photos",
     )
-    seed, step, deadline = 100, 0, time.monotonic() + 120
-    view = client.rollout(ENDPOINT)
-    while view["state"] == "running" and time.monotonic() < deadline:
+
+    def dim_photos_checked(seed: int) -> None:
         photos, truth = media_data.digit_images(200, seed, split="test", scale=DIM)
-        seed += 1
         _feedback(client, _send(client, photos), truth)
-        view = client.rollout(ENDPOINT)
-        if view["state"] == "running" and view["step"] != step:
-            step = view["step"]
-            console.print(
-                f"   canary step {step}/{len(view['steps'])}: v{version} answers {view['weight']:g}% of photos"
-            )
-    return view
+
+    return follow_rollout(client, ENDPOINT, version, dim_photos_checked, console, seconds=120)
 
 
 # ---- words ----------------------------------------------------------------------------------------

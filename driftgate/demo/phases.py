@@ -4,6 +4,7 @@ canary phases, the retraining run, the batch job, and what /metrics says about t
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -89,14 +90,26 @@ def canary_phase(client: Client, version: int, console: Console) -> dict[str, An
         analysis={"max_error_rate": 0.01, "max_latency_p99_ms": 500, "min_accuracy": 0.45, "min_labels": 400},
         reason="shadow looked good",
     )
-    seed, step, deadline = 100, 0, time.monotonic() + 90
-    view = client.rollout(ENDPOINT)
-    while view["state"] == "running" and time.monotonic() < deadline:
+
+    def labelled_traffic(seed: int) -> None:
         frame = scenario.transactions(200, seed=seed, shift=1.0)
-        seed += 1
         _, ids, _ = send_traffic(client, frame, batch=20)
         client.feedback(ENDPOINT, dict(zip(ids, frame[scenario.TARGET].tolist(), strict=True)))
-        view = client.rollout(ENDPOINT)
+
+    return follow_rollout(client, ENDPOINT, version, labelled_traffic, console, seconds=90)
+
+
+def follow_rollout(
+    client: Client, endpoint: str, version: int, traffic: Callable[[int], None], console: Console, seconds: float
+) -> dict[str, Any]:
+    """Keep `traffic(seed)` (a batch of requests and their labels) coming while the rollout runs, telling
+    each step as the controller takes it; the rollout's view once it ended (or `seconds` passed)."""
+    seed, step, deadline = 100, 0, time.monotonic() + seconds
+    view = client.rollout(endpoint)
+    while view["state"] == "running" and time.monotonic() < deadline:
+        traffic(seed)
+        seed += 1
+        view = client.rollout(endpoint)
         if view["state"] == "running" and view["step"] != step:
             step = view["step"]
             console.print(

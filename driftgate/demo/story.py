@@ -200,14 +200,19 @@ def run(port: int, data_dir: Path, wait: bool, console: Console) -> int:
         )
         console.print(table)
         if wait:
-            console.print(f"dashboard: http://127.0.0.1:{port}/  (Ctrl+C to stop)")
-            try:
-                while True:
-                    time.sleep(1)
-            except KeyboardInterrupt:
-                pass
+            keep_dashboard_up(console, port)
     shutil.rmtree(workdir, ignore_errors=True)
     return 0 if same and canary["state"] == "promoted" and alerts else 1
+
+
+def keep_dashboard_up(console: Console, port: int) -> None:
+    """Leave the server up for a look at the dashboard, until Ctrl+C."""
+    console.print(f"dashboard: http://127.0.0.1:{port}/  (Ctrl+C to stop)")
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
 
 
 def _alert_line(alerts: list[dict[str, Any]]) -> str:
