@@ -44,7 +44,7 @@ def test_auto_resolves_by_how_each_version_was_loaded(store: Store, artifacts: A
         ),
         "onnx": (Registration("onnx", artifacts.onnx, "onnx", _numeric(artifacts), "ref.csv", target="y"), "process"),
         "python": (
-            Registration("python", b"tests.api.test_model_isolation:Blocking", "python", xs, "ref.csv"),
+            Registration("python", b"tests.slow_model:Blocking", "python", xs, "ref.csv"),
             "thread",
         ),
     }
