@@ -6,6 +6,7 @@ so the rest of the code raises these and never builds HTTP responses itself.
 
 from __future__ import annotations
 
+import numbers
 import reprlib
 from typing import Any
 
@@ -20,6 +21,23 @@ _SHORT.maxstring = _SHORT.maxother = 80
 def short_repr(value: Any) -> str:
     """`repr(value)`, cut to a few nesting levels, items and characters (for error messages)."""
     return _SHORT.repr(value)
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, for error messages ("expects a number, got string")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, numbers.Number):  # numpy's scalars too
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
 
 
 class DriftgateError(Exception):

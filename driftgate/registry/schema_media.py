@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from driftgate.errors import InvalidInput, short_repr
+from driftgate.errors import InvalidInput, json_type, short_repr
 
 # A text feature's bound when its spec says none (characters a row).
 DEFAULT_MAX_CHARS = 100_000
@@ -61,7 +61,7 @@ def convert_text(name: str, nullable: bool, max_chars: int | None, values: Any) 
                     raise _fail(name, "null text; the feature is not nullable", row)
                 value = None
             else:
-                raise _fail(name, f"expects text (a string), got {_json_type(value)} {short_repr(value)}", row)
+                raise _fail(name, f"expects text (a string), got {json_type(value)} {short_repr(value)}", row)
         if value is not None and len(value) > limit:
             raise _fail(name, f"{len(value)} characters, more than the feature's max_chars {limit}", row)
         out[row] = value
@@ -143,13 +143,13 @@ def _row(spec: TensorSpec, cell: Any, row: int) -> np.ndarray:
             return np.full(spec.shape, np.nan, dtype=spec.dtype)
         raise _fail(spec.name, f"null; expects {spec.describe()}", row)
     if not isinstance(cell, list | tuple | np.ndarray):
-        raise _fail(spec.name, f"expects {spec.describe()}, got {_json_type(cell)} {short_repr(cell)}", row)
+        raise _fail(spec.name, f"expects {spec.describe()}, got {json_type(cell)} {short_repr(cell)}", row)
     arr = dense(cell)
     if arr is None or arr.dtype.kind not in "iufb":
         bad = _first_non_number(cell)
         if bad is cell:  # every value a number: the nesting is ragged
             raise _fail(spec.name, f"expects shape {list(spec.shape)}, got ragged nested arrays", row)
-        raise _fail(spec.name, f"expects numbers in {spec.describe()}, got {_json_type(bad)} {short_repr(bad)}", row)
+        raise _fail(spec.name, f"expects numbers in {spec.describe()}, got {json_type(bad)} {short_repr(bad)}", row)
     if arr.shape != spec.shape:
         if arr.shape != (spec.size,):
             raise _fail(
@@ -221,7 +221,7 @@ def _from_object(spec: TensorSpec, cell: dict[str, Any], row: int) -> np.ndarray
 
 def _b64(spec: TensorSpec, text: Any, key: str, row: int, size: int | None) -> bytes:
     if not isinstance(text, str):
-        raise _fail(spec.name, f"{key!r}: expects a base64 string, got {_json_type(text)}", row)
+        raise _fail(spec.name, f"{key!r}: expects a base64 string, got {json_type(text)}", row)
     # Look at the length before decoding: a 50 MB string for a 64-byte tensor is refused unread.
     if size is not None and len(text) > 4 * (size // 3 + 1) + 4:
         raise _fail(spec.name, f"{key!r}: {len(text)} base64 characters, far more than {size} bytes need", row)
@@ -340,19 +340,3 @@ def infer_tensor(column: pd.Series) -> tuple[tuple[int, ...], str, bool] | None:
         return None
     integers = all(a.dtype.kind in "iu" and a.min() >= 0 and a.max() <= 255 for a in arrays if a is not None)
     return shapes.pop(), "uint8" if integers else "float32", len(cells) < len(column)
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float | np.number):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__

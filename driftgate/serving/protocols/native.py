@@ -26,29 +26,12 @@ from typing import Any
 import numpy as np
 import orjson
 
-from driftgate.errors import BadRequest, InvalidInput, short_repr
+from driftgate.errors import BadRequest, InvalidInput, json_type, short_repr
 from driftgate.serving.result import DecodedRequest, PredictionResult
 
 # Numpy scalars and arrays come straight out of models; orjson serialises them natively
 # (C speed, no `.tolist()` round trip).
 _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
-
-
-def _type_name(value: Any) -> str:
-    """JSON-ish name of a decoded value's type, for error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 def load_json_object(body: bytes, what: str = "request body") -> dict[str, Any]:
@@ -60,13 +43,13 @@ def load_json_object(body: bytes, what: str = "request body") -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"{what}: expected valid JSON, got a parse error: {exc}") from None
     if not isinstance(parsed, dict):
-        raise BadRequest(f"{what}: expected a JSON object, got {_type_name(parsed)}")
+        raise BadRequest(f"{what}: expected a JSON object, got {json_type(parsed)}")
     return parsed
 
 
 def require_rows(rows: Any, where: str) -> list[Any]:
     if not isinstance(rows, list):
-        raise InvalidInput(f"'{where}': expected an array of rows, got {_type_name(rows)}", field=where)
+        raise InvalidInput(f"'{where}': expected an array of rows, got {json_type(rows)}", field=where)
     if not rows:
         raise InvalidInput(f"'{where}': expected at least one row, got an empty array", field=where)
     return rows
@@ -93,7 +76,7 @@ def records_to_columns(rows: list[Any], where: str) -> dict[str, list[Any]]:
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise InvalidInput(
-                f"'{where}[{i}]': expected an object like the other rows, got {_type_name(row)}", field=where
+                f"'{where}[{i}]': expected an object like the other rows, got {json_type(row)}", field=where
             )
     every_key = dict.fromkeys(key for row in rows for key in row)  # first-seen order
     return {key: [r.get(key) for r in rows] for key in every_key}
@@ -145,7 +128,7 @@ def rows_to_columns(rows: list[Any], names: Sequence[str], where: str, order: st
         for i, row in enumerate(rows):
             if not isinstance(row, list):
                 raise InvalidInput(
-                    f"'{where}[{i}]': expected an array of {width} values ({order}), got {_type_name(row)}",
+                    f"'{where}[{i}]': expected an array of {width} values ({order}), got {json_type(row)}",
                     field=where,
                 )
             if len(row) != width:
@@ -184,7 +167,7 @@ def table_to_columns(
 def split_to_columns(split: Any, feature_names: Sequence[str], where: str) -> dict[str, list[Any]]:
     """pandas `orient="split"`: {"columns": [...], "data": [[...]], "index": [...] (ignored)}."""
     if not isinstance(split, dict):
-        raise InvalidInput(f"'{where}': expected an object with 'columns' and 'data', got {_type_name(split)}")
+        raise InvalidInput(f"'{where}': expected an object with 'columns' and 'data', got {json_type(split)}")
     if "data" not in split:
         raise InvalidInput(f"'{where}.data': expected an array of rows, got nothing", field=f"{where}.data")
     columns = split.get("columns")
@@ -207,7 +190,7 @@ def split_to_columns(split: Any, feature_names: Sequence[str], where: str) -> di
     rows = require_rows(split["data"], f"{where}.data")
     index = split.get("index")
     if index is not None and (not isinstance(index, list) or len(index) != len(rows)):
-        got = f"{len(index)} entries" if isinstance(index, list) else _type_name(index)
+        got = f"{len(index)} entries" if isinstance(index, list) else json_type(index)
         raise InvalidInput(f"'{where}.index': expected {len(rows)} entries (one per row), got {got}")
     return rows_to_columns(rows, names, f"{where}.data", order)
 
@@ -218,7 +201,7 @@ def parameters_of(obj: dict[str, Any], key: str) -> dict[str, Any]:
     if params is None:
         return {}
     if not isinstance(params, dict):
-        raise BadRequest(f"'{key}': expected an object, got {_type_name(params)}", field=key)
+        raise BadRequest(f"'{key}': expected an object, got {json_type(params)}", field=key)
     return params
 
 
