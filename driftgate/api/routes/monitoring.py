@@ -14,6 +14,7 @@ from driftgate.core.points import MetricPoint
 from driftgate.core.redaction import hidden_fields
 from driftgate.errors import BadRequest, NotFound
 from driftgate.monitoring.monitor import EVENT_METRIC, RUN_METRIC, check_window
+from driftgate.registry.registry import check_version
 
 router = APIRouter(prefix="/v1/endpoints", tags=["monitoring"], dependencies=[Depends(require("predict"))])
 
@@ -122,6 +123,8 @@ async def monitoring(
         raise BadRequest(f"since ({since}) is after until ({until})", field="since")
     if not 1 <= limit <= 100_000:
         raise BadRequest(f"limit must be between 1 and 100000, got {limit}", field="limit")
+    if version is not None:
+        check_version(version, "version")  # a huge number overflowed the database's integer: a 500
     repo = svc.store.monitoring
     if metric is None:
         names = await run_in_threadpool(repo.metrics_available, endpoint)
