@@ -31,12 +31,11 @@ from driftgate.core.payload import DTYPES, encode_tensor
 from driftgate.core.row_encode import encode
 from driftgate.core.row_format import REVIEW_STATUSES, Row
 from driftgate.logonce import RepeatedErrors
-from driftgate.monitoring.descriptors import AUDIO_DESCRIPTORS, IMAGE_DESCRIPTORS, describe_audio, describe_images
+from driftgate.monitoring.descriptors import describe_tensor, tensor_descriptors
 
 # Once per kind of failure, then counted: every batch of the endpoint would fail alike.
 _errors = RepeatedErrors(logging.getLogger("driftgate.recorder"), every=60.0)
 
-DESCRIPTORS = {"image": IMAGE_DESCRIPTORS, "audio": AUDIO_DESCRIPTORS}
 _rng = np.random.default_rng()
 
 
@@ -46,7 +45,7 @@ def descriptor_names(name: str, media: str | None) -> list[str]:
     >>> descriptor_names("image", "image")
     ['image.brightness', 'image.contrast', 'image.sharpness', 'image.saturated_share']
     """
-    return [f"{name}.{d}" for d in DESCRIPTORS.get(media or "", ())]
+    return [f"{name}.{d}" for d in tensor_descriptors(media)]
 
 
 def encode_batch(batch: LogBatch) -> list[Row]:
@@ -74,14 +73,11 @@ def with_media(batch: LogBatch) -> LogBatch:
 
 def describe(spec: TensorLog, tensors: np.ndarray | None) -> dict[str, np.ndarray]:
     """The feature's descriptor columns; NaN (missing) where a row's tensor cannot be described."""
-    names = DESCRIPTORS.get(spec.media or "", ())
+    names = tensor_descriptors(spec.media)
     if not names or tensors is None:
         return {}
-    try:
-        if spec.media == "image":
-            values = describe_images(tensors, max_value=spec.max_value)
-        else:
-            values = describe_audio(tensors.reshape(len(tensors), -1), sample_rate=spec.sample_rate or 0)
+    try:  # the monitor describes the reference's tensors with the same function
+        values = describe_tensor(tensors, spec.media, max_value=spec.max_value, sample_rate=spec.sample_rate or None)
     except ValueError as exc:  # a shape or sample rate the descriptors do not take: payloads are still logged
         _errors.error(
             ("describe", spec.name),
