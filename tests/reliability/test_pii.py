@@ -5,7 +5,6 @@ directory (the database, its WAL, the spool) is searched for the raw values."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import httpx
 from driftgate.client import Client
 from driftgate.core.redaction import hash_value
 from tests.conftest import LiveServer, classification_data
+from tests.reliability.pii_site import deploy_with_shadow, stored_rows
 
 REDACT = {"email": "drop", "customer_id": "hash"}
 
@@ -46,15 +46,7 @@ def _pii_model() -> tuple[bytes, bytes]:
 
 def test_planted_pii_is_never_stored(client: Client, server: LiveServer, figures: dict[str, Any]) -> None:
     artifact, reference = _pii_model()
-    for _ in range(2):
-        client.register_model("clf", artifact, "sklearn", reference=reference, target="y")
-    client.deploy("clf", "clf", 1, redact=REDACT)
-    client.start_rollout("clf", "shadow", 2)
-    svc = server.app.state.services
-    deadline = time.monotonic() + 30
-    while not svc.dataplane.state("clf").config.redact:
-        assert time.monotonic() < deadline, "the endpoint's redaction never took effect"
-        time.sleep(0.05)
+    svc = deploy_with_shadow(client, server, artifact, reference, REDACT)
     planted: list[tuple[str, str]] = []
     with httpx.Client(base_url=server.url, timeout=30) as http:
         for i in range(20):
@@ -68,15 +60,7 @@ def test_planted_pii_is_never_stored(client: Client, server: LiveServer, figures
         assert http.post("/v1/endpoints/clf/predict", json={"instances": [bad]}).status_code == 422
 
     # Wait for the shadow's rows too (scored by an idle-priority child), then write everything queued.
-    deadline = time.monotonic() + 240
-    while True:
-        svc.recorder.flush()
-        rows = svc.store.predictions.window("clf", role=None)
-        if sum(r["role"] == "shadow" for r in rows) >= 20:
-            break
-        assert time.monotonic() < deadline, "the shadow's rows were never logged"
-        time.sleep(0.1)
-    svc.recorder.flush()
+    rows = stored_rows(svc, 20)
 
     # The rows are there, pseudonymised: the hash of a customer id, never the id or the email.
     hashed = {r["inputs"].get("customer_id") for r in rows}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 
 from driftgate.client import Client
 from tests.conftest import LiveServer, classification_data
+from tests.reliability.pii_site import deploy_with_shadow, stored_rows
 
 
 def _planted() -> tuple[str, str]:
@@ -48,15 +48,7 @@ def test_planted_pii_in_free_text_is_masked_everywhere(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     artifact, reference = _note_model()
-    for _ in range(2):
-        client.register_model("clf", artifact, "sklearn", reference=reference, target="y")
-    client.deploy("clf", "clf", 1, redact={"note": "mask"})
-    client.start_rollout("clf", "shadow", 2)
-    svc = server.app.state.services
-    deadline = time.monotonic() + 30
-    while not svc.dataplane.state("clf").config.redact:
-        assert time.monotonic() < deadline, "the endpoint's redaction never took effect"
-        time.sleep(0.05)
+    svc = deploy_with_shadow(client, server, artifact, reference, {"note": "mask"})
     planted: list[tuple[str, str]] = []
     with httpx.Client(base_url=server.url, timeout=30) as http:
         for i in range(20):
@@ -70,15 +62,7 @@ def test_planted_pii_in_free_text_is_masked_everywhere(
         bad = {"x1": "not a number", "x2": 3.0, "colour": "red", "note": f"mail {email} or call {phone}"}
         assert http.post("/v1/endpoints/clf/predict", json={"instances": [bad]}).status_code == 422
 
-    deadline = time.monotonic() + 240
-    while True:
-        svc.recorder.flush()
-        rows = svc.store.predictions.window("clf", role=None)
-        if sum(r["role"] == "shadow" for r in rows) >= 20:
-            break
-        assert time.monotonic() < deadline, "the shadow's rows were never logged"
-        time.sleep(0.1)
-    svc.recorder.flush()
+    rows = stored_rows(svc, 20)
 
     notes = sorted({r["inputs"]["note"] for r in rows})
     assert notes == sorted(
