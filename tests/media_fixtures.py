@@ -84,3 +84,11 @@ def png(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.rint(np.asarray(image) / 16 * 255).astype(np.uint8)).save(buf, "PNG")
     return buf.getvalue()
+
+
+def register_artifact(client: Any, art: Any) -> dict[str, Any]:
+    """Register one of `driftgate.demo.media_models.write_artifacts`' models (text or image: the python
+    audio model registers from the local side only) with its reference data and declared schema."""
+    return client.register_model(
+        art.name, art.artifact, art.format, reference=art.reference, target="label", schema=art.schema
+    )

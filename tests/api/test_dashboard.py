@@ -12,6 +12,7 @@ import pytest
 from driftgate.client import Client
 from tests.api.test_retraining import TRAIN, labelled_traffic
 from tests.conftest import Artifacts, LiveServer, classification_data, make_server
+from tests.media_fixtures import register_artifact
 
 pytestmark = pytest.mark.browser
 FEATURES = ["x1", "x2", "colour"]
@@ -190,11 +191,8 @@ def test_the_review_queue_shows_an_image_and_a_text(tmp_path: Path, browser: obj
     try:
         with Client(srv.url) as client:
             for kind in ("image", "text"):
-                art = arts[kind]
-                client.register_model(
-                    art.name, art.artifact, art.format, reference=art.reference, target="label", schema=art.schema
-                )
-                client.deploy(art.name, art.name, 1, automation="human_only")
+                register_artifact(client, arts[kind])
+                client.deploy(arts[kind].name, arts[kind].name, 1, automation="human_only")
             images, _ = media_data.digit_images(2, seed=7)
             images[0] = 0.0
             images[0][2:6, 2:6] = media_data.PIXEL_MAX  # a white square on black: known pixels

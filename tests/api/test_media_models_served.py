@@ -25,6 +25,7 @@ from driftgate.demo import media_data, media_models
 from driftgate.registry import formats
 from driftgate.registry.registry import Registration, register
 from tests.conftest import LiveServer, free_port, make_server
+from tests.media_fixtures import register_artifact
 
 pytestmark = pytest.mark.slow
 
@@ -44,11 +45,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     try:
         with Client(server.url, timeout=180) as client:
             for kind in ("text", "image"):
-                art = artifacts[kind]
-                client.register_model(
-                    art.name, Path(art.artifact).read_bytes(), art.format, reference=art.reference, target="label",
-                    schema=art.schema,
-                )  # fmt: skip
+                register_artifact(client, artifacts[kind])
             art = artifacts["audio"]  # format 'python' registers from the local side only
             store = server.app.state.services.store
             reference = art.reference.read_bytes()

@@ -18,6 +18,7 @@ from driftgate.client import Client
 from driftgate.demo import media_data, media_models
 from driftgate.monitoring.descriptors import IMAGE_DESCRIPTORS, TEXT_DESCRIPTORS
 from tests.conftest import make_server
+from tests.media_fixtures import register_artifact
 
 pytestmark = pytest.mark.slow
 WINDOW = 300
@@ -33,11 +34,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     try:
         with Client(server.url, timeout=180) as client:
             for kind in ("text", "image"):
-                art = artifacts[kind]
-                client.register_model(
-                    art.name, Path(art.artifact).read_bytes(), art.format, reference=art.reference, target="label",
-                    schema=art.schema,
-                )  # fmt: skip
+                register_artifact(client, artifacts[kind])
             # Every image payload kept: the window's MMD sample is then the whole window, and the run
             # is a function of the images sent alone (the sampling itself is tested with the log).
             client.deploy("digits", "digits", 1, payload_sample_rate=1.0)
